@@ -1,0 +1,437 @@
+"""The Coworld manifest (`coworld_manifest.json`): models, loading and semantic validation.
+
+The models accept every manifest that the reference 0.1.11 JSON Schema accepts. On top of the schema,
+`parse_manifest` enforces what the reference enforces in code (token rule, configs validated with
+placeholder tokens, certification players resolvable, PEP 440 version) and a few things it only
+documents (results must declare a per-slot `scores` array, config/results schemas must themselves be
+valid JSON Schemas). Every problem is reported at once, each with its JSON path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import unquote, urlparse
+
+from jsonschema import Draft202012Validator, FormatChecker
+from jsonschema.exceptions import SchemaError
+from packaging.version import InvalidVersion, Version
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from coworld_pipeline.contract.problems import (
+    ContractError,
+    Problem,
+    json_path,
+    jsonschema_problems,
+    pydantic_problems,
+)
+
+MANIFEST_FILENAME = "coworld_manifest.json"
+
+
+class Role(StrEnum):
+    PLAYER = "player"
+    REPORTER = "reporter"
+    COMMISSIONER = "commissioner"
+    GRADER = "grader"
+    DIAGNOSER = "diagnoser"
+    OPTIMIZER = "optimizer"
+
+
+SUPPORTING_ROLES = [Role.REPORTER, Role.COMMISSIONER, Role.GRADER, Role.DIAGNOSER, Role.OPTIMIZER]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class TextDoc(_Strict):
+    type: Literal["text"]
+    value: str = Field(min_length=1)
+
+
+class UriDoc(_Strict):
+    type: Literal["uri"]
+    value: str = Field(min_length=1, pattern=r"^https?://")
+
+
+Doc = Annotated[TextDoc | UriDoc, Field(discriminator="type")]
+
+
+class DocPage(_Strict):
+    id: str = Field(min_length=1)
+    title: str = Field(min_length=1)
+    content: Doc
+
+
+class Docs(_Strict):
+    readme: Doc | None = None
+    pages: list[DocPage] = Field(default_factory=list)
+
+
+class ProtocolDocs(_Strict):
+    player: Doc
+    global_: Doc = Field(alias="global")
+
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class Runnable(BaseModel):
+    """What starts a runnable: an image, an optional argv replacing entrypoint+cmd, public env."""
+
+    # The reference drops unknown runnable keys rather than rejecting them.
+    model_config = ConfigDict(extra="ignore")
+
+    image: str
+    run: list[str] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+class GameRunnable(Runnable):
+    type: Literal["game"] = "game"
+
+
+class RoleRunnable(Runnable):
+    type: Role
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    source_url: str | None = None
+
+
+class GameSpec(_Strict):
+    name: str = Field(min_length=1)
+    # Optional only so that templates (which `coworld build` hydrates) can be validated too;
+    # `CoworldManifest.is_template` tells the two apart.
+    version: str | None = Field(default=None, min_length=1)
+    description: str = Field(min_length=1)
+    owner: str = Field(min_length=1)
+    config_schema: dict[str, Any]
+    results_schema: dict[str, Any]
+    runnable: GameRunnable
+    protocols: ProtocolDocs
+    docs: Docs | None = None
+
+
+class Variant(_Strict):
+    id: str = Field(min_length=1)
+    name: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+    game_config: dict[str, Any]
+    parent_id: str | None = Field(default=None, min_length=1)
+
+
+class CertificationPlayer(_Strict):
+    player_id: str = Field(min_length=1)
+
+
+class CertificationFixture(_Strict):
+    game_config: dict[str, Any]
+    players: list[CertificationPlayer] = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class SlotRule:
+    """How many slots a config has.
+
+    Reference 0.1.11: `tokens.minItems == tokens.maxItems` is the fixed slot count. Newer references
+    (EVOLUTION §2) treat unequal bounds as a range whose concrete count comes from
+    `game_config.players`; we accept that only when `players` is declared with the same bounds, so
+    every config still fixes its count unambiguously.
+    """
+
+    min_slots: int
+    max_slots: int
+
+    @property
+    def fixed(self) -> bool:
+        return self.min_slots == self.max_slots
+
+    def slots_for(self, game_config: dict[str, Any]) -> int:
+        if self.fixed:
+            return self.min_slots
+        players = game_config.get("players")
+        if not isinstance(players, list):
+            raise ValueError("game_config.players must be an array: it sets the slot count of this config")
+        return len(players)
+
+    def describe(self) -> str:
+        return str(self.min_slots) if self.fixed else f"{self.min_slots}-{self.max_slots}"
+
+
+class CoworldManifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+    schema_: str | None = Field(default=None, alias="$schema")
+    game: GameSpec
+    player: list[RoleRunnable] = Field(min_length=1)
+    reporter: list[RoleRunnable] = Field(default_factory=list)
+    commissioner: list[RoleRunnable] = Field(default_factory=list)
+    grader: list[RoleRunnable] = Field(default_factory=list)
+    diagnoser: list[RoleRunnable] = Field(default_factory=list)
+    optimizer: list[RoleRunnable] = Field(default_factory=list)
+    variants: list[Variant] = Field(min_length=1)
+    certification: CertificationFixture
+
+    # ---- derived facts -------------------------------------------------------------------------
+
+    @property
+    def is_template(self) -> bool:
+        return self.game.version is None
+
+    @property
+    def slot_rule(self) -> SlotRule:
+        rule, problems = _slot_rule(self.game.config_schema)
+        if rule is None:
+            raise ContractError("manifest", problems)
+        return rule
+
+    def slots_for(self, game_config: dict[str, Any]) -> int:
+        return self.slot_rule.slots_for(game_config)
+
+    def variant(self, variant_id: str) -> Variant:
+        for v in self.variants:
+            if v.id == variant_id:
+                return v
+        known = ", ".join(v.id for v in self.variants)
+        raise KeyError(f"unknown variant {variant_id!r} (this Coworld has: {known})")
+
+    def role(self, role: Role | str) -> list[RoleRunnable]:
+        return list(getattr(self, Role(role).value))
+
+    def player_runnable(self, player_id: str) -> RoleRunnable:
+        for p in self.player:
+            if p.id == player_id:
+                return p
+        known = ", ".join(p.id for p in self.player)
+        raise KeyError(f"unknown player {player_id!r} (declared players: {known})")
+
+    def all_images(self) -> list[str]:
+        images = [self.game.runnable.image]
+        for role in Role:
+            images += [r.image for r in self.role(role)]
+        return list(dict.fromkeys(images))
+
+    def to_json_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", by_alias=True, exclude_none=True)
+
+    @property
+    def content_hash(self) -> str:
+        """sha256 of the canonical JSON, used to key stored Coworld versions."""
+        canonical = json.dumps(self.to_json_dict(), sort_keys=True, separators=(",", ":"))
+        return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()
+
+    @property
+    def label(self) -> str:
+        return f"{self.game.name}:{self.game.version or 'template'}"
+
+
+# ---- validation ----------------------------------------------------------------------------------
+
+
+def placeholder_tokens(n: int) -> list[str]:
+    return [f"token-{i}" for i in range(n)]
+
+
+def _slot_rule(config_schema: dict[str, Any]) -> tuple[SlotRule | None, list[Problem]]:
+    base = "$.game.config_schema"
+    required = config_schema.get("required")
+    if not isinstance(required, list) or "tokens" not in required:
+        return None, [Problem(f"{base}.required", "must be a list that contains 'tokens'")]
+    props = config_schema.get("properties")
+    if not isinstance(props, dict) or not isinstance(props.get("tokens"), dict):
+        return None, [Problem(f"{base}.properties.tokens", "must be an object (the per-slot token array)")]
+    tokens = props["tokens"]
+    tpath = f"{base}.properties.tokens"
+    problems = []
+    if tokens.get("type") != "array":
+        problems.append(Problem(f"{tpath}.type", "must be 'array'"))
+    items = tokens.get("items")
+    if not isinstance(items, dict) or items.get("type") != "string":
+        problems.append(Problem(f"{tpath}.items", "must be an object with type 'string'"))
+    lo, hi = tokens.get("minItems"), tokens.get("maxItems")
+    for key, val in (("minItems", lo), ("maxItems", hi)):
+        if not isinstance(val, int) or isinstance(val, bool) or val < 1:
+            problems.append(Problem(f"{tpath}.{key}", "must be a positive integer (it fixes the slot count)"))
+    if problems:
+        return None, problems
+    assert isinstance(lo, int) and isinstance(hi, int)
+    if lo == hi:
+        return SlotRule(lo, hi), []
+    players = props.get("players")
+    if (
+        lo < hi
+        and isinstance(players, dict)
+        and players.get("type") == "array"
+        and players.get("minItems") == lo
+        and players.get("maxItems") == hi
+        and "players" in required
+    ):
+        return SlotRule(lo, hi), []
+    return None, [
+        Problem(
+            f"{tpath}.maxItems",
+            f"minItems ({lo}) must equal maxItems ({hi}): that number is the slot count. A slot range is "
+            "only accepted when config_schema also requires a 'players' array with the same "
+            "minItems/maxItems, so that each config's players array fixes its slot count",
+        )
+    ]
+
+
+def _check_json_schema(schema: dict[str, Any], path: str) -> list[Problem]:
+    try:
+        Draft202012Validator.check_schema(schema)
+    except SchemaError as err:
+        return [Problem(json_path(err.absolute_path, path), f"not a valid JSON Schema: {err.message}")]
+    return []
+
+
+def _check_results_schema(schema: dict[str, Any]) -> list[Problem]:
+    path = "$.game.results_schema"
+    required = schema.get("required")
+    if not isinstance(required, list) or "scores" not in required:
+        return [Problem(f"{path}.required", "must contain 'scores' (one number per slot)")]
+    scores = (schema.get("properties") or {}).get("scores")
+    if not isinstance(scores, dict) or scores.get("type") != "array":
+        return [Problem(f"{path}.properties.scores", "must be declared as an array of numbers")]
+    items = scores.get("items")
+    if isinstance(items, dict) and items.get("type") not in (None, "number", "integer"):
+        return [Problem(f"{path}.properties.scores.items.type", "must be 'number' (one score per slot)")]
+    return []
+
+
+def check_game_config(
+    manifest: CoworldManifest, game_config: dict[str, Any], path: str, expected_slots: int | None = None
+) -> list[Problem]:
+    """Check a token-free config: no tokens, a resolvable slot count, valid with placeholder tokens."""
+    if "tokens" in game_config:
+        return [Problem(f"{path}.tokens", "game_config must not include runner-managed tokens")]
+    rule, problems = _slot_rule(manifest.game.config_schema)
+    if rule is None:
+        return []  # reported once against the config schema itself
+    try:
+        n = rule.slots_for(game_config)
+    except ValueError as err:
+        return [Problem(f"{path}.players", str(err))]
+    if not rule.min_slots <= n <= rule.max_slots:
+        return [Problem(f"{path}.players", f"{n} players is outside the slot range {rule.describe()}")]
+    if expected_slots is not None and n != expected_slots:
+        return [Problem(path, f"this config has {n} slots but {expected_slots} players were given")]
+    concrete = {**game_config, "tokens": placeholder_tokens(n)}
+    validator = Draft202012Validator(manifest.game.config_schema, format_checker=FormatChecker())
+    return jsonschema_problems(validator.iter_errors(concrete), path)
+
+
+def semantic_problems(manifest: CoworldManifest) -> list[Problem]:
+    problems: list[Problem] = []
+    game = manifest.game
+    if game.version is not None:
+        try:
+            Version(game.version)
+        except InvalidVersion:
+            problems.append(Problem("$.game.version", f"{game.version!r} is not a PEP 440 version"))
+
+    schema_problems = _check_json_schema(game.config_schema, "$.game.config_schema")
+    schema_problems += _check_json_schema(game.results_schema, "$.game.results_schema")
+    problems += schema_problems
+    problems += _check_results_schema(game.results_schema)
+    rule, rule_problems = _slot_rule(game.config_schema)
+    problems += rule_problems
+
+    if not game.runnable.image.strip():
+        problems.append(Problem("$.game.runnable.image", "must not be empty"))
+    for role in Role:
+        for i, r in enumerate(manifest.role(role)):
+            if not r.image.strip():
+                problems.append(Problem(f"$.{role.value}[{i}].image", "must not be empty"))
+
+    seen: dict[str, int] = {}
+    for i, p in enumerate(manifest.player):
+        if p.id in seen:
+            problems.append(Problem(f"$.player[{i}].id", f"duplicate player id {p.id!r} (also $.player[{seen[p.id]}])"))
+        seen.setdefault(p.id, i)
+
+    variant_ids: dict[str, int] = {}
+    for i, v in enumerate(manifest.variants):
+        if v.id in variant_ids:
+            problems.append(Problem(f"$.variants[{i}].id", f"duplicate variant id {v.id!r}"))
+        variant_ids.setdefault(v.id, i)
+    for i, v in enumerate(manifest.variants):
+        if v.parent_id is not None and v.parent_id not in variant_ids:
+            problems.append(Problem(f"$.variants[{i}].parent_id", f"no variant has id {v.parent_id!r}"))
+
+    if rule is not None and not schema_problems:
+        for i, v in enumerate(manifest.variants):
+            problems += check_game_config(manifest, v.game_config, f"$.variants[{i}].game_config")
+        cert = manifest.certification
+        problems += check_game_config(
+            manifest, cert.game_config, "$.certification.game_config", expected_slots=len(cert.players)
+        )
+    for i, cp in enumerate(manifest.certification.players):
+        if cp.player_id not in seen:
+            problems.append(
+                Problem(
+                    f"$.certification.players[{i}].player_id",
+                    f"no entry in $.player has id {cp.player_id!r} (declared: {', '.join(seen) or 'none'})",
+                )
+            )
+    return problems
+
+
+def parse_manifest(data: Any, source: str = "manifest") -> CoworldManifest:
+    """Validate a decoded manifest; raise ContractError listing every problem."""
+    if not isinstance(data, dict):
+        raise ContractError(source, [Problem("$", "a manifest must be a JSON object")])
+    try:
+        manifest = CoworldManifest.model_validate(data)
+    except ValidationError as exc:
+        raise ContractError(source, pydantic_problems(exc)) from None
+    problems = semantic_problems(manifest)
+    if problems:
+        raise ContractError(source, problems)
+    return manifest
+
+
+def read_json_document(ref: str | Path, what: str) -> Any:
+    """Read JSON from a local path, file:// or http(s):// URI, with problems instead of tracebacks."""
+    text_ref = str(ref)
+    parsed = urlparse(text_ref)
+    try:
+        if parsed.scheme in ("http", "https"):
+            import httpx
+
+            resp = httpx.get(text_ref, timeout=30, follow_redirects=True)
+            resp.raise_for_status()
+            raw = resp.text
+        else:
+            path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(text_ref)
+            raw = path.read_text(encoding="utf-8")
+    except (OSError, ValueError) as err:
+        raise ContractError(f"{what} {text_ref}", [Problem("$", f"cannot read: {err}")]) from None
+    except Exception as err:  # httpx errors: report, do not trace back
+        raise ContractError(f"{what} {text_ref}", [Problem("$", f"cannot fetch: {err}")]) from None
+    try:
+        return json.loads(raw)
+    except json.JSONDecodeError as err:
+        raise ContractError(
+            f"{what} {text_ref}",
+            [Problem("$", f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}")],
+        ) from None
+
+
+def load_manifest(ref: str | Path) -> CoworldManifest:
+    """Load and validate a manifest from a path or URI."""
+    return parse_manifest(read_json_document(ref, "manifest"), source=f"manifest {ref}")
+
+
+def manifest_dir(ref: str | Path) -> Path | None:
+    """Directory of a local manifest (process runnables run there), or None for remote ones."""
+    parsed = urlparse(str(ref))
+    if parsed.scheme in ("http", "https"):
+        return None
+    path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(ref)
+    return path.resolve().parent
