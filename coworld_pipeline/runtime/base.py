@@ -1,0 +1,111 @@
+"""What every runtime (docker, process) provides to the episode lifecycle.
+
+A runtime starts runnables inside a *sandbox*: one per episode (or replay session). The sandbox
+owns everything it started and removes all of it when closed, on every exit path.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+GAME_PORT = 8080  # the port games listen on inside a container, per the contract
+
+LaunchRole = Literal["game", "player", "replay"]
+
+
+@dataclass
+class ResourceLimits:
+    """Per-container limits (docker runtime). The process runtime cannot enforce them."""
+
+    cpus: float = 1.0
+    memory: str = "1g"
+    pids: int = 512
+
+
+@dataclass
+class LaunchSpec:
+    role: LaunchRole
+    name: str  # "game", "player-0", "replay"
+    image: str
+    run: list[str]
+    env: dict[str, str]  # manifest env first, platform env after (platform wins on collision)
+    stdout_path: Path
+    stderr_path: Path | None = None  # None: stderr merged into stdout (players)
+    secret_env: dict[str, str] = field(default_factory=dict)
+    workspace: Path | None = None  # game/replay: read-write workspace (/coworld in containers)
+    readonly_dirs: dict[str, Path] = field(default_factory=dict)  # container path -> host dir
+    serve: bool = False  # game/replay: reachable from the host on a loopback port
+    slot: int | None = None
+
+
+class Launched(abc.ABC):
+    """A started runnable."""
+
+    spec: LaunchSpec
+
+    @abc.abstractmethod
+    def poll(self) -> int | None:
+        """Exit code, or None while running."""
+
+    @abc.abstractmethod
+    def stop(self) -> None:
+        """Stop it now (idempotent). Logs collected so far stay on disk."""
+
+    @property
+    @abc.abstractmethod
+    def host_port(self) -> int:
+        """Loopback port on the host where a serving runnable answers."""
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.host_port}"
+
+
+class Sandbox(abc.ABC):
+    """Everything one episode started; closing it removes all of it."""
+
+    @abc.abstractmethod
+    def start(self, spec: LaunchSpec) -> Launched: ...
+
+    @abc.abstractmethod
+    def workspace_uri(self, name: str) -> str:
+        """URI of a workspace file as the game sees it (`file:///coworld/...` in containers)."""
+
+    @abc.abstractmethod
+    def player_ws_base(self, game: Launched) -> str:
+        """Base websocket URL at which players reach the game (`ws://host:port`)."""
+
+    def readonly_uri(self, container_dir: str, host_dir: Path, name: str) -> str:
+        return f"file://{host_dir / name}"
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Stop and remove everything; collect logs first. Idempotent."""
+
+
+class Runtime(abc.ABC):
+    name: str
+
+    @abc.abstractmethod
+    def check_image(self, image: str) -> None:
+        """Raise EpisodeFailure(image_missing) when the image cannot be run."""
+
+    @abc.abstractmethod
+    def new_sandbox(self, run_id: str, purpose: str, allow_player_egress: bool = False) -> Sandbox: ...
+
+    @contextlib.contextmanager
+    def sandbox(self, run_id: str, purpose: str, allow_player_egress: bool = False) -> Iterator[Sandbox]:
+        from coworld_pipeline.runtime.signals import shielded
+
+        with shielded():
+            box = self.new_sandbox(run_id, purpose, allow_player_egress)
+        try:
+            yield box
+        finally:
+            with shielded():
+                box.close()

@@ -1,0 +1,241 @@
+"""The `docker` runtime: every runnable in its own container, via the docker SDK.
+
+Per episode: a private network (internal, so players have no route out unless egress is allowed)
+on which the game answers at an alias, plus a small public network that only the game joins so its
+port can be published on 127.0.0.1 for browsers and the runner's probes. Every container and
+network carries labels naming its owner, and the sandbox removes all of them when closed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import platform
+from pathlib import Path
+from typing import Any
+
+from coworld_pipeline.runtime.base import GAME_PORT, Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
+from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.janitor import LABEL_MANAGED, LABEL_OWNER, LABEL_ROLE, LABEL_RUN, owner_label
+
+_ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
+
+
+def _memory_bytes(text: str) -> int:
+    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
+    text = text.strip().lower().rstrip("b")
+    if text and text[-1] in units:
+        return int(float(text[:-1]) * units[text[-1]])
+    return int(text)
+
+
+def docker_client() -> Any:
+    import docker
+
+    try:
+        client = docker.from_env(timeout=60)
+        client.ping()
+    except Exception as exc:
+        raise EpisodeFailure(
+            ErrorType.PLATFORM_ERROR,
+            f"no Docker engine answers ({exc}); start one (see scripts/setup.sh) or use --runtime process",
+        ) from None
+    return client
+
+
+class _Container(Launched):
+    def __init__(self, sandbox: DockerSandbox, spec: LaunchSpec, container: Any):
+        self.sandbox = sandbox
+        self.spec = spec
+        self.container = container
+        self._port: int | None = None
+        self._exit: int | None = None
+        self._logs_saved = False
+        self.oom_killed = False
+
+    def poll(self) -> int | None:
+        if self._exit is not None:
+            return self._exit
+        try:
+            self.container.reload()
+        except Exception:
+            self._exit = -1
+            return self._exit
+        state = self.container.attrs.get("State", {})
+        if state.get("Status") in ("exited", "dead"):
+            self._exit = int(state.get("ExitCode", -1))
+            self.oom_killed = bool(state.get("OOMKilled"))
+        return self._exit
+
+    @property
+    def host_port(self) -> int:
+        if self._port is None:
+            self.container.reload()
+            bindings = self.container.attrs["NetworkSettings"]["Ports"].get(f"{GAME_PORT}/tcp") or []
+            if not bindings:
+                raise RuntimeError(f"{self.spec.name} has no published port")
+            self._port = int(bindings[0]["HostPort"])
+        return self._port
+
+    def save_logs(self) -> None:
+        if self._logs_saved:
+            return
+        self._logs_saved = True
+        spec = self.spec
+        with contextlib.suppress(Exception):
+            if spec.stderr_path is None:
+                data = self.container.logs(stdout=True, stderr=True)
+                with open(spec.stdout_path, "ab") as f:
+                    f.write(data)
+            else:
+                with open(spec.stdout_path, "ab") as f:
+                    f.write(self.container.logs(stdout=True, stderr=False))
+                with open(spec.stderr_path, "ab") as f:
+                    f.write(self.container.logs(stdout=False, stderr=True))
+
+    def stop(self) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(Exception):
+                self.container.kill()
+        self.save_logs()
+        with contextlib.suppress(Exception):
+            self.container.remove(force=True)
+
+
+class DockerSandbox(Sandbox):
+    def __init__(self, runtime: DockerRuntime, run_id: str, purpose: str, allow_player_egress: bool):
+        self.runtime = runtime
+        self.client = runtime.client
+        self.run_id = run_id
+        self.prefix = f"coworld-{purpose}"
+        self.alias = f"coworld-game-{run_id}"
+        self.labels = {LABEL_MANAGED: "1", LABEL_RUN: run_id, LABEL_OWNER: owner_label()}
+        self.launched: list[_Container] = []
+        self.networks: list[Any] = []
+        self._closed = False
+        self.allow_player_egress = allow_player_egress
+        self._episode_net: Any = None
+        self._public_net: Any = None
+
+    def _network(self, name: str, internal: bool) -> Any:
+        net = self.client.networks.create(
+            name, driver="bridge", internal=internal, labels=self.labels, check_duplicate=True
+        )
+        self.networks.append(net)
+        return net
+
+    @property
+    def episode_net(self) -> Any:
+        if self._episode_net is None:
+            self._episode_net = self._network(f"{self.prefix}-{self.run_id}", internal=not self.allow_player_egress)
+        return self._episode_net
+
+    @property
+    def public_net(self) -> Any:
+        if self._public_net is None:
+            self._public_net = self._network(f"{self.prefix}-{self.run_id}-pub", internal=False)
+        return self._public_net
+
+    def start(self, spec: LaunchSpec) -> Launched:
+        limits = self.runtime.limits.get(spec.role, ResourceLimits())
+        volumes: dict[str, dict[str, str]] = {}
+        if spec.workspace is not None:
+            volumes[str(spec.workspace.resolve())] = {"bind": "/coworld", "mode": "rw"}
+        for container_dir, host_dir in spec.readonly_dirs.items():
+            volumes[str(host_dir.resolve())] = {"bind": container_dir, "mode": "ro"}
+        env = dict(spec.env)
+        if spec.serve:
+            env.update({"COGAME_HOST": "0.0.0.0", "COGAME_PORT": str(GAME_PORT)})
+        env.update(spec.secret_env)
+        name = f"{self.prefix}-{spec.name}-{self.run_id}"
+        kwargs: dict[str, Any] = {
+            "name": name,
+            "environment": env,
+            "labels": {**self.labels, LABEL_ROLE: spec.role},
+            "volumes": volumes,
+            "nano_cpus": int(limits.cpus * 1e9),
+            "mem_limit": _memory_bytes(limits.memory),
+            "memswap_limit": _memory_bytes(limits.memory),
+            "pids_limit": limits.pids,
+            "detach": True,
+        }
+        if spec.run:
+            kwargs["entrypoint"] = [spec.run[0]]
+            kwargs["command"] = list(spec.run[1:])
+        if spec.serve:
+            # The replay server needs no episode network; the game joins it below with its alias.
+            kwargs["network"] = self.public_net.name
+            kwargs["ports"] = {f"{GAME_PORT}/tcp": ("127.0.0.1", None)}
+        else:
+            kwargs["network"] = self.episode_net.name
+        try:
+            container = self.client.containers.create(spec.image, **kwargs)
+        except Exception as exc:
+            kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
+            if "No such image" in str(exc):
+                kind = ErrorType.IMAGE_MISSING
+            raise EpisodeFailure(kind, f"cannot create {spec.name} container: {exc}", slot=spec.slot) from None
+        launched = _Container(self, spec, container)
+        self.launched.append(launched)
+        try:
+            if spec.role == "game":
+                self.episode_net.connect(container, aliases=[self.alias])
+            container.start()
+        except Exception as exc:
+            kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
+            raise EpisodeFailure(kind, f"cannot start {spec.name} container: {exc}", slot=spec.slot) from None
+        return launched
+
+    def workspace_uri(self, name: str) -> str:
+        return f"file:///coworld/{name}"
+
+    def readonly_uri(self, container_dir: str, host_dir: Path, name: str) -> str:
+        return f"file://{container_dir}/{name}"
+
+    def player_ws_base(self, game: Launched) -> str:
+        return f"ws://{self.alias}:{GAME_PORT}"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for c in reversed(self.launched):
+            c.stop()
+        for net in self.networks:
+            with contextlib.suppress(Exception):
+                net.remove()
+
+
+class DockerRuntime(Runtime):
+    name = "docker"
+
+    def __init__(self, limits: dict[str, ResourceLimits] | None = None):
+        self.client = docker_client()
+        self.limits = {"game": ResourceLimits(), "player": ResourceLimits(), "replay": ResourceLimits()}
+        self.limits.update(limits or {})
+        self._checked: set[str] = set()
+
+    def check_image(self, image: str) -> None:
+        if image in self._checked:
+            return
+        import docker.errors
+
+        try:
+            info = self.client.images.get(image).attrs
+        except docker.errors.ImageNotFound:
+            raise EpisodeFailure(
+                ErrorType.IMAGE_MISSING,
+                f"image {image!r} is not present locally (no registry is consulted): build or load it first",
+            ) from None
+        except docker.errors.APIError as exc:
+            raise EpisodeFailure(ErrorType.IMAGE_MISSING, f"image {image!r} cannot be inspected: {exc}") from None
+        host_arch = _ARCH.get(platform.machine(), platform.machine())
+        if info.get("Os") != "linux" or info.get("Architecture") != host_arch:
+            raise EpisodeFailure(
+                ErrorType.IMAGE_MISSING,
+                f"image {image!r} is {info.get('Os')}/{info.get('Architecture')}; rebuild it with "
+                f"--platform linux/{host_arch}",
+            )
+        self._checked.add(image)
+
+    def new_sandbox(self, run_id: str, purpose: str, allow_player_egress: bool = False) -> Sandbox:
+        return DockerSandbox(self, run_id, purpose, allow_player_egress)

@@ -1,0 +1,478 @@
+"""One episode, start to finish (CONTRACT §3-§4), on any runtime.
+
+The lifecycle: images → tokens and concrete config → game → health → contract probes → players →
+first /global message → wait for the game (failing fast when a player dies) → players exit →
+optional replay verification → everything removed → results validated → replay compressed.
+Artifacts land in the workspace; a failure also writes `error_info.json` and never loses logs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import secrets
+import time
+import zlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlencode
+
+from jsonschema import Draft202012Validator, FormatChecker
+
+from coworld_pipeline.contract.episode_request import EpisodeRequest
+from coworld_pipeline.contract.problems import ContractError, jsonschema_problems
+from coworld_pipeline.contract.results import validate_results
+from coworld_pipeline.runtime import probes
+from coworld_pipeline.runtime.base import Launched, LaunchSpec, Runtime, Sandbox
+from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.signals import Terminated, shielded
+
+# Files the runner (re)writes; stale copies from an earlier run in the same directory are removed first.
+RUN_ARTIFACTS = (
+    "config.json",
+    "results.json",
+    "replay.json",
+    "replay.json.z",
+    "error_info.json",
+    "episode.json",
+    "player_failure.json",
+)
+
+PhaseCallback = Callable[[str, str], None]
+
+
+@dataclass
+class EpisodeLinks:
+    """Where a human can watch or play an episode (printed by `coworld play`)."""
+
+    base_url: str
+    players: list[str]
+    global_url: str
+    admin_url: str
+
+
+@dataclass
+class EpisodeOptions:
+    timeout_seconds: float = 3600.0
+    startup_timeout_seconds: float | None = None  # default: min(timeout, 60)
+    probes: bool = True  # route, bad-token and first-/global checks (run-episode, certify)
+    verify_replay: bool = False
+    secret_env: dict[int, dict[str, str]] = field(default_factory=dict)
+    allow_player_egress: bool = False
+    player_exit_grace_seconds: float = 10.0
+    purpose: str = "run"
+    on_phase: PhaseCallback | None = None
+    on_game_ready: Callable[[EpisodeLinks], None] | None = None
+    # Where the game writes results/replay instead of the workspace (e.g. presigned S3 PUT URLs);
+    # `fetch_output(name)` then pulls those bytes back for validation.
+    game_output_uris: dict[str, str] | None = None
+    fetch_output: Callable[[str], bytes | None] | None = None
+
+
+@dataclass
+class EpisodeOutcome:
+    workspace: Path
+    run_id: str
+    slot_count: int
+    wall_seconds: float
+    results: dict[str, Any] | None = None
+    scores: list[float] | None = None
+    error: EpisodeFailure | None = None
+    phase_seconds: dict[str, float] = field(default_factory=dict)
+    checks: list[tuple[str, bool, str]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    def files(self) -> dict[str, Path]:
+        return {p.relative_to(self.workspace).as_posix(): p for p in sorted(self.workspace.rglob("*")) if p.is_file()}
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "run_id": self.run_id,
+            "status": "success" if self.ok else "failed",
+            "slot_count": self.slot_count,
+            "scores": self.scores,
+            "wall_seconds": round(self.wall_seconds, 3),
+            "phase_seconds": {k: round(v, 3) for k, v in self.phase_seconds.items()},
+            "error": self.error.to_json() if self.error else None,
+            "checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in self.checks],
+            "files": sorted(self.files()),
+        }
+
+
+def _tail(path: Path, limit: int = 4000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-limit:].decode("utf-8", errors="replace")
+
+
+class _Episode:
+    def __init__(self, request: EpisodeRequest, workspace: Path, runtime: Runtime, options: EpisodeOptions):
+        self.request = request
+        self.manifest = request.manifest
+        self.workspace = workspace.resolve()
+        self.logs = self.workspace / "logs"
+        self.runtime = runtime
+        self.options = options
+        self.run_id = secrets.token_hex(8)
+        self.phase = "prepare"
+        self.phase_started = time.monotonic()
+        self.outcome = EpisodeOutcome(self.workspace, self.run_id, request.slot_count, 0.0)
+        self.game: Launched | None = None
+        self.players: list[Launched] = []
+
+    # ---- bookkeeping -----------------------------------------------------------------------
+
+    def enter(self, phase: str, detail: str = "") -> None:
+        now = time.monotonic()
+        self.outcome.phase_seconds[self.phase] = self.outcome.phase_seconds.get(self.phase, 0) + (
+            now - self.phase_started
+        )
+        self.phase, self.phase_started = phase, now
+        if self.options.on_phase:
+            self.options.on_phase(phase, detail)
+
+    def check(self, name: str, fn: Callable[[], Any], error: ErrorType, slot: int | None = None) -> Any:
+        try:
+            value = fn()
+        except probes.ProbeFailed as exc:
+            self.outcome.checks.append((name, False, str(exc)))
+            raise self.fail(error, f"{name}: {exc}", slot=slot) from None
+        self.outcome.checks.append((name, True, ""))
+        return value
+
+    def fail(self, error: ErrorType, message: str, slot: int | None = None) -> EpisodeFailure:
+        details: dict[str, Any] = {}
+        if error in (ErrorType.GAME_CRASHED, ErrorType.GAME_START_FAILED, ErrorType.GAME_TIMEOUT):
+            details["game_stderr_tail"] = _tail(self.logs / "game.stderr.log", 2000)
+        if slot is not None:
+            details["player_log_tail"] = _tail(self.logs / f"policy_agent_{slot}.log", 2000)
+        return EpisodeFailure(error, message, slot=slot, phase=self.phase, details=details)
+
+    # ---- the lifecycle ---------------------------------------------------------------------
+
+    def prepare(self) -> dict[str, Any]:
+        self.workspace.mkdir(parents=True, exist_ok=True)
+        self.logs.mkdir(exist_ok=True)
+        for name in RUN_ARTIFACTS:
+            (self.workspace / name).unlink(missing_ok=True)
+        for log in self.logs.glob("*.log"):
+            log.unlink()
+        self.enter("images")
+        images = [self.manifest.game.runnable.image] + [p.image for p in self.request.players]
+        for image in dict.fromkeys(images):
+            self.runtime.check_image(image)
+        tokens = [secrets.token_urlsafe(16) for _ in self.request.players]
+        config = {**self.request.game_config, "tokens": tokens}
+        validator = Draft202012Validator(self.manifest.game.config_schema, format_checker=FormatChecker())
+        problems = jsonschema_problems(validator.iter_errors(config), "$.game_config")
+        if problems:
+            raise EpisodeFailure(ErrorType.CONFIG_ERROR, "; ".join(map(str, problems)), phase="images")
+        (self.workspace / "config.json").write_text(json.dumps(config, indent=2))
+        return config
+
+    def game_env(self, box: Sandbox) -> dict[str, str]:
+        outputs = self.options.game_output_uris or {}
+        env = dict(self.manifest.game.runnable.env)
+        env.update(
+            {
+                "COGAME_CONFIG_URI": box.workspace_uri("config.json"),
+                "COGAME_RESULTS_URI": outputs.get("results") or box.workspace_uri("results.json"),
+                "COGAME_SAVE_REPLAY_URI": outputs.get("replay") or box.workspace_uri("replay.json"),
+                "COGAME_PLAYER_FAILURE_URI": box.workspace_uri("player_failure.json"),
+            }
+        )
+        if self.request.policy_names:
+            env["COWORLD_POLICY_NAMES"] = json.dumps(self.request.policy_names)
+        return env
+
+    def start_game(self, box: Sandbox) -> Launched:
+        self.enter("game", self.manifest.game.runnable.image)
+        runnable = self.manifest.game.runnable
+        spec = LaunchSpec(
+            role="game",
+            name="game",
+            image=runnable.image,
+            run=list(runnable.run),
+            env={},
+            stdout_path=self.logs / "game.stdout.log",
+            stderr_path=self.logs / "game.stderr.log",
+            workspace=self.workspace,
+            serve=True,
+        )
+        # The sandbox decides the URIs (container paths vs host paths) once it knows the workspace.
+        box_workspace_hint(box, self.workspace)
+        spec.env = self.game_env(box)
+        with shielded():
+            game = box.start(spec)
+        self.game = game
+        self.enter("health")
+        startup = self.options.startup_timeout_seconds or min(self.options.timeout_seconds, 60.0)
+        try:
+            probes.wait_healthy(game, startup)
+        except probes.ProbeFailed as exc:
+            raise self.fail(ErrorType.GAME_START_FAILED, f"game {exc}") from None
+        self.outcome.checks.append(("game /healthz answers 200", True, ""))
+        return game
+
+    def probe_game(self, game: Launched, tokens: list[str]) -> None:
+        self.enter("probes")
+        base = game.base_url
+        query = urlencode({"slot": 0, "token": tokens[0]})
+        self.check("/client/player answers 2xx", lambda: probes.check_route(base, f"/client/player?{query}"),
+                   ErrorType.CONTRACT_VIOLATION)
+        bad = probes.ws_url(base, "/player?" + urlencode({"slot": 0, "token": "bad-" + secrets.token_hex(4)}))
+        self.check("/player refuses a bad token", lambda: probes.expect_refused(bad, "bad token", (401, 403)),
+                   ErrorType.CONTRACT_VIOLATION)
+        self.check("/client/global answers 2xx", lambda: probes.check_route(base, "/client/global"),
+                   ErrorType.CONTRACT_VIOLATION)
+
+    def start_players(self, box: Sandbox, game: Launched, tokens: list[str]) -> None:
+        self.enter("players", f"{len(tokens)} players")
+        for slot, (player, token) in enumerate(zip(self.request.players, tokens, strict=True)):
+            url = f"{box.player_ws_base(game)}/player?" + urlencode({"slot": slot, "token": token})
+            spec = LaunchSpec(
+                role="player",
+                name=f"player-{slot}",
+                image=player.image,
+                run=list(player.run),
+                env={**player.env, "COWORLD_PLAYER_WS_URL": url},
+                secret_env=dict(self.options.secret_env.get(slot, {})),
+                stdout_path=self.logs / f"policy_agent_{slot}.log",
+                slot=slot,
+            )
+            with shielded():
+                self.players.append(box.start(spec))
+
+    def announce(self, game: Launched, tokens: list[str]) -> None:
+        if not self.options.on_game_ready:
+            return
+        base = game.base_url
+        links = EpisodeLinks(
+            base_url=base,
+            players=[f"{base}/client/player?" + urlencode({"slot": s, "token": t}) for s, t in enumerate(tokens)],
+            global_url=f"{base}/client/global",
+            admin_url=f"{base}/client/admin",
+        )
+        self.options.on_game_ready(links)
+
+    def dead_player(self) -> tuple[int, int] | None:
+        for slot, p in enumerate(self.players):
+            code = p.poll()
+            if code not in (None, 0):
+                return slot, code
+        return None
+
+    def wait_game(self, game: Launched) -> None:
+        self.enter("playing")
+        deadline = time.monotonic() + self.options.timeout_seconds
+        while True:
+            code = game.poll()
+            if code is not None:
+                break
+            dead = self.dead_player()
+            if dead is not None:
+                slot, exit_code = dead
+                raise self.fail(ErrorType.PLAYER_CRASHED, f"player exited with code {exit_code} mid-episode",
+                                slot=slot)
+            if time.monotonic() >= deadline:
+                raise self.fail(ErrorType.GAME_TIMEOUT,
+                                f"the game did not finish within {self.options.timeout_seconds:.0f} s")
+            time.sleep(0.02)
+        failure = self.player_failure()
+        if failure is not None:
+            raise failure
+        if code != 0:
+            oom = getattr(game, "oom_killed", False)
+            raise self.fail(ErrorType.GAME_CRASHED,
+                            f"the game exited with code {code}" + (" (out of memory)" if oom else ""))
+
+    def player_failure(self) -> EpisodeFailure | None:
+        """A game may name a failed slot in player_failure.json (newer contract) instead of results."""
+        path = self.workspace / "player_failure.json"
+        if not path.exists():
+            return None
+        try:
+            data = json.loads(path.read_text())
+            slot = int(data["failed_policy_index"])
+            message = str(data.get("message", "the game reported a player failure"))
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+            return self.fail(ErrorType.CONTRACT_VIOLATION, "player_failure.json is malformed")
+        if not 0 <= slot < len(self.players):
+            return self.fail(ErrorType.CONTRACT_VIOLATION, f"player_failure.json names slot {slot}, out of range")
+        code = self.players[slot].poll()
+        # A player whose process/container died is a crash; one still running never got through.
+        kind = ErrorType.PLAYER_CRASHED if code not in (None, 0) else ErrorType.PLAYER_NEVER_CONNECTED
+        return self.fail(kind, message, slot=slot)
+
+    def wait_players(self) -> None:
+        self.enter("players_exit")
+        deadline = time.monotonic() + self.options.player_exit_grace_seconds
+        while time.monotonic() < deadline and any(p.poll() is None for p in self.players):
+            time.sleep(0.02)
+        dead = self.dead_player()
+        if dead is not None:
+            slot, exit_code = dead
+            raise self.fail(ErrorType.PLAYER_CRASHED, f"player exited with code {exit_code}", slot=slot)
+        for slot, p in enumerate(self.players):
+            if p.poll() is None:
+                raise self.fail(
+                    ErrorType.PLAYER_CRASHED,
+                    f"player still running {self.options.player_exit_grace_seconds:.0f} s after the game ended",
+                    slot=slot,
+                )
+
+    def pull_outputs(self) -> None:
+        if not self.options.fetch_output:
+            return
+        for name, filename in (("results", "results.json"), ("replay", "replay.json")):
+            if self.options.game_output_uris and name in self.options.game_output_uris:
+                data = self.options.fetch_output(name)
+                if data is not None:
+                    (self.workspace / filename).write_bytes(data)
+
+    def verify_replay(self, box: Sandbox) -> None:
+        self.enter("replay")
+        if not (self.workspace / "replay.json").exists():
+            raise self.fail(ErrorType.MISSING_REPLAY, "the game wrote no replay.json")
+        replay = start_replay_server(box, self.manifest, self.workspace, self.logs,
+                                     startup_timeout=min(self.options.timeout_seconds, 60.0))
+        base = replay.base_url
+        uri = box.workspace_uri("replay.json")
+        missing = box.workspace_uri("missing-replay.json")
+        self.outcome.checks.append(("replay server /healthz answers 200", True, ""))
+        self.check("/client/replay answers 2xx/3xx",
+                   lambda: probes.check_route(base, f"/client/replay?{probes.replay_query(uri)}", True),
+                   ErrorType.REPLAY_FAILED)
+        self.check("/replay sends a first message",
+                   lambda: probes.first_message(probes.ws_url(base, f"/replay?{probes.replay_query(uri)}"),
+                                                min(self.options.timeout_seconds, 10.0), "/replay"),
+                   ErrorType.REPLAY_FAILED)
+        self.check("/replay refuses a missing replay",
+                   lambda: probes.expect_refused(probes.ws_url(base, f"/replay?{probes.replay_query(missing)}"),
+                                                 "missing replay", (400, 404)),
+                   ErrorType.REPLAY_FAILED)
+        replay.stop()
+
+    def collect_results(self) -> None:
+        self.enter("results")
+        path = self.workspace / "results.json"
+        if not path.exists():
+            raise self.fail(ErrorType.MISSING_RESULTS, "the game exited 0 but wrote no results.json")
+        try:
+            results = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise self.fail(ErrorType.INVALID_RESULTS, f"results.json is not JSON: {exc}") from None
+        try:
+            scores = validate_results(self.manifest, results, self.request.slot_count)
+        except ContractError as exc:
+            raise self.fail(ErrorType.INVALID_RESULTS, "; ".join(map(str, exc.problems))) from None
+        self.outcome.checks.append(("results.json matches results_schema", True, ""))
+        replay = self.workspace / "replay.json"
+        if not replay.exists():
+            raise self.fail(ErrorType.MISSING_REPLAY, "the game wrote no replay.json")
+        (self.workspace / "replay.json.z").write_bytes(zlib.compress(replay.read_bytes()))
+        self.outcome.results, self.outcome.scores = results, scores
+
+    def run(self) -> EpisodeOutcome:
+        started = time.monotonic()
+        try:
+            config = self.prepare()
+            tokens = config["tokens"]
+            with self.runtime.sandbox(self.run_id, self.options.purpose, self.options.allow_player_egress) as box:
+                game = self.start_game(box)
+                if self.options.probes:
+                    self.probe_game(game, tokens)
+                self.announce(game, tokens)
+                self.start_players(box, game, tokens)
+                if self.options.probes:
+                    self.check("/global sends a first message",
+                               lambda: probes.first_message(probes.ws_url(game.base_url, "/global"),
+                                                            min(self.options.timeout_seconds, 10.0), "/global"),
+                               ErrorType.CONTRACT_VIOLATION)
+                self.wait_game(game)
+                self.wait_players()
+                self.pull_outputs()
+                if self.options.verify_replay:
+                    self.verify_replay(box)
+                self.enter("cleanup")
+            self.collect_results()
+        except EpisodeFailure as failure:
+            self.outcome.error = failure
+        except (KeyboardInterrupt, Terminated) as exc:
+            self.outcome.error = EpisodeFailure(ErrorType.INTERRUPTED, f"interrupted: {exc!r}", phase=self.phase)
+            self.finish(started)
+            raise
+        except Exception as exc:  # a platform bug must still leave error_info.json and the logs
+            self.outcome.error = EpisodeFailure(
+                ErrorType.PLATFORM_ERROR, f"{type(exc).__name__}: {exc}", phase=self.phase
+            )
+        self.finish(started)
+        return self.outcome
+
+    def finish(self, started: float) -> None:
+        self.enter("done")
+        self.outcome.wall_seconds = time.monotonic() - started
+        with contextlib.suppress(OSError):
+            self.workspace.mkdir(parents=True, exist_ok=True)
+            if self.outcome.error is not None:
+                (self.workspace / "error_info.json").write_text(json.dumps(self.outcome.error.to_json(), indent=2))
+            (self.workspace / "episode.json").write_text(json.dumps(self.outcome.summary(), indent=2))
+
+
+def box_workspace_hint(box: Sandbox, workspace: Path) -> None:
+    """Process sandboxes resolve workspace URIs on the host and must know the directory up front."""
+    if hasattr(box, "workspace") and box.workspace is None:
+        box.workspace = workspace
+
+
+def start_replay_server(
+    box: Sandbox,
+    manifest: Any,
+    workspace: Path,
+    logs: Path,
+    startup_timeout: float,
+    readonly_dirs: dict[str, Path] | None = None,
+) -> Launched:
+    """Start the game image in replay mode (COGAME_REPLAY_SERVER=1) and wait for /healthz."""
+    runnable = manifest.game.runnable
+    spec = LaunchSpec(
+        role="replay",
+        name="replay",
+        image=runnable.image,
+        run=list(runnable.run),
+        env={**runnable.env, "COGAME_REPLAY_SERVER": "1"},
+        stdout_path=logs / "game.stdout.log",
+        stderr_path=logs / "game.stderr.log",
+        workspace=workspace,
+        readonly_dirs=readonly_dirs or {},
+        serve=True,
+    )
+    box_workspace_hint(box, workspace)
+    with shielded():
+        server = box.start(spec)
+    try:
+        probes.wait_healthy(server, startup_timeout)
+    except probes.ProbeFailed as exc:
+        raise EpisodeFailure(
+            ErrorType.REPLAY_FAILED, f"replay server {exc}", phase="replay",
+            details={"game_stderr_tail": _tail(logs / "game.stderr.log", 2000)},
+        ) from None
+    return server
+
+
+def run_episode(
+    request: EpisodeRequest, workspace: Path, runtime: Runtime, options: EpisodeOptions | None = None
+) -> EpisodeOutcome:
+    """Run one episode; never raises for episode failures (see `outcome.error`).
+
+    KeyboardInterrupt / Terminated still propagate after everything was removed and
+    `error_info.json` written, so that callers can exit with the right code.
+    """
+    return _Episode(request, Path(workspace), runtime, options or EpisodeOptions()).run()

@@ -1,0 +1,90 @@
+"""Typed episode failures: what went wrong, who is to blame, and whether a retry can help."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any
+
+
+class ErrorType(StrEnum):
+    IMAGE_MISSING = "image_missing"
+    CONFIG_ERROR = "config_error"
+    GAME_START_FAILED = "game_start_failed"
+    GAME_CRASHED = "game_crashed"
+    GAME_TIMEOUT = "game_timeout"
+    CONTRACT_VIOLATION = "contract_violation"
+    PLAYER_CRASHED = "player_crashed"
+    PLAYER_NEVER_CONNECTED = "player_never_connected"
+    INVALID_RESULTS = "invalid_results"
+    MISSING_RESULTS = "missing_results"
+    MISSING_REPLAY = "missing_replay"
+    REPLAY_FAILED = "replay_failed"
+    INTERRUPTED = "interrupted"
+    PLATFORM_ERROR = "platform_error"
+
+
+# Who a failure is charged to. Only "player" failures count against a policy (quarantine);
+# "game" and "platform" failures are infrastructure from a league's point of view: retried,
+# never a loss for anyone.
+_BLAME = {
+    ErrorType.PLAYER_CRASHED: "player",
+    ErrorType.PLAYER_NEVER_CONNECTED: "player",
+    ErrorType.IMAGE_MISSING: "platform",
+    ErrorType.CONFIG_ERROR: "platform",
+    ErrorType.INTERRUPTED: "platform",
+    ErrorType.PLATFORM_ERROR: "platform",
+}
+
+
+class EpisodeFailure(Exception):
+    def __init__(
+        self,
+        error_type: ErrorType,
+        message: str,
+        slot: int | None = None,
+        phase: str | None = None,
+        details: dict[str, Any] | None = None,
+    ):
+        self.error_type = ErrorType(error_type)
+        self.message = message
+        self.slot = slot
+        self.phase = phase
+        self.details = details or {}
+        super().__init__(message)
+
+    @property
+    def blame(self) -> str:
+        if self.error_type in (ErrorType.PLAYER_CRASHED, ErrorType.PLAYER_NEVER_CONNECTED) and self.slot is None:
+            return "game"
+        return _BLAME.get(self.error_type, "game")
+
+    @property
+    def infrastructure(self) -> bool:
+        """True when the players are not at fault: a league retries these and never rates them."""
+        return self.blame != "player"
+
+    def __str__(self) -> str:
+        where = f" (slot {self.slot})" if self.slot is not None else ""
+        return f"{self.error_type.value}{where}: {self.message}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "error_type": self.error_type.value,
+            "message": self.message[:4000],
+            # `failed_policy_index` is the reference's name for the slot at fault.
+            "failed_policy_index": self.slot,
+            "slot": self.slot,
+            "blame": self.blame,
+            "phase": self.phase,
+            **({"details": self.details} if self.details else {}),
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> EpisodeFailure:
+        return cls(
+            ErrorType(data["error_type"]),
+            data.get("message", ""),
+            slot=data.get("slot", data.get("failed_policy_index")),
+            phase=data.get("phase"),
+            details=data.get("details"),
+        )

@@ -1,0 +1,98 @@
+"""Reap what a dead platform process left behind: labelled containers/networks and host processes.
+
+Sandboxes remove their own runnables on every exit path they can see. SIGKILL is the one they cannot:
+then the docker labels (owner host + pid) and the process registry files let any later platform
+process find and remove the leftovers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+from pathlib import Path
+
+from coworld_pipeline.home import platform_home
+
+LABEL_MANAGED = "io.coworld.managed"
+LABEL_RUN = "io.coworld.run"
+LABEL_OWNER = "io.coworld.owner"  # "<hostname>:<pid>" of the platform process that started it
+LABEL_ROLE = "io.coworld.role"
+
+
+def owner_label() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def process_registry_dir() -> Path:
+    return platform_home() / "run" / "processes"
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie still answers kill(0); treat it as dead.
+    with contextlib.suppress(OSError):
+        if Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1].startswith("Z"):
+            return False
+    return True
+
+
+def _owner_dead(owner: str) -> bool:
+    host, _, pid = owner.rpartition(":")
+    return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
+
+
+def reap_processes() -> int:
+    """Kill the process groups recorded by sandboxes whose owner process is gone."""
+    reaped = 0
+    directory = process_registry_dir()
+    if not directory.is_dir():
+        return 0
+    for record_path in directory.glob("*.json"):
+        try:
+            record = json.loads(record_path.read_text())
+        except (OSError, json.JSONDecodeError):
+            continue
+        if pid_alive(int(record.get("owner_pid", 0))):
+            continue
+        for pgid in record.get("pgids", []):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(int(pgid), signal.SIGKILL)
+                reaped += 1
+        with contextlib.suppress(FileNotFoundError):
+            record_path.unlink()
+    return reaped
+
+
+def reap_containers() -> int:
+    """Remove labelled containers and networks whose owning process on this host has died."""
+    try:
+        import docker
+
+        client = docker.from_env(timeout=10)
+        client.ping()
+    except Exception:
+        return 0
+    reaped = 0
+    for container in client.containers.list(all=True, filters={"label": LABEL_MANAGED}):
+        if _owner_dead(container.labels.get(LABEL_OWNER, "")):
+            with contextlib.suppress(Exception):
+                container.remove(force=True)
+                reaped += 1
+    for network in client.networks.list(filters={"label": LABEL_MANAGED}):
+        if _owner_dead(network.attrs.get("Labels", {}).get(LABEL_OWNER, "")):
+            with contextlib.suppress(Exception):
+                network.remove()
+                reaped += 1
+    return reaped
+
+
+def reap_orphans() -> dict[str, int]:
+    return {"processes": reap_processes(), "docker": reap_containers()}

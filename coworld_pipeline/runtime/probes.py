@@ -1,0 +1,96 @@
+"""Network checks the runner makes against a game: health, client routes, token and replay probes."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from urllib.parse import quote
+
+import httpx
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.sync.client import connect
+
+from coworld_pipeline.runtime.base import Launched
+
+OPEN_TIMEOUT = 5.0
+SILENCE_WINDOW = 2.0
+
+
+class ProbeFailed(Exception):
+    pass
+
+
+def wait_healthy(game: Launched, timeout: float, exited: Callable[[], bool] | None = None) -> None:
+    """Poll /healthz until it answers exactly 200; stop early when the game process exits."""
+    deadline = time.monotonic() + timeout
+    last = "no answer yet"
+    with httpx.Client(timeout=1.0) as client:
+        while True:
+            if game.poll() is not None:
+                raise ProbeFailed(f"exited with code {game.poll()} before /healthz answered")
+            try:
+                status = client.get(f"{game.base_url}/healthz").status_code
+                if status == 200:
+                    return
+                last = f"/healthz answered {status}"
+            except httpx.HTTPError as exc:
+                last = f"/healthz: {type(exc).__name__}"
+            if time.monotonic() >= deadline:
+                raise ProbeFailed(f"not healthy within {timeout:.0f} s ({last})")
+            time.sleep(0.05)
+
+
+def check_route(base_url: str, path: str, accept_redirect: bool = False) -> None:
+    try:
+        resp = httpx.get(f"{base_url}{path}", timeout=5.0, follow_redirects=False)
+    except httpx.HTTPError as exc:
+        raise ProbeFailed(f"GET {path.split('?')[0]} failed: {type(exc).__name__}: {exc}") from None
+    ok = 200 <= resp.status_code < 300 or (accept_redirect and 300 <= resp.status_code < 400)
+    if not ok:
+        raise ProbeFailed(f"GET {path.split('?')[0]} answered {resp.status_code}")
+
+
+def expect_refused(ws_url: str, what: str, refuse_statuses: tuple[int, ...]) -> None:
+    """The connection must be refused (given statuses, or closed) and never send a message."""
+    try:
+        with connect(ws_url, open_timeout=OPEN_TIMEOUT, close_timeout=1) as ws:
+            try:
+                ws.recv(timeout=SILENCE_WINDOW)
+            except TimeoutError:
+                raise ProbeFailed(f"{what}: the connection stayed open for {SILENCE_WINDOW:.0f} s") from None
+            except ConnectionClosed:
+                return
+            raise ProbeFailed(f"{what}: the game sent a message instead of refusing")
+    except InvalidStatus as exc:
+        status = exc.response.status_code
+        if status not in refuse_statuses:
+            raise ProbeFailed(f"{what}: handshake answered HTTP {status}, expected {refuse_statuses}") from None
+    except (ConnectionClosed, OSError, TimeoutError):
+        return
+    except ProbeFailed:
+        raise
+    except Exception:
+        return  # other handshake failures count as a refusal, as in the reference
+
+
+def first_message(ws_url: str, timeout: float, what: str) -> str | bytes:
+    try:
+        with connect(ws_url, open_timeout=OPEN_TIMEOUT, close_timeout=1, max_size=None) as ws:
+            msg = ws.recv(timeout=timeout)
+    except TimeoutError:
+        raise ProbeFailed(f"{what}: no message within {timeout:.0f} s") from None
+    except InvalidStatus as exc:
+        raise ProbeFailed(f"{what}: handshake answered HTTP {exc.response.status_code}") from None
+    except Exception as exc:
+        raise ProbeFailed(f"{what}: {type(exc).__name__}: {exc}") from None
+    if not msg:
+        raise ProbeFailed(f"{what}: the first message was empty")
+    return msg
+
+
+def ws_url(base_url: str, path: str) -> str:
+    return base_url.replace("http://", "ws://", 1) + path
+
+
+def replay_query(uri: str) -> str:
+    return "uri=" + quote(uri, safe="")

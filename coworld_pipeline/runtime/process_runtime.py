@@ -1,0 +1,171 @@
+"""The `process` runtime: runnables' `run` argv as host processes. Development and tests only.
+
+There is no isolation: images are ignored, limits are not enforced and players share the host's
+network. Every child gets its own process group (so a whole tree can be signalled) and, on Linux,
+PR_SET_PDEATHSIG so it dies with the process that started it even if that process is SIGKILLed.
+A record of live children under the platform home lets the janitor reap anything left over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import IO
+
+from coworld_pipeline.runtime.base import Launched, LaunchSpec, Runtime, Sandbox
+from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.janitor import process_registry_dir
+
+_PR_SET_PDEATHSIG = 1
+_PLATFORM_PREFIXES = ("COGAME_", "COWORLD_")
+
+
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    with contextlib.suppress(Exception):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def resolve_argv(run: list[str]) -> list[str]:
+    """`python`/`python3` means the platform's interpreter, so host runs use its environment."""
+    if run and run[0] in ("python", "python3"):
+        return [sys.executable, *run[1:]]
+    return list(run)
+
+
+class _Process(Launched):
+    def __init__(self, spec: LaunchSpec, proc: subprocess.Popen, port: int | None, files: list[IO]):
+        self.spec = spec
+        self.proc = proc
+        self._port = port
+        self._files = files
+
+    def poll(self) -> int | None:
+        return self.proc.poll()
+
+    @property
+    def host_port(self) -> int:
+        if self._port is None:
+            raise RuntimeError(f"{self.spec.name} does not serve")
+        return self._port
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                pass
+        # Kill the whole group even when the leader has exited: grandchildren may linger.
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            self.proc.wait(timeout=5)
+        for f in self._files:
+            with contextlib.suppress(Exception):
+                f.close()
+
+
+class ProcessSandbox(Sandbox):
+    def __init__(self, runtime: ProcessRuntime, run_id: str, purpose: str):
+        self.runtime = runtime
+        self.run_id = run_id
+        self.purpose = purpose
+        self.launched: list[_Process] = []
+        self.workspace: Path | None = None
+        self._registry = process_registry_dir() / f"{run_id}.json"
+        self._closed = False
+
+    def _remember(self) -> None:
+        record = {"owner_pid": os.getpid(), "pgids": [p.proc.pid for p in self.launched]}
+        self._registry.parent.mkdir(parents=True, exist_ok=True)
+        self._registry.write_text(json.dumps(record))
+
+    def start(self, spec: LaunchSpec) -> Launched:
+        if not spec.run:
+            raise EpisodeFailure(
+                ErrorType.CONFIG_ERROR,
+                f"the process runtime needs a `run` argv for the {spec.name} runnable "
+                f"(image {spec.image!r}); the image's own entrypoint cannot run on the host",
+                slot=spec.slot,
+            )
+        if spec.workspace is not None:
+            self.workspace = spec.workspace
+        env = {k: v for k, v in os.environ.items() if not k.startswith(_PLATFORM_PREFIXES)}
+        env.update(spec.env)
+        port = None
+        if spec.serve:
+            port = free_port()
+            env["COGAME_HOST"] = "127.0.0.1"
+            env["COGAME_PORT"] = str(port)
+        env.update(spec.secret_env)
+        base = self.runtime.base_dir
+        if base is not None:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (str(base), env.get("PYTHONPATH", "")) if p)
+        spec.stdout_path.parent.mkdir(parents=True, exist_ok=True)
+        out = open(spec.stdout_path, "ab")  # noqa: SIM115 - closed by _Process.stop
+        err = open(spec.stderr_path, "ab") if spec.stderr_path else None  # noqa: SIM115
+        try:
+            proc = subprocess.Popen(
+                resolve_argv(spec.run),
+                cwd=str(base) if base else None,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err if err is not None else subprocess.STDOUT,
+                start_new_session=True,
+                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+            )
+        except OSError as exc:
+            out.close()
+            if err:
+                err.close()
+            error = ErrorType.GAME_START_FAILED if spec.role != "player" else ErrorType.PLAYER_CRASHED
+            raise EpisodeFailure(error, f"cannot start {spec.name}: {exc}", slot=spec.slot) from None
+        launched = _Process(spec, proc, port, [f for f in (out, err) if f])
+        self.launched.append(launched)
+        self._remember()
+        return launched
+
+    def workspace_uri(self, name: str) -> str:
+        assert self.workspace is not None, "start the game first"
+        return (self.workspace / name).resolve().as_uri()
+
+    def player_ws_base(self, game: Launched) -> str:
+        return f"ws://127.0.0.1:{game.host_port}"
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        for p in reversed(self.launched):
+            p.stop()
+        with contextlib.suppress(FileNotFoundError):
+            self._registry.unlink()
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    def __init__(self, base_dir: Path | None = None):
+        self.base_dir = Path(base_dir).resolve() if base_dir else None
+
+    def check_image(self, image: str) -> None:
+        return None  # images are ignored on the host
+
+    def new_sandbox(self, run_id: str, purpose: str, allow_player_egress: bool = False) -> Sandbox:
+        return ProcessSandbox(self, run_id, purpose)
+
