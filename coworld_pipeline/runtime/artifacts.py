@@ -38,6 +38,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import httpx
 
+from coworld_pipeline.home import platform_home
+
 # Files the game itself writes (CONTRACT §3.1): output name as run_episode knows it -> workspace file name.
 GAME_OUTPUTS = {"results": "results.json", "replay": "replay.json"}
 
@@ -344,10 +346,6 @@ def read_uri(uri: str) -> bytes:
     raise ValueError(f"unsupported artifact URI: {uri}")
 
 
-def coworld_home() -> Path:
-    return Path(os.environ.get("COWORLD_HOME") or Path.home() / ".coworld").expanduser()
-
-
 def store_from_settings(
     kind: str = "local",
     root: str | os.PathLike[str] | None = None,
@@ -358,7 +356,7 @@ def store_from_settings(
 ) -> ArtifactStore:
     kind = (kind or "local").lower()
     if kind == "local":
-        return LocalArtifactStore(root or coworld_home() / "artifacts")
+        return LocalArtifactStore(root or platform_home() / "artifacts")
     if kind == "s3":
         if not bucket:
             raise ValueError("the s3 artifact store needs a bucket (COWORLD_S3_BUCKET)")
@@ -377,7 +375,7 @@ def store_from_env(environ: dict[str, str] | None = None) -> ArtifactStore:
     env = os.environ if environ is None else environ
     settings = (
         env.get("COWORLD_ARTIFACT_STORE") or "local",
-        env.get("COWORLD_ARTIFACT_DIR") or str(Path(env.get("COWORLD_HOME") or coworld_home()) / "artifacts"),
+        env.get("COWORLD_ARTIFACT_DIR") or str(Path(env.get("COWORLD_HOME") or platform_home()) / "artifacts"),
         env.get("COWORLD_S3_BUCKET"),
         env.get("COWORLD_S3_PREFIX"),
         env.get("COWORLD_S3_ENDPOINT_URL"),

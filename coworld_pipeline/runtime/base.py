@@ -69,6 +69,10 @@ class Launched(abc.ABC):
 class Sandbox(abc.ABC):
     """Everything one episode started; closing it removes all of it."""
 
+    # Whether runnables may be started from worker threads. Host processes must not be: their
+    # PR_SET_PDEATHSIG fires when the *thread* that forked them exits.
+    parallel_start = False
+
     @abc.abstractmethod
     def start(self, spec: LaunchSpec) -> Launched: ...
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import platform
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,8 @@ class _Container(Launched):
 
 
 class DockerSandbox(Sandbox):
+    parallel_start = True
+
     def __init__(self, runtime: DockerRuntime, run_id: str, purpose: str, allow_player_egress: bool):
         self.runtime = runtime
         self.client = runtime.client
@@ -115,6 +118,7 @@ class DockerSandbox(Sandbox):
         self.allow_player_egress = allow_player_egress
         self._episode_net: Any = None
         self._public_net: Any = None
+        self._lock = threading.Lock()
 
     def _network(self, name: str, internal: bool) -> Any:
         net = self.client.networks.create(
@@ -125,15 +129,18 @@ class DockerSandbox(Sandbox):
 
     @property
     def episode_net(self) -> Any:
-        if self._episode_net is None:
-            self._episode_net = self._network(f"{self.prefix}-{self.run_id}", internal=not self.allow_player_egress)
-        return self._episode_net
+        with self._lock:
+            if self._episode_net is None:
+                internal = not self.allow_player_egress
+                self._episode_net = self._network(f"{self.prefix}-{self.run_id}", internal=internal)
+            return self._episode_net
 
     @property
     def public_net(self) -> Any:
-        if self._public_net is None:
-            self._public_net = self._network(f"{self.prefix}-{self.run_id}-pub", internal=False)
-        return self._public_net
+        with self._lock:
+            if self._public_net is None:
+                self._public_net = self._network(f"{self.prefix}-{self.run_id}-pub", internal=False)
+            return self._public_net
 
     def start(self, spec: LaunchSpec) -> Launched:
         limits = self.runtime.limits.get(spec.role, ResourceLimits())
@@ -175,7 +182,8 @@ class DockerSandbox(Sandbox):
                 kind = ErrorType.IMAGE_MISSING
             raise EpisodeFailure(kind, f"cannot create {spec.name} container: {exc}", slot=spec.slot) from None
         launched = _Container(self, spec, container)
-        self.launched.append(launched)
+        with self._lock:
+            self.launched.append(launched)
         try:
             if spec.role == "game":
                 self.episode_net.connect(container, aliases=[self.alias])

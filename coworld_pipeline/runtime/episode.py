@@ -13,6 +13,7 @@ import json
 import secrets
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -235,20 +236,38 @@ class _Episode:
 
     def start_players(self, box: Sandbox, game: Launched, tokens: list[str]) -> None:
         self.enter("players", f"{len(tokens)} players")
+        specs = []
         for slot, (player, token) in enumerate(zip(self.request.players, tokens, strict=True)):
             url = f"{box.player_ws_base(game)}/player?" + urlencode({"slot": slot, "token": token})
-            spec = LaunchSpec(
-                role="player",
-                name=f"player-{slot}",
-                image=player.image,
-                run=list(player.run),
-                env={**player.env, "COWORLD_PLAYER_WS_URL": url},
-                secret_env=dict(self.options.secret_env.get(slot, {})),
-                stdout_path=self.logs / f"policy_agent_{slot}.log",
-                slot=slot,
+            specs.append(
+                LaunchSpec(
+                    role="player",
+                    name=f"player-{slot}",
+                    image=player.image,
+                    run=list(player.run),
+                    env={**player.env, "COWORLD_PLAYER_WS_URL": url},
+                    secret_env=dict(self.options.secret_env.get(slot, {})),
+                    stdout_path=self.logs / f"policy_agent_{slot}.log",
+                    slot=slot,
+                )
             )
-            with shielded():
-                self.players.append(box.start(spec))
+        # Container creation is slow-ish and independent per slot, so docker players start together.
+        # The shield keeps an interrupt from landing while a started runnable is not yet tracked.
+        errors: list[EpisodeFailure] = []
+        with shielded():
+            if box.parallel_start and len(specs) > 1:
+                with ThreadPoolExecutor(max_workers=len(specs)) as pool:
+                    futures = [pool.submit(box.start, spec) for spec in specs]
+                    for future in futures:
+                        try:
+                            self.players.append(future.result())
+                        except EpisodeFailure as exc:
+                            errors.append(exc)
+            else:
+                for spec in specs:
+                    self.players.append(box.start(spec))
+        if errors:
+            raise errors[0]
 
     def announce(self, game: Launched, tokens: list[str]) -> None:
         if not self.options.on_game_ready:

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import IO
 
@@ -88,11 +89,16 @@ class ProcessSandbox(Sandbox):
         self.workspace: Path | None = None
         self._registry = process_registry_dir() / f"{run_id}.json"
         self._closed = False
+        self._lock = threading.Lock()
 
-    def _remember(self) -> None:
-        record = {"owner_pid": os.getpid(), "pgids": [p.proc.pid for p in self.launched]}
-        self._registry.parent.mkdir(parents=True, exist_ok=True)
-        self._registry.write_text(json.dumps(record))
+    def _remember(self, launched: _Process) -> None:
+        with self._lock:
+            self.launched.append(launched)
+            record = {"owner_pid": os.getpid(), "pgids": [p.proc.pid for p in self.launched]}
+            self._registry.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self._registry.with_suffix(".tmp")
+            tmp.write_text(json.dumps(record))
+            tmp.replace(self._registry)
 
     def start(self, spec: LaunchSpec) -> Launched:
         if not spec.run:
@@ -136,8 +142,7 @@ class ProcessSandbox(Sandbox):
             error = ErrorType.GAME_START_FAILED if spec.role != "player" else ErrorType.PLAYER_CRASHED
             raise EpisodeFailure(error, f"cannot start {spec.name}: {exc}", slot=spec.slot) from None
         launched = _Process(spec, proc, port, [f for f in (out, err) if f])
-        self.launched.append(launched)
-        self._remember()
+        self._remember(launched)
         return launched
 
     def workspace_uri(self, name: str) -> str:

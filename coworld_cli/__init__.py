@@ -1,0 +1,1 @@
+"""The `coworld` command line."""

@@ -1,0 +1,432 @@
+"""Single-episode commands: validate, schema, run-episode, play, certify, replay, janitor."""
+
+from __future__ import annotations
+
+import json
+import secrets
+import tempfile
+import time
+import webbrowser
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import typer
+from rich.live import Live
+from rich.table import Table
+
+from coworld_cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    JSON_OPTION,
+    console,
+    err_console,
+    fail_contract,
+    fail_usage,
+    parse_env_pairs,
+    print_json,
+)
+from coworld_pipeline.contract.episode_request import (
+    EpisodeRequest,
+    PlayerSpec,
+    certification_request,
+    parse_episode_request,
+    validate_request,
+    with_seed,
+)
+from coworld_pipeline.contract.manifest import CoworldManifest, Role, load_manifest, manifest_dir, read_json_document
+from coworld_pipeline.contract.problems import ContractError
+from coworld_pipeline.runtime import RUNTIMES, EpisodeLinks, EpisodeOptions, EpisodeOutcome, make_runtime, run_episode
+from coworld_pipeline.runtime.base import ResourceLimits, Runtime
+from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.signals import Terminated
+
+RUNTIME_OPTION = typer.Option(
+    None, "--runtime", envvar="COWORLD_RUNTIME", help=f"Where runnables run: {' | '.join(RUNTIMES)} (default docker)."
+)
+
+
+# ---- shared helpers ------------------------------------------------------------------------------
+
+
+def load_manifest_or_exit(ref: str, as_json: bool) -> CoworldManifest:
+    try:
+        return load_manifest(ref)
+    except ContractError as exc:
+        fail_contract(exc, as_json)
+
+
+def runtime_or_exit(name: str | None, ref: str, as_json: bool, limits: dict[str, ResourceLimits] | None = None) -> Runtime:
+    name = name or "docker"
+    if name not in RUNTIMES:
+        fail_usage(f"--runtime must be one of {', '.join(RUNTIMES)} (got {name!r})", as_json)
+    try:
+        return make_runtime(name, base_dir=manifest_dir(ref), limits=limits)
+    except EpisodeFailure as exc:
+        fail_usage(exc.message, as_json)
+
+
+def default_output_dir(ref: str) -> Path:
+    """Mirrors the reference: next to a local manifest, else ./coworld-results."""
+    if urlparse(ref).scheme in ("http", "https"):
+        return Path("coworld-results").resolve()
+    directory = manifest_dir(ref)
+    return (directory / "results") if directory else Path("coworld-results").resolve()
+
+
+def looks_like_request(value: str) -> bool:
+    return value.endswith(".json") or Path(value).is_file()
+
+
+def build_request(
+    manifest: CoworldManifest,
+    inputs: list[str],
+    run: list[str],
+    variant: str | None,
+    seed: int | None,
+    as_json: bool,
+) -> EpisodeRequest:
+    """The reference's positional rules: a request file, no image, one image for all, or one per slot."""
+    try:
+        if inputs and looks_like_request(inputs[0]):
+            if len(inputs) > 1:
+                fail_usage("an episode request file cannot be combined with other positional arguments", as_json)
+            if run or variant:
+                fail_usage("--run and --variant cannot be combined with an episode request file", as_json)
+            data = read_json_document(inputs[0], "episode request")
+            request = parse_episode_request(data, manifest, source=f"episode request {inputs[0]}")
+        else:
+            if run and not inputs:
+                fail_usage("--run needs at least one player image", as_json)
+            base = certification_request(manifest)
+            config = base.game_config
+            if variant is not None:
+                try:
+                    config = json.loads(json.dumps(manifest.variant(variant).game_config))
+                except KeyError as exc:
+                    fail_usage(str(exc.args[0]), as_json)
+            slots = manifest.slots_for(config)
+            cert_players = base.players
+            if not inputs:
+                if len(cert_players) != slots:
+                    fail_usage(
+                        f"variant {variant!r} has {slots} slots but the certification fixture has "
+                        f"{len(cert_players)} players: give player images", as_json,
+                    )
+                players = cert_players
+            else:
+                if len(inputs) not in (1, slots):
+                    fail_usage(f"give 1 image (all slots) or {slots} images (one per slot); got {len(inputs)}",
+                               as_json)
+                images = inputs * slots if len(inputs) == 1 else inputs
+                players = []
+                for slot, image in enumerate(images):
+                    template = cert_players[slot] if slot < len(cert_players) else cert_players[0]
+                    players.append(PlayerSpec(image=image, run=list(run) if run else list(template.run),
+                                              env=dict(template.env)))
+            request = validate_request(EpisodeRequest(manifest=manifest, game_config=config, players=players))
+        if seed is not None:
+            request = with_seed(request, seed)
+        return request
+    except ContractError as exc:
+        fail_contract(exc, as_json)
+    except ValueError as exc:
+        fail_usage(str(exc), as_json)
+
+
+class PhaseDisplay:
+    """Live phase table for humans; silent under --json."""
+
+    def __init__(self, title: str, enabled: bool):
+        self.title = title
+        self.enabled = enabled
+        self.rows: list[list[str]] = []
+        self.started = time.monotonic()
+        self.live: Live | None = None
+
+    def __enter__(self) -> PhaseDisplay:
+        if self.enabled:
+            self.live = Live(self.render(), console=err_console, refresh_per_second=8, transient=False)
+            self.live.__enter__()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.rows:
+            self.rows[-1][2] = "done" if exc[0] is None else "stopped"
+        if self.live:
+            self.live.update(self.render())
+            self.live.__exit__(*exc)
+
+    def render(self) -> Table:
+        table = Table(title=self.title, show_header=True, header_style="bold")
+        table.add_column("phase")
+        table.add_column("detail")
+        table.add_column("status")
+        table.add_column("at", justify="right")
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def __call__(self, phase: str, detail: str) -> None:
+        if self.rows:
+            self.rows[-1][2] = "[green]ok[/]"
+        if phase != "done":
+            self.rows.append([phase, detail, "[yellow]…[/]", f"{time.monotonic() - self.started:5.2f}s"])
+        if self.live:
+            self.live.update(self.render())
+
+
+def report_outcome(outcome: EpisodeOutcome, as_json: bool) -> None:
+    if as_json:
+        print_json({"ok": outcome.ok, "workspace": str(outcome.workspace), **outcome.summary()})
+    elif outcome.ok:
+        console.print(f"[bold green]episode succeeded[/] in {outcome.wall_seconds:.2f}s — scores {outcome.scores}")
+        console.print(f"artifacts: {outcome.workspace}")
+        for name in sorted(outcome.files()):
+            console.print(f"  {name}")
+    else:
+        err = outcome.error
+        assert err is not None
+        console.print(f"[bold red]episode failed[/]: {err}")
+        console.print(f"error info: {outcome.workspace / 'error_info.json'}")
+        console.print(f"logs kept in: {outcome.workspace / 'logs'}")
+    if not outcome.ok:
+        raise typer.Exit(EXIT_FAILED)
+
+
+def limits_from_options(game_cpus: float, game_memory: str, player_cpus: float, player_memory: str,
+                        pids: int) -> dict[str, ResourceLimits]:
+    return {
+        "game": ResourceLimits(game_cpus, game_memory, pids),
+        "replay": ResourceLimits(game_cpus, game_memory, pids),
+        "player": ResourceLimits(player_cpus, player_memory, pids),
+    }
+
+
+def execute(request: EpisodeRequest, workspace: Path, runtime: Runtime, options: EpisodeOptions,
+            as_json: bool, title: str) -> EpisodeOutcome:
+    display = PhaseDisplay(title, enabled=not as_json)
+    options.on_phase = display
+    try:
+        with display:
+            return run_episode(request, workspace, runtime, options)
+    except (KeyboardInterrupt, Terminated) as exc:
+        reason = str(exc) or "SIGINT"
+        err_console.print(f"[bold red]interrupted[/] ({reason}): everything was removed; "
+                          f"logs and error_info.json are in {workspace}")
+        raise typer.Exit(EXIT_INTERRUPTED) from None
+
+
+# ---- commands ------------------------------------------------------------------------------------
+
+
+def register(app: typer.Typer) -> None:
+    @app.command()
+    def validate(
+        manifest: str = typer.Argument(..., help="Path or URL of coworld_manifest.json (templates allowed)."),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Validate a manifest; print a summary, or every problem with its JSON path (exit 2)."""
+        m = load_manifest_or_exit(manifest, as_json)
+        rule = m.slot_rule
+        summary = {
+            "ok": True,
+            "game": m.game.name,
+            "version": m.game.version,
+            "template": m.is_template,
+            "slots": rule.describe(),
+            "variants": [{"id": v.id, "name": v.name, "slots": m.slots_for(v.game_config)} for v in m.variants],
+            "runnables": {role.value: [r.id for r in m.role(role)] for role in Role},
+            "certification_players": [p.player_id for p in m.certification.players],
+            "content_hash": m.content_hash,
+        }
+        if as_json:
+            print_json(summary)
+            return
+        console.print(f"[bold green]valid[/] {m.label}{' (template)' if m.is_template else ''} — "
+                      f"{m.game.description}")
+        console.print(f"slots: {rule.describe()}   owner: {m.game.owner}")
+        table = Table("variant", "name", "slots")
+        for v in summary["variants"]:
+            table.add_row(v["id"], v["name"], str(v["slots"]))
+        console.print(table)
+        roles = Table("role", "runnables")
+        roles.add_row("game", m.game.runnable.image)
+        for role, ids in summary["runnables"].items():
+            roles.add_row(role, ", ".join(ids) or "—")
+        console.print(roles)
+        console.print(f"certification players: {', '.join(summary['certification_players'])}")
+
+    @app.command()
+    def schema(
+        kind: str = typer.Argument(..., help="manifest | episode-request"),
+    ) -> None:
+        """Print the JSON Schema generated from our models."""
+        models = {"manifest": CoworldManifest, "episode-request": EpisodeRequest}
+        if kind not in models:
+            fail_usage(f"unknown schema {kind!r}: choose manifest or episode-request")
+        print_json(models[kind].model_json_schema(by_alias=True))
+
+    @app.command("run-episode")
+    def run_episode_cmd(
+        manifest: str = typer.Argument(..., help="Manifest path or URL."),
+        inputs: list[str] = typer.Argument(None, help="REQUEST.json, or player images (1 for all slots, or 1 per slot)."),
+        run: list[str] = typer.Option([], "--run", help="argv replacing the supplied images' run (repeat)."),
+        runtime: str = RUNTIME_OPTION,
+        output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Workspace (default: <manifest dir>/results)."),
+        timeout: float = typer.Option(3600.0, "--timeout", "--timeout-seconds", min=1, help="Game phase timeout, s."),
+        seed: int = typer.Option(None, "--seed", help="Set game_config.seed."),
+        variant: str = typer.Option(None, "--variant", help="Use this variant's config."),
+        secret_env: list[str] = typer.Option([], "--secret-env", help="KEY=VALUE for player containers only."),
+        verify_replay: bool = typer.Option(False, "--verify-replay/--no-verify-replay"),
+        allow_player_egress: bool = typer.Option(False, "--allow-player-egress", help="docker: let players reach the internet."),
+        game_cpus: float = typer.Option(1.0, "--game-cpus", envvar="COWORLD_GAME_CPUS"),
+        game_memory: str = typer.Option("1g", "--game-memory", envvar="COWORLD_GAME_MEMORY"),
+        player_cpus: float = typer.Option(1.0, "--player-cpus", envvar="COWORLD_PLAYER_CPUS"),
+        player_memory: str = typer.Option("1g", "--player-memory", envvar="COWORLD_PLAYER_MEMORY"),
+        pids_limit: int = typer.Option(512, "--pids-limit", envvar="COWORLD_PIDS_LIMIT"),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Run one headless episode with every runner check; artifacts land in the workspace."""
+        secrets_map = parse_env_pairs(secret_env, "--secret-env")
+        m = load_manifest_or_exit(manifest, as_json)
+        request = build_request(m, inputs or [], run, variant, seed, as_json)
+        limits = limits_from_options(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
+        rt = runtime_or_exit(runtime, manifest, as_json, limits)
+        options = EpisodeOptions(
+            timeout_seconds=timeout,
+            verify_replay=verify_replay,
+            secret_env={slot: dict(secrets_map) for slot in range(request.slot_count)},
+            allow_player_egress=allow_player_egress,
+        )
+        workspace = output_dir or default_output_dir(manifest)
+        outcome = execute(request, workspace, rt, options, as_json, f"{m.label} on {rt.name}")
+        report_outcome(outcome, as_json)
+
+    @app.command()
+    def play(
+        manifest: str = typer.Argument(..., help="Manifest path or URL."),
+        inputs: list[str] = typer.Argument(None, help="REQUEST.json, or player images."),
+        run: list[str] = typer.Option([], "--run"),
+        runtime: str = RUNTIME_OPTION,
+        output_dir: Path = typer.Option(None, "--output-dir", "-o"),
+        timeout: float = typer.Option(3600.0, "--timeout", "--timeout-seconds", min=1),
+        seed: int = typer.Option(None, "--seed"),
+        variant: str = typer.Option(None, "--variant"),
+        secret_env: list[str] = typer.Option([], "--secret-env"),
+        open_browser: bool = typer.Option(True, "--open-browser/--no-open-browser"),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Interactive episode: prints player, global and admin links and opens the global viewer."""
+        secrets_map = parse_env_pairs(secret_env, "--secret-env")
+        m = load_manifest_or_exit(manifest, as_json)
+        request = build_request(m, inputs or [], run, variant, seed, as_json)
+        rt = runtime_or_exit(runtime, manifest, as_json)
+        workspace = output_dir or Path(tempfile.mkdtemp(prefix="coworld-play-"))
+
+        def show_links(links: EpisodeLinks) -> None:
+            if as_json:
+                print_json({"links": {"players": links.players, "global": links.global_url, "admin": links.admin_url}})
+            else:
+                for slot, url in enumerate(links.players):
+                    err_console.print(f"player {slot}: {url}")
+                err_console.print(f"global:   {links.global_url}")
+                err_console.print(f"admin:    {links.admin_url}")
+            if open_browser:
+                webbrowser.open(links.global_url)
+
+        options = EpisodeOptions(
+            timeout_seconds=timeout,
+            probes=False,
+            purpose="play",
+            secret_env={slot: dict(secrets_map) for slot in range(request.slot_count)},
+            on_game_ready=show_links,
+        )
+        outcome = execute(request, workspace, rt, options, as_json, f"playing {m.label}")
+        report_outcome(outcome, as_json)
+
+    @app.command()
+    def certify(
+        manifest: str = typer.Argument(..., help="Manifest path or URL."),
+        runtime: str = RUNTIME_OPTION,
+        timeout: float = typer.Option(60.0, "--timeout", "--timeout-seconds", min=1),
+        output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Keep the certification workspace here."),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Every check of CONTRACT §6; prints a checklist; non-zero exit on any failure."""
+        from coworld_pipeline.runtime.certify import certify as run_certification
+
+        m = load_manifest_or_exit(manifest, as_json)
+        if m.is_template:
+            fail_usage("templates cannot be certified: game.version is missing (hydrate it first)", as_json)
+        rt = runtime_or_exit(runtime, manifest, as_json)
+        workspace = output_dir or Path(tempfile.mkdtemp(prefix="coworld-cert-"))
+        display = PhaseDisplay(f"certifying {m.label} on {rt.name}", enabled=not as_json)
+        try:
+            with display:
+                report = run_certification(m, rt, workspace, timeout, on_phase=display)
+        except (KeyboardInterrupt, Terminated):
+            err_console.print("[bold red]interrupted[/]: everything was removed")
+            raise typer.Exit(EXIT_INTERRUPTED) from None
+        if as_json:
+            print_json(report.to_json())
+        else:
+            table = Table("", "check", "detail", title=f"certification of {m.label}")
+            for check, ok, detail in report.checks:
+                table.add_row("[green]✔[/]" if ok else "[red]✘[/]", check, detail)
+            console.print(table)
+            console.print(f"workspace: {workspace}")
+            console.print("[bold green]CERTIFIED[/]" if report.ok else "[bold red]NOT CERTIFIED[/]")
+        if not report.ok:
+            raise typer.Exit(EXIT_FAILED)
+
+    @app.command()
+    def replay(
+        manifest: str = typer.Argument(..., help="Manifest path or URL."),
+        replay_file: str = typer.Argument(..., help="Replay path or URL (.json, .json.z, .json.gz)."),
+        runtime: str = RUNTIME_OPTION,
+        timeout: float = typer.Option(60.0, "--timeout", "--timeout-seconds", min=1, help="Health timeout, s."),
+        open_browser: bool = typer.Option(False, "--open-browser/--no-open-browser"),
+        as_json: bool = JSON_OPTION,
+    ) -> None:
+        """Start the game in replay mode and print the viewer link; runs until interrupted."""
+        from coworld_pipeline.runtime.replay_server import materialize_replay, serve_replay
+        m = load_manifest_or_exit(manifest, as_json)
+        rt = runtime_or_exit(runtime, manifest, as_json)
+        workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
+        try:
+            local = materialize_replay(replay_file, workdir / "replay")
+            with rt.sandbox(secrets.token_hex(8), "replay") as box:
+                server, url = serve_replay(box, m, local, workdir, timeout)
+                if as_json:
+                    print_json({"url": url, "logs": str(workdir / "logs")})
+                else:
+                    console.print(f"replay viewer: {url}")
+                    console.print("[dim]Ctrl-C to stop[/]")
+                if open_browser:
+                    webbrowser.open(url)
+                while server.poll() is None:
+                    time.sleep(0.2)
+                code = server.poll()
+            if code != 0:
+                err_console.print(f"[red]replay server exited with code {code}[/]; logs in {workdir / 'logs'}")
+                raise typer.Exit(EXIT_FAILED)
+        except EpisodeFailure as exc:
+            if exc.error_type is ErrorType.MISSING_REPLAY:
+                fail_usage(exc.message, as_json)
+            err_console.print(f"[bold red]{exc}[/]; logs in {workdir / 'logs'}")
+            raise typer.Exit(EXIT_FAILED) from None
+        except (KeyboardInterrupt, Terminated):
+            err_console.print("stopped; the replay server was removed")
+            raise typer.Exit(0) from None
+
+    @app.command()
+    def janitor(as_json: bool = JSON_OPTION) -> None:
+        """Remove containers, networks and processes left by platform processes that died."""
+        from coworld_pipeline.runtime.janitor import reap_orphans
+
+        reaped = reap_orphans()
+        if as_json:
+            print_json(reaped)
+        else:
+            console.print(f"reaped {reaped['processes']} process group(s), {reaped['docker']} container(s)/network(s)")

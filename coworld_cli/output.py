@@ -1,0 +1,53 @@
+"""Shared CLI plumbing: JSON vs Rich output and clean, traceback-free errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any, NoReturn
+
+import typer
+from rich.console import Console
+
+from coworld_pipeline.contract.problems import ContractError
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+EXIT_FAILED = 1  # the thing ran and failed (episode, certification)
+EXIT_USAGE = 2  # bad input: nothing was run or changed
+EXIT_INTERRUPTED = 130
+
+JSON_OPTION = typer.Option(False, "--json", help="Print machine-readable JSON instead of tables.")
+
+
+def print_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    sys.stdout.flush()
+
+
+def fail_usage(message: str, as_json: bool = False, problems: list[dict[str, str]] | None = None) -> NoReturn:
+    if as_json:
+        print_json({"ok": False, "error": message, "problems": problems or []})
+    else:
+        err_console.print(f"[bold red]error:[/] {message}")
+        for p in problems or []:
+            err_console.print(f"  [red]-[/] [bold]{p['path']}[/]: {p['message']}")
+    raise typer.Exit(EXIT_USAGE)
+
+
+def fail_contract(exc: ContractError, as_json: bool = False) -> NoReturn:
+    fail_usage(f"{exc.subject} is invalid", as_json, [p.as_dict() for p in exc.problems])
+
+
+def parse_env_pairs(pairs: list[str], option: str) -> dict[str, str]:
+    """KEY=VALUE pairs; the error names the option and the key, never the value (it may be secret)."""
+    out: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key or not key.replace("_", "").isalnum() or key[0].isdigit():
+            shown = key if sep else "<no '='>"
+            raise typer.BadParameter(f"expected KEY=VALUE with an identifier KEY (got key {shown!r})",
+                                     param_hint=option)
+        out[key] = value
+    return out

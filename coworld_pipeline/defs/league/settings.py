@@ -1,0 +1,75 @@
+"""Deployment settings read from the environment once, when the code location loads.
+
+| variable | default | meaning |
+| --- | --- | --- |
+| `COWORLD_RUNTIME` | `process` | episode runtime: `process` (embedded demo) or `docker` |
+| `COWORLD_EPISODES_PER_RUN` | `16` | K: episodes one Dagster run plays (one partition each) |
+| `COWORLD_EPISODE_PARALLELISM` | `2` | episodes a run plays at the same time |
+| `COWORLD_MAX_RUNS_PER_TICK` | `40` | run requests one commissioner tick may emit (the rest go on later ticks) |
+| `COWORLD_SENSOR_INTERVAL_SECONDS` | `5` | commissioner sensor interval (the daemon loops every 5 s at best) |
+| `COWORLD_ROUND_SCHEDULE` | `* * * * *` | cron of the schedule that opens rounds of due leagues |
+| `COWORLD_STALE_RUNNING_SECONDS` | `7200` | last-resort requeue of episodes marked running for this long |
+| `COWORLD_DEMO` | `1` when the home is the repo's `.coworld/` | seed the orchard demo league on first tick |
+
+The number of episode runs executing at once is the `coworld_episodes` concurrency pool
+(`dagster.yaml` `concurrency.pools.default_limit`, or `dagster instance concurrency set coworld_episodes N`).
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+EPISODE_POOL = "coworld_episodes"
+
+TAG_ROUND = "coworld/round"
+TAG_LEAGUE = "coworld/league"
+TAG_KIND = "coworld/kind"  # "episodes" | "round_results" | "standings"
+TAG_RANGE_START = "dagster/asset_partition_range_start"
+TAG_RANGE_END = "dagster/asset_partition_range_end"
+TAG_PARTITION = "dagster/partition"
+
+
+def _int(name: str, default: int, minimum: int = 1) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    value = int(raw)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def _flag(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    return raw.strip().lower() in ("1", "true", "yes", "on")
+
+
+@dataclass(frozen=True)
+class OrchestrationSettings:
+    runtime: str = "process"
+    episodes_per_run: int = 16
+    parallelism: int = 2
+    max_runs_per_tick: int = 40
+    sensor_interval_seconds: int = 5
+    round_schedule: str = "* * * * *"
+    stale_running_seconds: int = 7200
+    demo: bool = False
+
+    @classmethod
+    def from_env(cls) -> OrchestrationSettings:
+        return cls(
+            runtime=os.environ.get("COWORLD_RUNTIME") or "process",
+            episodes_per_run=_int("COWORLD_EPISODES_PER_RUN", 16),
+            parallelism=_int("COWORLD_EPISODE_PARALLELISM", 2),
+            max_runs_per_tick=_int("COWORLD_MAX_RUNS_PER_TICK", 40),
+            sensor_interval_seconds=_int("COWORLD_SENSOR_INTERVAL_SECONDS", 5),
+            round_schedule=os.environ.get("COWORLD_ROUND_SCHEDULE") or "* * * * *",
+            stale_running_seconds=_int("COWORLD_STALE_RUNNING_SECONDS", 7200),
+            demo=_flag("COWORLD_DEMO", False),
+        )
+
+
+SETTINGS = OrchestrationSettings.from_env()
