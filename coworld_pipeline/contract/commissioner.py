@@ -189,12 +189,15 @@ class RoundComplete(_Message):
 
 
 PLATFORM_MESSAGES: dict[str, type[_Message]] = {
-    m.type: m for m in (RoundStart, EpisodesAccepted, EpisodesRejected, EpisodeResult, EpisodeFailed, RoundAbort)
+    m.type: m
+    for m in (RoundStart, EpisodesAccepted, EpisodesRejected, EpisodeResult, EpisodeFailed, RoundAbort)
 }
 COMMISSIONER_MESSAGES: dict[str, type[_Message]] = {m.type: m for m in (ScheduleEpisodes, RoundComplete)}
 ALL_MESSAGES: dict[str, type[_Message]] = {**PLATFORM_MESSAGES, **COMMISSIONER_MESSAGES}
 
-PlatformMessage = RoundStart | EpisodesAccepted | EpisodesRejected | EpisodeResult | EpisodeFailed | RoundAbort
+PlatformMessage = (
+    RoundStart | EpisodesAccepted | EpisodesRejected | EpisodeResult | EpisodeFailed | RoundAbort
+)
 CommissionerMessage = ScheduleEpisodes | RoundComplete
 
 
@@ -273,6 +276,12 @@ __all__ = [
 
 # `Literal` kept importable for callers that type message kinds.
 MessageType = Literal[
-    "round_start", "episodes_accepted", "episodes_rejected", "episode_result", "episode_failed",
-    "round_abort", "schedule_episodes", "round_complete",
+    "round_start",
+    "episodes_accepted",
+    "episodes_rejected",
+    "episode_result",
+    "episode_failed",
+    "round_abort",
+    "schedule_episodes",
+    "round_complete",
 ]

@@ -63,7 +63,9 @@ def make_engine(url: str) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _on_begin(conn) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.get_execution_options().get("coworld_write") else "BEGIN")
+            conn.exec_driver_sql(
+                "BEGIN IMMEDIATE" if conn.get_execution_options().get("coworld_write") else "BEGIN"
+            )
 
         return engine
     return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)

@@ -173,6 +173,8 @@ class EpisodeRequestRow(Base):
     status: Mapped[str] = mapped_column(String(20))  # pending | running | succeeded | failed | cancelled
     attempt: Mapped[int] = mapped_column(Integer, default=0)
     scores: Mapped[list[Any] | None] = mapped_column(JSON, nullable=True)
+    results: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
+    artifacts: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     error_type: Mapped[str | None] = mapped_column(String(50), nullable=True)
     attempt_errors: Mapped[list[Any]] = mapped_column(JSON, default=list)

@@ -69,4 +69,6 @@ class SecretBox:
 
     def digest(self, values: dict[str, str]) -> str:
         """A keyed digest of the values (for duplicate detection) that reveals nothing without the key."""
-        return hmac.new(self._mac_key, json.dumps(values, sort_keys=True).encode(), hashlib.sha256).hexdigest()
+        return hmac.new(
+            self._mac_key, json.dumps(values, sort_keys=True).encode(), hashlib.sha256
+        ).hexdigest()

@@ -50,8 +50,8 @@ class _Container(Launched):
         self.container = container
         self._port: int | None = None
         self._exit: int | None = None
-        self._logs_saved = False
         self.oom_killed = False
+        self._followers: list[threading.Thread] = []
 
     def poll(self) -> int | None:
         if self._exit is not None:
@@ -77,27 +77,29 @@ class _Container(Launched):
             self._port = int(bindings[0]["HostPort"])
         return self._port
 
-    def save_logs(self) -> None:
-        if self._logs_saved:
-            return
-        self._logs_saved = True
+    def follow_logs(self) -> None:
+        """Stream stdout/stderr into the log files while the container runs."""
         spec = self.spec
-        with contextlib.suppress(Exception):
-            if spec.stderr_path is None:
-                data = self.container.logs(stdout=True, stderr=True)
-                with open(spec.stdout_path, "ab") as f:
-                    f.write(data)
-            else:
-                with open(spec.stdout_path, "ab") as f:
-                    f.write(self.container.logs(stdout=True, stderr=False))
-                with open(spec.stderr_path, "ab") as f:
-                    f.write(self.container.logs(stdout=False, stderr=True))
+        streams = [(spec.stdout_path, True, spec.stderr_path is None)]
+        if spec.stderr_path is not None:
+            streams.append((spec.stderr_path, False, True))
+        for path, stdout, stderr in streams:
+            thread = threading.Thread(target=self._copy_stream, args=(path, stdout, stderr), daemon=True)
+            thread.start()
+            self._followers.append(thread)
+
+    def _copy_stream(self, path: Path, stdout: bool, stderr: bool) -> None:
+        with contextlib.suppress(Exception), open(path, "ab") as f:
+            for chunk in self.container.logs(stdout=stdout, stderr=stderr, stream=True, follow=True):
+                f.write(chunk)
+                f.flush()
 
     def stop(self) -> None:
         if self.poll() is None:
             with contextlib.suppress(Exception):
                 self.container.kill()
-        self.save_logs()
+        for thread in self._followers:  # the log streams end when the container stops
+            thread.join(timeout=5)
         with contextlib.suppress(Exception):
             self.container.remove(force=True)
 
@@ -188,6 +190,7 @@ class DockerSandbox(Sandbox):
             if spec.role == "game":
                 self.episode_net.connect(container, aliases=[self.alias])
             container.start()
+            launched.follow_logs()
         except Exception as exc:
             kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
             raise EpisodeFailure(kind, f"cannot start {spec.name} container: {exc}", slot=spec.slot) from None

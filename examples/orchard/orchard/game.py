@@ -459,7 +459,7 @@ async def _close_all(connections: list[ServerConnection]) -> None:
     if connections:
         with contextlib.suppress(TimeoutError):
             closers = [ws.close(1000, "episode over") for ws in connections]
-            await asyncio.wait_for(asyncio.gather(*closers, return_exceptions=True), 5)
+            await asyncio.wait_for(asyncio.gather(*closers, return_exceptions=True), 3)
 
 
 def _policy_names(raw: str | None, slots: int) -> list[str] | None:
@@ -569,6 +569,7 @@ async def _serve(app: EpisodeServer | ReplayServer, host: str, port: int, foreve
         compression=None,
         ping_interval=20,
         ping_timeout=60,
+        close_timeout=1,  # a peer that stopped reading must not hold the exit hostage
         max_size=2**20,
         server_header="orchard/0.1.0",
     ) as server:

@@ -1,0 +1,94 @@
+"""The manifest follows the 0.1.11 manifest schema and the game's own schemas."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from jsonschema import Draft202012Validator, FormatChecker
+from orchard_testlib import ORCHARD_DIR
+
+from orchard.engine import play_episode, validate_config
+from orchard.players import greedy, planner
+
+REFERENCE_SCHEMA = ORCHARD_DIR.parents[2] / "shared" / "reference" / "schemas" / "coworld_manifest_schema-0.1.11.json"
+
+
+def _validator(schema):
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def test_manifest_validates_against_reference_schema(manifest):
+    if not REFERENCE_SCHEMA.exists():
+        pytest.skip(f"reference schema not found at {REFERENCE_SCHEMA}")
+    schema = json.loads(REFERENCE_SCHEMA.read_text())
+    errors = sorted(_validator(schema).iter_errors(manifest), key=str)
+    assert not errors, [error.message for error in errors]
+
+
+def test_manifest_files_are_generated_and_current():
+    result = subprocess.run(
+        [sys.executable, str(ORCHARD_DIR / "make_manifest.py"), "--check"], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+
+
+def test_template_matches_manifest_except_version_and_images(manifest):
+    template = json.loads((ORCHARD_DIR / "coworld_manifest_template.json").read_text())
+    assert "version" not in template["game"]
+    assert manifest["game"]["version"] == "0.1.0"
+    images = {manifest["game"]["runnable"]["image"]}
+    template_images = {template["game"]["runnable"]["image"]}
+    for role in ("player", "reporter", "grader", "diagnoser", "optimizer"):
+        images |= {entry["image"] for entry in manifest[role]}
+        template_images |= {entry["image"] for entry in template[role]}
+    assert images == {"coworld/orchard:0.1.0"}
+    assert template_images == {"{{ORCHARD_IMAGE}}"}
+    compose = (ORCHARD_DIR / "docker-compose.yml").read_text()
+    assert "\n  orchard:\n" in compose  # service name -> {{ORCHARD_IMAGE}}
+
+
+def test_config_schema_token_rules_and_variants(manifest):
+    game = manifest["game"]
+    config_schema = game["config_schema"]
+    assert "tokens" in config_schema["required"]
+    tokens = config_schema["properties"]["tokens"]
+    assert tokens["type"] == "array" and tokens["items"]["type"] == "string"
+    validator = _validator(config_schema)
+    configs = [variant["game_config"] for variant in manifest["variants"]]
+    configs.append(manifest["certification"]["game_config"])
+    for config in configs:
+        assert "tokens" not in config
+        slots = len(config["players"])
+        full = {**config, "tokens": [f"token-{i}" for i in range(slots)]}
+        assert not list(validator.iter_errors(full))
+        validate_config(full)  # the server's own validation agrees
+    assert {variant["id"] for variant in manifest["variants"]} == {"duel", "duel-live", "four"}
+    cert = manifest["certification"]
+    assert [p["player_id"] for p in cert["players"]] == ["greedy", "planner"]
+    assert len(cert["players"]) == len(cert["game_config"]["players"])
+    player_ids = [entry["id"] for entry in manifest["player"]]
+    assert sorted(player_ids) == ["greedy", "planner", "random"]
+    assert manifest["game"]["runnable"]["run"] == ["python", "-m", "orchard.game"]
+
+
+def test_engine_results_validate_against_results_schema(manifest):
+    validator = _validator(manifest["game"]["results_schema"])
+    config = dict(manifest["certification"]["game_config"])
+    game = play_episode(config, [greedy.choose_action, planner.choose_action])
+    results = {**game.results(), "episode_seconds": 0.5}
+    assert not list(validator.iter_errors(results))
+    assert not list(validator.iter_errors({**results, "surprise": 1})) == []
+
+
+def test_docs_pages_are_inline_text(manifest):
+    docs = manifest["game"]["docs"]
+    ids = [page["id"] for page in docs["pages"]]
+    assert "rules.md" in ids and "play_orchard.md" in ids
+    for page in docs["pages"]:
+        assert page["content"]["type"] == "text" and page["content"]["value"].strip()
+    for key in ("player", "global"):
+        assert manifest["game"]["protocols"][key]["type"] == "text"
