@@ -39,7 +39,7 @@ def resolve_target(target: str | None, replay: dict[str, Any]) -> tuple[int, str
         return int(match.group(1)), f"slot index {match.group(1)}"
     names = [name.lower() for name in replay["player_names"]]
     policies = [(name or "").lower() for name in (replay.get("policy_names") or [""] * slots)]
-    path_tail = urllib.parse.urlsplit(text).path.rstrip("/").rsplit("/", 1)[-1].lower()
+    path_tail = urllib.parse.unquote(urllib.parse.urlsplit(text).path.rstrip("/").rsplit("/", 1)[-1]).lower()
     candidates = [text.lower(), path_tail]
     for candidate in candidates:
         if not candidate:

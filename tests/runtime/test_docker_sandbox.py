@@ -1,0 +1,71 @@
+"""Docker runtime: private network per episode, published loopback port, limits, labels."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import docker
+import pytest
+
+from coworld_pipeline.contract import load_manifest
+from coworld_pipeline.contract.episode_request import certification_request
+from coworld_pipeline.runtime import EpisodeOptions, ResourceLimits, make_runtime, run_episode
+from tests.conftest import TESTKIT_DIR
+
+pytestmark = pytest.mark.docker
+
+
+def inspect_during_play(allow_player_egress: bool, tmp_path: Path) -> dict[str, Any]:
+    client = docker.from_env()
+    seen: dict[str, Any] = {}
+
+    def on_phase(phase: str, detail: str) -> None:
+        if phase != "playing":
+            return
+        for c in client.containers.list(filters={"label": "io.coworld.managed"}):
+            seen[c.labels["io.coworld.role"] + c.name[-20:]] = c.attrs
+        for n in client.networks.list(filters={"label": "io.coworld.managed"}):
+            seen["net:" + n.name] = client.networks.get(n.id).attrs
+
+    limits = {"player": ResourceLimits(cpus=0.5, memory="256m", pids=64), "game": ResourceLimits(1.0, "512m", 128)}
+    runtime = make_runtime("docker", limits=limits)
+    request = certification_request(load_manifest(TESTKIT_DIR / "coworld_manifest.json"))
+    outcome = run_episode(request, tmp_path / "ws", runtime,
+                          EpisodeOptions(timeout_seconds=60, on_phase=on_phase,
+                                         allow_player_egress=allow_player_egress))
+    assert outcome.ok, outcome.error
+    return seen
+
+
+def test_players_are_confined_to_a_private_network(tmp_path: Path, docker_images: None) -> None:
+    seen = inspect_during_play(False, tmp_path)
+    players = [a for k, a in seen.items() if k.startswith("player")]
+    game = next(a for k, a in seen.items() if k.startswith("game"))
+    networks = {a["Name"]: a for k, a in seen.items() if k.startswith("net:")}
+    assert len(players) == 2
+    for p in players:
+        attached = list(p["NetworkSettings"]["Networks"])
+        assert len(attached) == 1
+        assert networks[attached[0]]["Internal"] is True, "players must have no route out"
+        assert p["HostConfig"]["NanoCpus"] == 500_000_000
+        assert p["HostConfig"]["Memory"] == 256 * 1024**2
+        assert p["HostConfig"]["MemorySwap"] == 256 * 1024**2  # no swap
+        assert p["HostConfig"]["PidsLimit"] == 64
+        assert not p["HostConfig"]["PortBindings"]
+    # The game answers players on the private network under an alias and the host on loopback only.
+    game_nets = game["NetworkSettings"]["Networks"]
+    private = next(n for n in game_nets if networks[n]["Internal"])
+    assert any(a.startswith("coworld-game-") for a in game_nets[private]["Aliases"])
+    bindings = game["HostConfig"]["PortBindings"]["8080/tcp"]
+    assert bindings[0]["HostIp"] == "127.0.0.1"
+    assert game["HostConfig"]["PidsLimit"] == 128
+
+
+def test_player_egress_is_opt_in(tmp_path: Path, docker_images: None) -> None:
+    seen = inspect_during_play(True, tmp_path)
+    networks = {a["Name"]: a for k, a in seen.items() if k.startswith("net:")}
+    for key, attrs in seen.items():
+        if key.startswith("player"):
+            (name,) = attrs["NetworkSettings"]["Networks"]
+            assert networks[name]["Internal"] is False
