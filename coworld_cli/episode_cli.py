@@ -34,15 +34,31 @@ from coworld_pipeline.contract.episode_request import (
     validate_request,
     with_seed,
 )
-from coworld_pipeline.contract.manifest import CoworldManifest, Role, load_manifest, manifest_dir, read_json_document
+from coworld_pipeline.contract.manifest import (
+    CoworldManifest,
+    Role,
+    load_manifest,
+    manifest_dir,
+    read_json_document,
+)
 from coworld_pipeline.contract.problems import ContractError
-from coworld_pipeline.runtime import RUNTIMES, EpisodeLinks, EpisodeOptions, EpisodeOutcome, make_runtime, run_episode
+from coworld_pipeline.runtime import (
+    RUNTIMES,
+    EpisodeLinks,
+    EpisodeOptions,
+    EpisodeOutcome,
+    make_runtime,
+    run_episode,
+)
 from coworld_pipeline.runtime.base import ResourceLimits, Runtime
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.signals import Terminated
 
 RUNTIME_OPTION = typer.Option(
-    None, "--runtime", envvar="COWORLD_RUNTIME", help=f"Where runnables run: {' | '.join(RUNTIMES)} (default docker)."
+    None,
+    "--runtime",
+    envvar="COWORLD_RUNTIME",
+    help=f"Where runnables run: {' | '.join(RUNTIMES)} (default docker).",
 )
 
 
@@ -56,7 +72,9 @@ def load_manifest_or_exit(ref: str, as_json: bool) -> CoworldManifest:
         fail_contract(exc, as_json)
 
 
-def runtime_or_exit(name: str | None, ref: str, as_json: bool, limits: dict[str, ResourceLimits] | None = None) -> Runtime:
+def runtime_or_exit(
+    name: str | None, ref: str, as_json: bool, limits: dict[str, ResourceLimits] | None = None
+) -> Runtime:
     name = name or "docker"
     if name not in RUNTIMES:
         fail_usage(f"--runtime must be one of {', '.join(RUNTIMES)} (got {name!r})", as_json)
@@ -90,7 +108,9 @@ def build_request(
     try:
         if inputs and looks_like_request(inputs[0]):
             if len(inputs) > 1:
-                fail_usage("an episode request file cannot be combined with other positional arguments", as_json)
+                fail_usage(
+                    "an episode request file cannot be combined with other positional arguments", as_json
+                )
             if run or variant:
                 fail_usage("--run and --variant cannot be combined with an episode request file", as_json)
             data = read_json_document(inputs[0], "episode request")
@@ -111,19 +131,25 @@ def build_request(
                 if len(cert_players) != slots:
                     fail_usage(
                         f"variant {variant!r} has {slots} slots but the certification fixture has "
-                        f"{len(cert_players)} players: give player images", as_json,
+                        f"{len(cert_players)} players: give player images",
+                        as_json,
                     )
                 players = cert_players
             else:
                 if len(inputs) not in (1, slots):
-                    fail_usage(f"give 1 image (all slots) or {slots} images (one per slot); got {len(inputs)}",
-                               as_json)
+                    fail_usage(
+                        f"give 1 image (all slots) or {slots} images (one per slot); got {len(inputs)}",
+                        as_json,
+                    )
                 images = inputs * slots if len(inputs) == 1 else inputs
                 players = []
                 for slot, image in enumerate(images):
                     template = cert_players[slot] if slot < len(cert_players) else cert_players[0]
-                    players.append(PlayerSpec(image=image, run=list(run) if run else list(template.run),
-                                              env=dict(template.env)))
+                    players.append(
+                        PlayerSpec(
+                            image=image, run=list(run) if run else list(template.run), env=dict(template.env)
+                        )
+                    )
             request = validate_request(EpisodeRequest(manifest=manifest, game_config=config, players=players))
         if seed is not None:
             request = with_seed(request, seed)
@@ -180,7 +206,9 @@ def report_outcome(outcome: EpisodeOutcome, as_json: bool) -> None:
     if as_json:
         print_json({"ok": outcome.ok, "workspace": str(outcome.workspace), **outcome.summary()})
     elif outcome.ok:
-        console.print(f"[bold green]episode succeeded[/] in {outcome.wall_seconds:.2f}s — scores {outcome.scores}")
+        console.print(
+            f"[bold green]episode succeeded[/] in {outcome.wall_seconds:.2f}s — scores {outcome.scores}"
+        )
         console.print(f"artifacts: {outcome.workspace}")
         for name in sorted(outcome.files()):
             console.print(f"  {name}")
@@ -194,8 +222,9 @@ def report_outcome(outcome: EpisodeOutcome, as_json: bool) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-def limits_from_options(game_cpus: float, game_memory: str, player_cpus: float, player_memory: str,
-                        pids: int) -> dict[str, ResourceLimits]:
+def limits_from_options(
+    game_cpus: float, game_memory: str, player_cpus: float, player_memory: str, pids: int
+) -> dict[str, ResourceLimits]:
     return {
         "game": ResourceLimits(game_cpus, game_memory, pids),
         "replay": ResourceLimits(game_cpus, game_memory, pids),
@@ -203,8 +232,14 @@ def limits_from_options(game_cpus: float, game_memory: str, player_cpus: float, 
     }
 
 
-def execute(request: EpisodeRequest, workspace: Path, runtime: Runtime, options: EpisodeOptions,
-            as_json: bool, title: str) -> EpisodeOutcome:
+def execute(
+    request: EpisodeRequest,
+    workspace: Path,
+    runtime: Runtime,
+    options: EpisodeOptions,
+    as_json: bool,
+    title: str,
+) -> EpisodeOutcome:
     display = PhaseDisplay(title, enabled=not as_json)
     options.on_phase = display
     try:
@@ -212,8 +247,10 @@ def execute(request: EpisodeRequest, workspace: Path, runtime: Runtime, options:
             return run_episode(request, workspace, runtime, options)
     except (KeyboardInterrupt, Terminated) as exc:
         reason = str(exc) or "SIGINT"
-        err_console.print(f"[bold red]interrupted[/] ({reason}): everything was removed; "
-                          f"logs and error_info.json are in {workspace}")
+        err_console.print(
+            f"[bold red]interrupted[/] ({reason}): everything was removed; "
+            f"logs and error_info.json are in {workspace}"
+        )
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
@@ -235,7 +272,9 @@ def register(app: typer.Typer) -> None:
             "version": m.game.version,
             "template": m.is_template,
             "slots": rule.describe(),
-            "variants": [{"id": v.id, "name": v.name, "slots": m.slots_for(v.game_config)} for v in m.variants],
+            "variants": [
+                {"id": v.id, "name": v.name, "slots": m.slots_for(v.game_config)} for v in m.variants
+            ],
             "runnables": {role.value: [r.id for r in m.role(role)] for role in Role},
             "certification_players": [p.player_id for p in m.certification.players],
             "content_hash": m.content_hash,
@@ -243,8 +282,9 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(summary)
             return
-        console.print(f"[bold green]valid[/] {m.label}{' (template)' if m.is_template else ''} — "
-                      f"{m.game.description}")
+        console.print(
+            f"[bold green]valid[/] {m.label}{' (template)' if m.is_template else ''} — {m.game.description}"
+        )
         console.print(f"slots: {rule.describe()}   owner: {m.game.owner}")
         table = Table("variant", "name", "slots")
         for v in summary["variants"]:
@@ -270,16 +310,26 @@ def register(app: typer.Typer) -> None:
     @app.command("run-episode")
     def run_episode_cmd(
         manifest: str = typer.Argument(..., help="Manifest path or URL."),
-        inputs: list[str] = typer.Argument(None, help="REQUEST.json, or player images (1 for all slots, or 1 per slot)."),
+        inputs: list[str] = typer.Argument(
+            None, help="REQUEST.json, or player images (1 for all slots, or 1 per slot)."
+        ),
         run: list[str] = typer.Option([], "--run", help="argv replacing the supplied images' run (repeat)."),
         runtime: str = RUNTIME_OPTION,
-        output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Workspace (default: <manifest dir>/results)."),
-        timeout: float = typer.Option(3600.0, "--timeout", "--timeout-seconds", min=1, help="Game phase timeout, s."),
+        output_dir: Path = typer.Option(
+            None, "--output-dir", "-o", help="Workspace (default: <manifest dir>/results)."
+        ),
+        timeout: float = typer.Option(
+            3600.0, "--timeout", "--timeout-seconds", min=1, help="Game phase timeout, s."
+        ),
         seed: int = typer.Option(None, "--seed", help="Set game_config.seed."),
         variant: str = typer.Option(None, "--variant", help="Use this variant's config."),
-        secret_env: list[str] = typer.Option([], "--secret-env", help="KEY=VALUE for player containers only."),
+        secret_env: list[str] = typer.Option(
+            [], "--secret-env", help="KEY=VALUE for player containers only."
+        ),
         verify_replay: bool = typer.Option(False, "--verify-replay/--no-verify-replay"),
-        allow_player_egress: bool = typer.Option(False, "--allow-player-egress", help="docker: let players reach the internet."),
+        allow_player_egress: bool = typer.Option(
+            False, "--allow-player-egress", help="docker: let players reach the internet."
+        ),
         game_cpus: float = typer.Option(1.0, "--game-cpus", envvar="COWORLD_GAME_CPUS"),
         game_memory: str = typer.Option("1g", "--game-memory", envvar="COWORLD_GAME_MEMORY"),
         player_cpus: float = typer.Option(1.0, "--player-cpus", envvar="COWORLD_PLAYER_CPUS"),
@@ -326,7 +376,15 @@ def register(app: typer.Typer) -> None:
 
         def show_links(links: EpisodeLinks) -> None:
             if as_json:
-                print_json({"links": {"players": links.players, "global": links.global_url, "admin": links.admin_url}})
+                print_json(
+                    {
+                        "links": {
+                            "players": links.players,
+                            "global": links.global_url,
+                            "admin": links.admin_url,
+                        }
+                    }
+                )
             else:
                 for slot, url in enumerate(links.players):
                     err_console.print(f"player {slot}: {url}")
@@ -350,7 +408,9 @@ def register(app: typer.Typer) -> None:
         manifest: str = typer.Argument(..., help="Manifest path or URL."),
         runtime: str = RUNTIME_OPTION,
         timeout: float = typer.Option(60.0, "--timeout", "--timeout-seconds", min=1),
-        output_dir: Path = typer.Option(None, "--output-dir", "-o", help="Keep the certification workspace here."),
+        output_dir: Path = typer.Option(
+            None, "--output-dir", "-o", help="Keep the certification workspace here."
+        ),
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Every check of CONTRACT §6; prints a checklist; non-zero exit on any failure."""
@@ -385,12 +445,15 @@ def register(app: typer.Typer) -> None:
         manifest: str = typer.Argument(..., help="Manifest path or URL."),
         replay_file: str = typer.Argument(..., help="Replay path or URL (.json, .json.z, .json.gz)."),
         runtime: str = RUNTIME_OPTION,
-        timeout: float = typer.Option(60.0, "--timeout", "--timeout-seconds", min=1, help="Health timeout, s."),
+        timeout: float = typer.Option(
+            60.0, "--timeout", "--timeout-seconds", min=1, help="Health timeout, s."
+        ),
         open_browser: bool = typer.Option(False, "--open-browser/--no-open-browser"),
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Start the game in replay mode and print the viewer link; runs until interrupted."""
         from coworld_pipeline.runtime.replay_server import materialize_replay, serve_replay
+
         m = load_manifest_or_exit(manifest, as_json)
         rt = runtime_or_exit(runtime, manifest, as_json)
         workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
@@ -409,7 +472,9 @@ def register(app: typer.Typer) -> None:
                     time.sleep(0.2)
                 code = server.poll()
             if code != 0:
-                err_console.print(f"[red]replay server exited with code {code}[/]; logs in {workdir / 'logs'}")
+                err_console.print(
+                    f"[red]replay server exited with code {code}[/]; logs in {workdir / 'logs'}"
+                )
                 raise typer.Exit(EXIT_FAILED)
         except EpisodeFailure as exc:
             if exc.error_type is ErrorType.MISSING_REPLAY:
@@ -429,4 +494,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(reaped)
         else:
-            console.print(f"reaped {reaped['processes']} process group(s), {reaped['docker']} container(s)/network(s)")
+            console.print(
+                f"reaped {reaped['processes']} process group(s), {reaped['docker']} container(s)/network(s)"
+            )

@@ -20,7 +20,9 @@ from rich.table import Table
 
 from coworld_cli.output import EXIT_FAILED, JSON_OPTION, console, err_console, fail_usage, print_json
 
-DB_OPTION = typer.Option(None, "--db", envvar="COWORLD_DATABASE_URL", help="Database URL (default: SQLite in home).")
+DB_OPTION = typer.Option(
+    None, "--db", envvar="COWORLD_DATABASE_URL", help="Database URL (default: SQLite in home)."
+)
 HOME_OPTION = typer.Option(None, "--home", envvar="COWORLD_HOME", help="Platform home (default ~/.coworld).")
 LEAGUE_OPTION = typer.Option(None, "--league", "-l", help="League id or name.")
 
@@ -86,19 +88,44 @@ def _standings_tables(groups: list[dict[str, Any]]) -> None:
         _table(
             f"{g['league']['name']} / {g['division']['name']} (level {g['division']['level']})",
             ["rank", "policy", "status", "rating", "mu", "sigma", "episodes", "wins", "avg score"],
-            [[r["rank"], r["label"], r["status"], _fmt(r["rating"]), _fmt(r["mu"]), _fmt(r["sigma"]), r["episodes"],
-              r["wins"], _fmt(r["average_score"])] for r in g["standings"]],
+            [
+                [
+                    r["rank"],
+                    r["label"],
+                    r["status"],
+                    _fmt(r["rating"]),
+                    _fmt(r["mu"]),
+                    _fmt(r["sigma"]),
+                    r["episodes"],
+                    r["wins"],
+                    _fmt(r["average_score"]),
+                ]
+                for r in g["standings"]
+            ],
         )
 
 
 def _rankings_table(title: str, rows: list[dict[str, Any]]) -> None:
-    _table(title, ["division", "rank", "policy", "score", "details"],
-           [[r["division"], r["rank"], r["label"], _fmt(r["score"], 3),
-             ", ".join(f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}" for k, v in r["result_metadata"].items())]
-            for r in rows])
+    _table(
+        title,
+        ["division", "rank", "policy", "score", "details"],
+        [
+            [
+                r["division"],
+                r["rank"],
+                r["label"],
+                _fmt(r["score"], 3),
+                ", ".join(
+                    f"{k}={v:.2f}" if isinstance(v, float) else f"{k}={v}"
+                    for k, v in r["result_metadata"].items()
+                ),
+            ]
+            for r in rows
+        ],
+    )
 
 
-def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists every command
+def register(app: typer.Typer) -> None:
     league_app = typer.Typer(help="Create and manage leagues.", no_args_is_help=True)
     round_app = typer.Typer(help="Run and inspect league rounds.", no_args_is_help=True)
     app.add_typer(league_app, name="league")
@@ -109,7 +136,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
     @app.command("upload-coworld")
     def upload_coworld(
         manifest: str = typer.Argument(..., help="Path of coworld_manifest.json."),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Validate and store a Coworld manifest (idempotent per content hash)."""
         with _service(db, home, as_json) as svc:
@@ -119,8 +148,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
             return
         verb = "uploaded" if out["created"] else "already uploaded"
         console.print(f"{out['name']}:{out['version']} {verb}: {out['id']}")
-        console.print(f"hash {out['manifest_hash']}; variants {', '.join(out['variants'])}; "
-                      f"players {', '.join(out['players'])}")
+        console.print(
+            f"hash {out['manifest_hash']}; variants {', '.join(out['variants'])}; "
+            f"players {', '.join(out['players'])}"
+        )
 
     @app.command("coworlds")
     def coworlds(db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION) -> None:
@@ -130,17 +161,29 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(rows)
             return
-        _table("coworlds", ["id", "name", "version", "variants", "hash"],
-               [[r["id"], r["name"], r["version"], ", ".join(r["variants"]), r["manifest_hash"][:19]] for r in rows])
+        _table(
+            "coworlds",
+            ["id", "name", "version", "variants", "hash"],
+            [
+                [r["id"], r["name"], r["version"], ", ".join(r["variants"]), r["manifest_hash"][:19]]
+                for r in rows
+            ],
+        )
 
     @app.command("upload-policy")
     def upload_policy(
-        image: str = typer.Argument(..., help="Player image (the process runtime ignores it and runs --run)."),
+        image: str = typer.Argument(
+            ..., help="Player image (the process runtime ignores it and runs --run)."
+        ),
         name: str = typer.Option(..., "--name", "-n", help="Policy name."),
-        run: list[str] = typer.Option([], "--run", help="argv element (repeatable); replaces the image command."),
+        run: list[str] = typer.Option(
+            [], "--run", help="argv element (repeatable); replaces the image command."
+        ),
         env: list[str] = typer.Option([], "--env", help="Public KEY=VALUE (repeatable)."),
         secret_env: list[str] = typer.Option([], "--secret-env", help="Secret KEY=VALUE, stored encrypted."),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Create the next version of a policy (name:vN)."""
         env_map = _pairs(env, "--env", as_json)
@@ -162,14 +205,22 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(rows)
             return
-        _table("policy versions", ["policy", "id", "image", "run", "secret env"],
-               [[r["label"], r["id"], r["image"], " ".join(r["run"]), ", ".join(r["secret_env_keys"])] for r in rows])
+        _table(
+            "policy versions",
+            ["policy", "id", "image", "run", "secret env"],
+            [
+                [r["label"], r["id"], r["image"], " ".join(r["run"]), ", ".join(r["secret_env_keys"])]
+                for r in rows
+            ],
+        )
 
     @app.command("submit")
     def submit(
         policy: str = typer.Argument(..., help="NAME, NAME:vN or a policy version id."),
         league: str = typer.Option(..., "--league", "-l", help="League id or name."),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Submit a policy version to a league."""
         with _service(db, home, as_json) as svc:
@@ -177,8 +228,10 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(out)
             return
-        console.print(f"submission {out['id']}: {out['status']}; membership {out['league_policy_membership_id']} "
-                      f"({out['membership_status']})")
+        console.print(
+            f"submission {out['id']}: {out['status']}; membership {out['league_policy_membership_id']} "
+            f"({out['membership_status']})"
+        )
 
     # ---- leagues -------------------------------------------------------------------------------------
 
@@ -186,9 +239,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
     def league_create(
         name: str = typer.Argument(..., help="League name."),
         coworld: str = typer.Option(..., "--coworld", "-c", help="Coworld id, name or name:version."),
-        variant: list[str] = typer.Option([], "--variant", help="Variant id (repeatable; default: the first)."),
-        commissioner: str = typer.Option("round-robin", "--commissioner", help="round-robin | swiss | elimination"),
-        episodes_per_pair: int = typer.Option(None, "--episodes-per-pair", min=1, help="Episodes per pairing."),
+        variant: list[str] = typer.Option(
+            [], "--variant", help="Variant id (repeatable; default: the first)."
+        ),
+        commissioner: str = typer.Option(
+            "round-robin", "--commissioner", help="round-robin | swiss | elimination"
+        ),
+        episodes_per_pair: int = typer.Option(
+            None, "--episodes-per-pair", min=1, help="Episodes per pairing."
+        ),
         graduation: str = typer.Option("none", "--graduation", help="none | percentile | win-streak"),
         promote_top_pct: float = typer.Option(10.0, "--promote-top-pct", min=0, max=100),
         relegate_bottom_pct: float = typer.Option(10.0, "--relegate-bottom-pct", min=0, max=100),
@@ -196,11 +255,19 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         divisions: int = typer.Option(1, "--divisions", min=1, max=20, help="Number of division levels."),
         interval_minutes: float = typer.Option(None, "--interval-minutes", help="Round cadence (scheduler)."),
         config: list[str] = typer.Option([], "--config", help="Game config override KEY=JSON (repeatable)."),
-        infra_retries: int = typer.Option(2, "--infra-retries", min=0, help="Retries of infrastructure failures."),
-        quarantine_after: int = typer.Option(3, "--quarantine-after", min=1, help="Consecutive player failures."),
-        failed_slot_budget: int = typer.Option(20, "--failed-slot-budget", min=0, help="Failed seats per round."),
+        infra_retries: int = typer.Option(
+            2, "--infra-retries", min=0, help="Retries of infrastructure failures."
+        ),
+        quarantine_after: int = typer.Option(
+            3, "--quarantine-after", min=1, help="Consecutive player failures."
+        ),
+        failed_slot_budget: int = typer.Option(
+            20, "--failed-slot-budget", min=0, help="Failed seats per round."
+        ),
         episode_timeout: float = typer.Option(600.0, "--episode-timeout", min=1, help="Seconds per episode."),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Create a league on an uploaded Coworld."""
         overrides: dict[str, Any] = {}
@@ -209,21 +276,38 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
                 overrides[key] = json.loads(raw)
             except json.JSONDecodeError:
                 overrides[key] = raw
-        cfg = {"graduation": graduation, "promote_top_pct": promote_top_pct,
-               "relegate_bottom_pct": relegate_bottom_pct, "streak_length": streak_length}
+        cfg = {
+            "graduation": graduation,
+            "promote_top_pct": promote_top_pct,
+            "relegate_bottom_pct": relegate_bottom_pct,
+            "streak_length": streak_length,
+        }
         if episodes_per_pair:
             cfg["episodes_per_pair"] = episodes_per_pair
         with _service(db, home, as_json) as svc:
             out = svc.create_league(
-                name, coworld, variants=variant or None, commissioner=commissioner, commissioner_config=cfg,
-                divisions=divisions, interval_minutes=interval_minutes, config_overrides=overrides,
-                failure_policy={"infra_retries": infra_retries, "quarantine_after": quarantine_after,
-                                "failed_slot_budget": failed_slot_budget, "episode_timeout_seconds": episode_timeout})
+                name,
+                coworld,
+                variants=variant or None,
+                commissioner=commissioner,
+                commissioner_config=cfg,
+                divisions=divisions,
+                interval_minutes=interval_minutes,
+                config_overrides=overrides,
+                failure_policy={
+                    "infra_retries": infra_retries,
+                    "quarantine_after": quarantine_after,
+                    "failed_slot_budget": failed_slot_budget,
+                    "episode_timeout_seconds": episode_timeout,
+                },
+            )
         if as_json:
             print_json(out)
             return
-        console.print(f"league {out['name']} created: {out['id']} ({out['commissioner_key']}, variants "
-                      f"{', '.join(out['variants'])}, {len(out['divisions'])} division(s))")
+        console.print(
+            f"league {out['name']} created: {out['id']} ({out['commissioner_key']}, variants "
+            f"{', '.join(out['variants'])}, {len(out['divisions'])} division(s))"
+        )
 
     def _pause(league: str, paused: bool, db: str | None, home: str | None, as_json: bool) -> None:
         with _service(db, home, as_json) as svc:
@@ -234,44 +318,87 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
             console.print(f"league {out['name']} {'paused' if paused else 'resumed'}")
 
     @league_app.command("pause")
-    def league_pause(league: str = typer.Argument(...), db: str = DB_OPTION, home: str = HOME_OPTION,
-                     as_json: bool = JSON_OPTION) -> None:
+    def league_pause(
+        league: str = typer.Argument(...),
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
         """Stop opening new rounds (an open round still finishes)."""
         _pause(league, True, db, home, as_json)
 
     @league_app.command("resume")
-    def league_resume(league: str = typer.Argument(...), db: str = DB_OPTION, home: str = HOME_OPTION,
-                      as_json: bool = JSON_OPTION) -> None:
+    def league_resume(
+        league: str = typer.Argument(...),
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
         """Open rounds again."""
         _pause(league, False, db, home, as_json)
 
     @app.command("leagues")
-    def leagues(league: str = typer.Argument(None, help="Show one league."), db: str = DB_OPTION,
-                home: str = HOME_OPTION, as_json: bool = JSON_OPTION) -> None:
+    def leagues(
+        league: str = typer.Argument(None, help="Show one league."),
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
         """List leagues or show one."""
         with _service(db, home, as_json) as svc:
             rows = svc.leagues(league)
         if as_json:
             print_json(rows[0] if league else rows)
             return
-        _table("leagues", ["id", "name", "coworld", "commissioner", "variants", "members", "paused", "last round"],
-               [[r["id"], r["name"], f"{r['coworld']['name']}:{r['coworld']['version']}", r["commissioner_key"],
-                 ", ".join(r["variants"]), ", ".join(f"{k} {v}" for k, v in r["memberships"].items()), r["paused"],
-                 "" if not r["last_round"] else f"#{r['last_round']['number']} {r['last_round']['status']}"]
-                for r in rows])
+        _table(
+            "leagues",
+            ["id", "name", "coworld", "commissioner", "variants", "members", "paused", "last round"],
+            [
+                [
+                    r["id"],
+                    r["name"],
+                    f"{r['coworld']['name']}:{r['coworld']['version']}",
+                    r["commissioner_key"],
+                    ", ".join(r["variants"]),
+                    ", ".join(f"{k} {v}" for k, v in r["memberships"].items()),
+                    r["paused"],
+                    ""
+                    if not r["last_round"]
+                    else f"#{r['last_round']['number']} {r['last_round']['status']}",
+                ]
+                for r in rows
+            ],
+        )
 
     @app.command("divisions")
-    def divisions_cmd(division: str = typer.Argument(None), league: str = LEAGUE_OPTION, db: str = DB_OPTION,
-                      home: str = HOME_OPTION, as_json: bool = JSON_OPTION) -> None:
+    def divisions_cmd(
+        division: str = typer.Argument(None),
+        league: str = LEAGUE_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
+    ) -> None:
         """List divisions (optionally of one league) or show one."""
         with _service(db, home, as_json) as svc:
             rows = svc.divisions(division, league)
         if as_json:
             print_json(rows[0] if division else rows)
             return
-        _table("divisions", ["id", "league", "name", "level", "members", "schedule"],
-               [[r["id"], r["league"]["name"], r["name"], r["level"], r["member_count"],
-                 r["commissioner_description"]["round_schedule"]] for r in rows])
+        _table(
+            "divisions",
+            ["id", "league", "name", "level", "members", "schedule"],
+            [
+                [
+                    r["id"],
+                    r["league"]["name"],
+                    r["name"],
+                    r["level"],
+                    r["member_count"],
+                    r["commissioner_description"]["round_schedule"],
+                ]
+                for r in rows
+            ],
+        )
 
     @app.command("rounds")
     def rounds_cmd(
@@ -280,7 +407,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         status: str = typer.Option(None, "--status"),
         limit: int = typer.Option(25, "--limit", min=1, max=200),
         offset: int = typer.Option(0, "--offset", min=0),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """List rounds or show one."""
         with _service(db, home, as_json) as svc:
@@ -289,10 +418,23 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
             print_json(out["entries"][0] if round_id else out)
             return
         rows = out["entries"]
-        _table("rounds", ["id", "league", "#", "status", "episodes", "failed seats", "started", "error"],
-               [[r["id"], r["league"]["name"], r["round_number"], r["status"],
-                 ", ".join(f"{k} {v}" for k, v in r["episodes"].items()), r["failed_slots"], r["started_at"],
-                 r["error"]] for r in rows])
+        _table(
+            "rounds",
+            ["id", "league", "#", "status", "episodes", "failed seats", "started", "error"],
+            [
+                [
+                    r["id"],
+                    r["league"]["name"],
+                    r["round_number"],
+                    r["status"],
+                    ", ".join(f"{k} {v}" for k, v in r["episodes"].items()),
+                    r["failed_slots"],
+                    r["started_at"],
+                    r["error"],
+                ]
+                for r in rows
+            ],
+        )
         if round_id:
             _rankings_table("results", rows[0]["results"])
         else:
@@ -301,7 +443,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
     @app.command("results")
     def results(
         target: str = typer.Argument(..., help="league (id or name), div_… or round_…"),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Standings of a league or division (openskill, mu - 3 sigma), or a round's rankings."""
         with _service(db, home, as_json) as svc:
@@ -330,7 +474,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         status: str = typer.Option(None, "--status", help="qualifying | active | quarantined | retired"),
         active_only: bool = typer.Option(False, "--active-only"),
         limit: int = typer.Option(1000, "--limit", min=1, max=1000),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """League memberships with their status and reason."""
         with _service(db, home, as_json) as svc:
@@ -340,16 +486,31 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(rows)
             return
-        _table("memberships", ["id", "league", "division", "policy", "status", "reason", "failures"],
-               [[r["id"], r["league"]["name"], r["division"]["name"], r["policy_version"]["label"], r["status"],
-                 r["status_reason"], r["consecutive_failures"]] for r in rows])
+        _table(
+            "memberships",
+            ["id", "league", "division", "policy", "status", "reason", "failures"],
+            [
+                [
+                    r["id"],
+                    r["league"]["name"],
+                    r["division"]["name"],
+                    r["policy_version"]["label"],
+                    r["status"],
+                    r["status_reason"],
+                    r["consecutive_failures"],
+                ]
+                for r in rows
+            ],
+        )
 
     @app.command("submissions")
     def submissions(
         league: str = LEAGUE_OPTION,
         policy: str = typer.Option(None, "--policy", "-p"),
         limit: int = typer.Option(1000, "--limit", min=1, max=1000),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """League submissions."""
         with _service(db, home, as_json) as svc:
@@ -357,9 +518,21 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(rows)
             return
-        _table("submissions", ["id", "league", "policy", "status", "membership", "created"],
-               [[r["id"], r["league"]["name"], r["policy_version"]["label"], r["status"],
-                 r["league_policy_membership_id"], r["created_at"]] for r in rows])
+        _table(
+            "submissions",
+            ["id", "league", "policy", "status", "membership", "created"],
+            [
+                [
+                    r["id"],
+                    r["league"]["name"],
+                    r["policy_version"]["label"],
+                    r["status"],
+                    r["league_policy_membership_id"],
+                    r["created_at"],
+                ]
+                for r in rows
+            ],
+        )
 
     @app.command("episodes")
     def episodes(
@@ -371,7 +544,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         with_replay: bool = typer.Option(False, "--with-replay"),
         limit: int = typer.Option(200, "--limit", min=1, max=1000),
         offset: int = typer.Option(0, "--offset", min=0),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Episode requests: status, seed, seats, per-seat scores, error, replay."""
         with _service(db, home, as_json) as svc:
@@ -379,24 +554,41 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(rows[0] if episode_id else rows)
             return
-        _table("episodes", ["id", "status", "variant", "seed", "seats", "scores", "attempts", "error", "replay"],
-               [[r["id"], r["status"], r["variant_id"], r["seed"],
-                 " | ".join(p["label"] or p["policy_version_id"] for p in r["participants"]),
-                 " | ".join(f"{s['score']:g}" for s in r["scores"]), r["attempts"],
-                 (r["error"] or {}).get("error_type"), "yes" if r["replay_path"] else "no"] for r in rows])
+        _table(
+            "episodes",
+            ["id", "status", "variant", "seed", "seats", "scores", "attempts", "error", "replay"],
+            [
+                [
+                    r["id"],
+                    r["status"],
+                    r["variant_id"],
+                    r["seed"],
+                    " | ".join(p["label"] or p["policy_version_id"] for p in r["participants"]),
+                    " | ".join(f"{s['score']:g}" for s in r["scores"]),
+                    r["attempts"],
+                    (r["error"] or {}).get("error_type"),
+                    "yes" if r["replay_path"] else "no",
+                ]
+                for r in rows
+            ],
+        )
 
     @app.command("episode-results")
     def episode_results(
         episode_id: str = typer.Argument(...),
         output: str = typer.Option(None, "--output", "-o", help="Write results.json here."),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """The raw results.json of an episode."""
         with _service(db, home, as_json) as svc:
             ws = svc.episode_dir(episode_id)
         path = ws / "results.json"
         if not path.exists():
-            fail_usage(f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json)
+            fail_usage(
+                f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json
+            )
         if output:
             shutil.copyfile(path, output)
             console.print(f"wrote {output}")
@@ -410,7 +602,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         game: bool = typer.Option(False, "--game", help="Print the game's logs."),
         agent: int = typer.Option(None, "--agent", min=0, help="Print the log of this slot's player."),
         download_dir: str = typer.Option(None, "--download-dir", "-d"),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """List, print or download an episode's game and player logs."""
         with _service(db, home, as_json) as svc:
@@ -445,20 +639,30 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         league: str = LEAGUE_OPTION,
         round_id: str = typer.Option(None, "--round", "-r"),
         policy: str = typer.Option(None, "--policy", "-p"),
-        download_dir: str = typer.Option(None, "--download-dir", "-o", help="Write <ereq>.json + index.json."),
+        download_dir: str = typer.Option(
+            None, "--download-dir", "-o", help="Write <ereq>.json + index.json."
+        ),
         limit: int = typer.Option(1000, "--limit", min=1, max=1000),
         offset: int = typer.Option(0, "--offset", min=0),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Episodes with a replay; optionally download them (decompressed) with an index.json."""
         with _service(db, home, as_json) as svc:
             rows = svc.episodes(None, league, round_id, policy, None, True, limit, offset)
         index = []
         for r in rows:
-            entry = {"episode_request_id": r["id"], "replay_url": Path(r["replay_path"]).as_uri(),
-                     "seed": r["seed"], "status": r["status"], "participants": r["participants"],
-                     "scores": r["scores"], "local_path": None,
-                     "command": f"coworld replay-open {r['id']}"}
+            entry = {
+                "episode_request_id": r["id"],
+                "replay_url": Path(r["replay_path"]).as_uri(),
+                "seed": r["seed"],
+                "status": r["status"],
+                "participants": r["participants"],
+                "scores": r["scores"],
+                "local_path": None,
+                "command": f"coworld replay-open {r['id']}",
+            }
             if download_dir:
                 out = Path(download_dir)
                 out.mkdir(parents=True, exist_ok=True)
@@ -473,17 +677,31 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(index)
             return
-        _table("replays", ["episode", "seats", "replay", "open with"],
-               [[e["episode_request_id"], " | ".join(p["label"] for p in e["participants"]),
-                 e["local_path"] or e["replay_url"], e["command"]] for e in index])
+        _table(
+            "replays",
+            ["episode", "seats", "replay", "open with"],
+            [
+                [
+                    e["episode_request_id"],
+                    " | ".join(p["label"] for p in e["participants"]),
+                    e["local_path"] or e["replay_url"],
+                    e["command"],
+                ]
+                for e in index
+            ],
+        )
 
     @app.command("replay-open")
     def replay_open(
         episode_id: str = typer.Argument(...),
         runtime: str = typer.Option("process", "--runtime", help="process | docker"),
         timeout: float = typer.Option(60.0, "--timeout-seconds", min=1),
-        print_only: bool = typer.Option(False, "--print-only", help="Only print the replay and manifest paths."),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        print_only: bool = typer.Option(
+            False, "--print-only", help="Only print the replay and manifest paths."
+        ),
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Serve an episode's replay with its Coworld's game in replay mode and print the viewer link."""
         with _service(db, home, as_json) as svc:
@@ -492,13 +710,19 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
             cw = next(c for c in svc.coworlds() if c["id"] == league["coworld"]["id"])
         if not ep["replay_path"]:
             fail_usage(f"episode {episode_id} has no replay (status {ep['status']})", as_json)
-        info = {"episode_request_id": ep["id"], "replay": ep["replay_path"], "coworld": cw["id"],
-                "source_dir": cw["source_dir"]}
+        info = {
+            "episode_request_id": ep["id"],
+            "replay": ep["replay_path"],
+            "coworld": cw["id"],
+            "source_dir": cw["source_dir"],
+        }
         if print_only:
             if as_json:
                 print_json(info)
             else:
-                console.print(f"replay {info['replay']} (coworld {cw['name']}:{cw['version']}, {cw['source_dir']})")
+                console.print(
+                    f"replay {info['replay']} (coworld {cw['name']}:{cw['version']}, {cw['source_dir']})"
+                )
             return
         import secrets as _secrets
         import tempfile
@@ -509,7 +733,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         from coworld_pipeline.runtime.replay_server import serve_replay
 
         with _service(db, home, as_json) as svc:
-            manifest = svc._read(lambda s: parse_manifest(svc._coworld(s, cw["id"]).manifest))
+            manifest = parse_manifest(svc.coworld_manifest(cw["id"]))
         rt = make_runtime(runtime, base_dir=Path(cw["source_dir"]) if cw["source_dir"] else None)
         workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
         with rt.sandbox(_secrets.token_hex(8), "replay") as box:
@@ -530,7 +754,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         event_type: str = typer.Option(None, "--event-type", "--type"),
         policy: str = typer.Option(None, "--policy", "-p"),
         limit: int = typer.Option(50, "--limit", min=1, max=100000),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Scheduler decisions: rounds opened/refused, episodes scheduled/rejected/retried, quarantines, …"""
         with _service(db, home, as_json) as svc:
@@ -538,8 +764,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         if as_json:
             print_json(rows)
             return
-        _table("events", ["id", "time", "type", "headline"],
-               [[r["id"], r["created_at"], r["event_type"], r["headline"]] for r in rows])
+        _table(
+            "events",
+            ["id", "time", "type", "headline"],
+            [[r["id"], r["created_at"], r["event_type"], r["headline"]] for r in rows],
+        )
 
     # ---- rounds ----------------------------------------------------------------------------------------
 
@@ -548,7 +777,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         league: str = typer.Option(..., "--league", "-l", help="League id or name."),
         parallel: int = typer.Option(1, "--parallel", min=1, max=64, help="Episodes at once."),
         runtime: str = typer.Option("process", "--runtime", help="process | docker"),
-        db: str = DB_OPTION, home: str = HOME_OPTION, as_json: bool = JSON_OPTION,
+        db: str = DB_OPTION,
+        home: str = HOME_OPTION,
+        as_json: bool = JSON_OPTION,
     ) -> None:
         """Run one round of a league now (or finish its open round) and print the rankings."""
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -562,19 +793,32 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
             if as_json:
                 run = run_round(svc, league, parallel=parallel, runtime_name=runtime)
             else:
-                with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                              TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console,
-                              transient=False) as bar:
+                with Progress(
+                    TextColumn("{task.description}"),
+                    BarColumn(),
+                    MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"),
+                    TimeElapsedColumn(),
+                    console=console,
+                    transient=False,
+                ) as bar:
                     task = bar.add_task("round", total=None, detail="")
 
                     def on_progress(p: Any, last: Any) -> None:
                         total = sum(p.counts.values())
                         finished = sum(p.counts.get(k, 0) for k in ("succeeded", "failed", "cancelled"))
                         detail = ", ".join(f"{k} {v}" for k, v in sorted(p.counts.items()))
-                        bar.update(task, total=total or None, completed=finished, detail=detail,
-                                   description=f"round {p.status}")
+                        bar.update(
+                            task,
+                            total=total or None,
+                            completed=finished,
+                            detail=detail,
+                            description=f"round {p.status}",
+                        )
 
-                    run = run_round(svc, league, parallel=parallel, runtime_name=runtime, on_progress=on_progress)
+                    run = run_round(
+                        svc, league, parallel=parallel, runtime_name=runtime, on_progress=on_progress
+                    )
             out = run.to_json()
             if run.round_id:
                 out["rankings"] = svc.round_rankings(run.round_id)
@@ -584,17 +828,20 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one place that lists eve
         elif run.round_id is None:
             console.print(f"no round opened: {run.refused}")
         else:
-            console.print(f"round {out['round_id']}: {out['status']}" + (f" ({out['error']})" if out["error"] else "")
-                          + f" in {out['wall_seconds']:.1f}s")
+            console.print(
+                f"round {out['round_id']}: {out['status']}"
+                + (f" ({out['error']})" if out["error"] else "")
+                + f" in {out['wall_seconds']:.1f}s"
+            )
             _rankings_table("round rankings", out["rankings"])
             _standings_tables(out["standings"])
-        if run.round_id is None:
-            raise typer.Exit(EXIT_FAILED)
 
 
 def main() -> None:
     """`python -m coworld_cli.league_cli`: the league commands alone."""
-    app = typer.Typer(name="coworld", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False)
+    app = typer.Typer(
+        name="coworld", no_args_is_help=True, add_completion=False, pretty_exceptions_enable=False
+    )
     register(app)
     app(prog_name="coworld")
 

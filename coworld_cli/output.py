@@ -47,7 +47,8 @@ def parse_env_pairs(pairs: list[str], option: str) -> dict[str, str]:
         key, sep, value = pair.partition("=")
         if not sep or not key or not key.replace("_", "").isalnum() or key[0].isdigit():
             shown = key if sep else "<no '='>"
-            raise typer.BadParameter(f"expected KEY=VALUE with an identifier KEY (got key {shown!r})",
-                                     param_hint=option)
+            raise typer.BadParameter(
+                f"expected KEY=VALUE with an identifier KEY (got key {shown!r})", param_hint=option
+            )
         out[key] = value
     return out

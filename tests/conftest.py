@@ -96,7 +96,11 @@ def image_present(tag: str) -> bool:
 @pytest.fixture
 def docker_images() -> None:
     """Docker tests need the engine and the images that scripts/setup.sh builds; CI must have them."""
-    missing = [t for t in ("coworld/testkit:dev", "coworld/orchard:0.1.0") if not docker_ready() or not image_present(t)]
+    missing = [
+        t
+        for t in ("coworld/testkit:dev", "coworld/orchard:0.1.0")
+        if not docker_ready() or not image_present(t)
+    ]
     if missing:
         if IN_CI:
             pytest.fail(f"CI must provide a Docker engine and images {missing} (run scripts/setup.sh)")
@@ -133,4 +137,6 @@ def make_testkit(
 
 
 def run_cli(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*COWORLD, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+    return subprocess.run(
+        [*COWORLD, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs
+    )

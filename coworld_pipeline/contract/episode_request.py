@@ -97,7 +97,9 @@ def certification_request(manifest: CoworldManifest) -> EpisodeRequest:
         declared = manifest.player_runnable(cp.player_id)
         players.append(PlayerSpec(image=declared.image, run=list(declared.run), env=dict(declared.env)))
     return EpisodeRequest(
-        manifest=manifest, game_config=json.loads(json.dumps(manifest.certification.game_config)), players=players
+        manifest=manifest,
+        game_config=json.loads(json.dumps(manifest.certification.game_config)),
+        players=players,
     )
 
 
@@ -106,6 +108,7 @@ def with_seed(request: EpisodeRequest, seed: int) -> EpisodeRequest:
     props = request.manifest.game.config_schema.get("properties") or {}
     if "seed" not in props:
         raise ContractError(
-            "--seed", [Problem("$.game.config_schema.properties", "this game's config has no 'seed' property")]
+            "--seed",
+            [Problem("$.game.config_schema.properties", "this game's config has no 'seed' property")],
         )
     return request.model_copy(update={"game_config": {**request.game_config, "seed": seed}})

@@ -352,7 +352,9 @@ def semantic_problems(manifest: CoworldManifest) -> list[Problem]:
     seen: dict[str, int] = {}
     for i, p in enumerate(manifest.player):
         if p.id in seen:
-            problems.append(Problem(f"$.player[{i}].id", f"duplicate player id {p.id!r} (also $.player[{seen[p.id]}])"))
+            problems.append(
+                Problem(f"$.player[{i}].id", f"duplicate player id {p.id!r} (also $.player[{seen[p.id]}])")
+            )
         seen.setdefault(p.id, i)
 
     variant_ids: dict[str, int] = {}

@@ -70,8 +70,9 @@ def run_round(
             if not refused:  # lost a race: another process opened it; join that one
                 round_id = service.open_round_for(league_id)
             if round_id is None:
-                return RoundRun(league_id, None, False, False, refused=reason,
-                                wall_seconds=time.monotonic() - started)
+                return RoundRun(
+                    league_id, None, False, False, refused=reason, wall_seconds=time.monotonic() - started
+                )
             resumed = True
     run = RoundRun(league_id, round_id, opened=not resumed, resumed=resumed)
     progress = service.advance_round(round_id)
@@ -86,7 +87,9 @@ def run_round(
                     if len(inflight) >= parallel:
                         break
                     if eid not in busy:
-                        fut = pool.submit(service.execute_episode, eid, runtime_name, artifact_store, episode_runner)
+                        fut = pool.submit(
+                            service.execute_episode, eid, runtime_name, artifact_store, episode_runner
+                        )
                         inflight[fut] = eid
             if not inflight:
                 progress = service.advance_round(round_id)

@@ -357,6 +357,9 @@ class LeagueService:
             "created_at": _dt(cw.created_at),
         }
 
+    def coworld_manifest(self, ref: str) -> dict[str, Any]:
+        return self._read(lambda s: dict(self._coworld(s, ref).manifest))
+
     def coworlds(self) -> list[dict[str, Any]]:
         return self._read(
             lambda s: [
@@ -504,7 +507,7 @@ class LeagueService:
                 except KeyError as err:
                     raise LeagueError(str(err.args[0])) from None
                 cfg = {**v.game_config, **overrides}
-                problems += check_game_config(manifest, cfg, f"variants[{vid}].game_config+overrides")
+                problems += check_game_config(manifest, cfg, f"$.league.variants.{vid}.game_config")
                 if config["strategy"] in TWO_SLOT_ONLY and manifest.slots_for(cfg) != 2:
                     raise LeagueError(
                         f"the {config['strategy']} commissioner needs 2-slot variants; {vid} has "

@@ -20,7 +20,8 @@ Layout: ``<root>/episodes/<episode_id>/<name>`` (local) and ``s3://<bucket>/<pre
 Environment (``store_from_env``):
 
 * ``COWORLD_ARTIFACT_STORE``: ``local`` (default) or ``s3``.
-* ``COWORLD_ARTIFACT_DIR``: local root (default ``$COWORLD_HOME/artifacts``, ``COWORLD_HOME`` defaults to ``~/.coworld``).
+* ``COWORLD_ARTIFACT_DIR``: local root (default: the platform home ``$COWORLD_HOME``, else ``~/.coworld``, so
+  that ``<home>/episodes/<ereq>`` — where the league plays episodes — *is* the store and nothing is copied).
 * ``COWORLD_S3_BUCKET`` (required for s3), ``COWORLD_S3_PREFIX`` (default ``coworld``),
   ``COWORLD_S3_ENDPOINT_URL`` (S3-compatible servers: MinIO, moto, ...), ``COWORLD_S3_REGION``.
   Credentials come from the usual boto3 chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, profiles, roles).
@@ -356,7 +357,7 @@ def store_from_settings(
 ) -> ArtifactStore:
     kind = (kind or "local").lower()
     if kind == "local":
-        return LocalArtifactStore(root or platform_home() / "artifacts")
+        return LocalArtifactStore(root or platform_home())
     if kind == "s3":
         if not bucket:
             raise ValueError("the s3 artifact store needs a bucket (COWORLD_S3_BUCKET)")
@@ -375,7 +376,7 @@ def store_from_env(environ: dict[str, str] | None = None) -> ArtifactStore:
     env = os.environ if environ is None else environ
     settings = (
         env.get("COWORLD_ARTIFACT_STORE") or "local",
-        env.get("COWORLD_ARTIFACT_DIR") or str(Path(env.get("COWORLD_HOME") or platform_home()) / "artifacts"),
+        env.get("COWORLD_ARTIFACT_DIR") or str(Path(env.get("COWORLD_HOME") or platform_home())),
         env.get("COWORLD_S3_BUCKET"),
         env.get("COWORLD_S3_PREFIX"),
         env.get("COWORLD_S3_ENDPOINT_URL"),

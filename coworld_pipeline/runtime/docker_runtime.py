@@ -182,7 +182,9 @@ class DockerSandbox(Sandbox):
             kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
             if "No such image" in str(exc):
                 kind = ErrorType.IMAGE_MISSING
-            raise EpisodeFailure(kind, f"cannot create {spec.name} container: {exc}", slot=spec.slot) from None
+            raise EpisodeFailure(
+                kind, f"cannot create {spec.name} container: {exc}", slot=spec.slot
+            ) from None
         launched = _Container(self, spec, container)
         with self._lock:
             self.launched.append(launched)
@@ -238,7 +240,9 @@ class DockerRuntime(Runtime):
                 f"image {image!r} is not present locally (no registry is consulted): build or load it first",
             ) from None
         except docker.errors.APIError as exc:
-            raise EpisodeFailure(ErrorType.IMAGE_MISSING, f"image {image!r} cannot be inspected: {exc}") from None
+            raise EpisodeFailure(
+                ErrorType.IMAGE_MISSING, f"image {image!r} cannot be inspected: {exc}"
+            ) from None
         host_arch = _ARCH.get(platform.machine(), platform.machine())
         if info.get("Os") != "linux" or info.get("Architecture") != host_arch:
             raise EpisodeFailure(

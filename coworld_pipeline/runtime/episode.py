@@ -13,8 +13,8 @@ import json
 import secrets
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,7 +89,11 @@ class EpisodeOutcome:
         return self.error is None
 
     def files(self) -> dict[str, Path]:
-        return {p.relative_to(self.workspace).as_posix(): p for p in sorted(self.workspace.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(self.workspace).as_posix(): p
+            for p in sorted(self.workspace.rglob("*"))
+            if p.is_file()
+        }
 
     def summary(self) -> dict[str, Any]:
         return {
@@ -226,13 +230,22 @@ class _Episode:
         self.enter("probes")
         base = game.base_url
         query = urlencode({"slot": 0, "token": tokens[0]})
-        self.check("/client/player answers 2xx", lambda: probes.check_route(base, f"/client/player?{query}"),
-                   ErrorType.CONTRACT_VIOLATION)
+        self.check(
+            "/client/player answers 2xx",
+            lambda: probes.check_route(base, f"/client/player?{query}"),
+            ErrorType.CONTRACT_VIOLATION,
+        )
         bad = probes.ws_url(base, "/player?" + urlencode({"slot": 0, "token": "bad-" + secrets.token_hex(4)}))
-        self.check("/player refuses a bad token", lambda: probes.expect_refused(bad, "bad token", (401, 403)),
-                   ErrorType.CONTRACT_VIOLATION)
-        self.check("/client/global answers 2xx", lambda: probes.check_route(base, "/client/global"),
-                   ErrorType.CONTRACT_VIOLATION)
+        self.check(
+            "/player refuses a bad token",
+            lambda: probes.expect_refused(bad, "bad token", (401, 403)),
+            ErrorType.CONTRACT_VIOLATION,
+        )
+        self.check(
+            "/client/global answers 2xx",
+            lambda: probes.check_route(base, "/client/global"),
+            ErrorType.CONTRACT_VIOLATION,
+        )
 
     def start_players(self, box: Sandbox, game: Launched, tokens: list[str]) -> None:
         self.enter("players", f"{len(tokens)} players")
@@ -275,7 +288,9 @@ class _Episode:
         base = game.base_url
         links = EpisodeLinks(
             base_url=base,
-            players=[f"{base}/client/player?" + urlencode({"slot": s, "token": t}) for s, t in enumerate(tokens)],
+            players=[
+                f"{base}/client/player?" + urlencode({"slot": s, "token": t}) for s, t in enumerate(tokens)
+            ],
             global_url=f"{base}/client/global",
             admin_url=f"{base}/client/admin",
         )
@@ -298,19 +313,24 @@ class _Episode:
             dead = self.dead_player()
             if dead is not None:
                 slot, exit_code = dead
-                raise self.fail(ErrorType.PLAYER_CRASHED, f"player exited with code {exit_code} mid-episode",
-                                slot=slot)
+                raise self.fail(
+                    ErrorType.PLAYER_CRASHED, f"player exited with code {exit_code} mid-episode", slot=slot
+                )
             if time.monotonic() >= deadline:
-                raise self.fail(ErrorType.GAME_TIMEOUT,
-                                f"the game did not finish within {self.options.timeout_seconds:.0f} s")
+                raise self.fail(
+                    ErrorType.GAME_TIMEOUT,
+                    f"the game did not finish within {self.options.timeout_seconds:.0f} s",
+                )
             time.sleep(0.02)
         failure = self.player_failure()
         if failure is not None:
             raise failure
         if code != 0:
             oom = getattr(game, "oom_killed", False)
-            raise self.fail(ErrorType.GAME_CRASHED,
-                            f"the game exited with code {code}" + (" (out of memory)" if oom else ""))
+            raise self.fail(
+                ErrorType.GAME_CRASHED,
+                f"the game exited with code {code}" + (" (out of memory)" if oom else ""),
+            )
 
     def player_failure(self) -> EpisodeFailure | None:
         """A game may name a failed slot in player_failure.json (newer contract) instead of results."""
@@ -324,7 +344,9 @@ class _Episode:
         except (ValueError, KeyError, TypeError, json.JSONDecodeError):
             return self.fail(ErrorType.CONTRACT_VIOLATION, "player_failure.json is malformed")
         if not 0 <= slot < len(self.players):
-            return self.fail(ErrorType.CONTRACT_VIOLATION, f"player_failure.json names slot {slot}, out of range")
+            return self.fail(
+                ErrorType.CONTRACT_VIOLATION, f"player_failure.json names slot {slot}, out of range"
+            )
         code = self.players[slot].poll()
         # A player whose process/container died is a crash; one still running never got through.
         kind = ErrorType.PLAYER_CRASHED if code not in (None, 0) else ErrorType.PLAYER_NEVER_CONNECTED
@@ -343,7 +365,8 @@ class _Episode:
             if p.poll() is None:
                 raise self.fail(
                     ErrorType.PLAYER_CRASHED,
-                    f"player still running {self.options.player_exit_grace_seconds:.0f} s after the game ended",
+                    f"player still running {self.options.player_exit_grace_seconds:.0f} s "
+                    "after the game ended",
                     slot=slot,
                 )
 
@@ -360,23 +383,38 @@ class _Episode:
         self.enter("replay")
         if not (self.workspace / "replay.json").exists():
             raise self.fail(ErrorType.MISSING_REPLAY, "the game wrote no replay.json")
-        replay = start_replay_server(box, self.manifest, self.workspace, self.logs,
-                                     startup_timeout=min(self.options.timeout_seconds, 60.0))
+        replay = start_replay_server(
+            box,
+            self.manifest,
+            self.workspace,
+            self.logs,
+            startup_timeout=min(self.options.timeout_seconds, 60.0),
+        )
         base = replay.base_url
         uri = box.workspace_uri("replay.json")
         missing = box.workspace_uri("missing-replay.json")
         self.outcome.checks.append(("replay server /healthz answers 200", True, ""))
-        self.check("/client/replay answers 2xx/3xx",
-                   lambda: probes.check_route(base, f"/client/replay?{probes.replay_query(uri)}", True),
-                   ErrorType.REPLAY_FAILED)
-        self.check("/replay sends a first message",
-                   lambda: probes.first_message(probes.ws_url(base, f"/replay?{probes.replay_query(uri)}"),
-                                                min(self.options.timeout_seconds, 10.0), "/replay"),
-                   ErrorType.REPLAY_FAILED)
-        self.check("/replay refuses a missing replay",
-                   lambda: probes.expect_refused(probes.ws_url(base, f"/replay?{probes.replay_query(missing)}"),
-                                                 "missing replay", (400, 404)),
-                   ErrorType.REPLAY_FAILED)
+        self.check(
+            "/client/replay answers 2xx/3xx",
+            lambda: probes.check_route(base, f"/client/replay?{probes.replay_query(uri)}", True),
+            ErrorType.REPLAY_FAILED,
+        )
+        self.check(
+            "/replay sends a first message",
+            lambda: probes.first_message(
+                probes.ws_url(base, f"/replay?{probes.replay_query(uri)}"),
+                min(self.options.timeout_seconds, 10.0),
+                "/replay",
+            ),
+            ErrorType.REPLAY_FAILED,
+        )
+        self.check(
+            "/replay refuses a missing replay",
+            lambda: probes.expect_refused(
+                probes.ws_url(base, f"/replay?{probes.replay_query(missing)}"), "missing replay", (400, 404)
+            ),
+            ErrorType.REPLAY_FAILED,
+        )
         replay.stop()
 
     def collect_results(self) -> None:
@@ -404,17 +442,24 @@ class _Episode:
         try:
             config = self.prepare()
             tokens = config["tokens"]
-            with self.runtime.sandbox(self.run_id, self.options.purpose, self.options.allow_player_egress) as box:
+            with self.runtime.sandbox(
+                self.run_id, self.options.purpose, self.options.allow_player_egress
+            ) as box:
                 game = self.start_game(box)
                 if self.options.probes:
                     self.probe_game(game, tokens)
                 self.announce(game, tokens)
                 self.start_players(box, game, tokens)
                 if self.options.probes:
-                    self.check("/global sends a first message",
-                               lambda: probes.first_message(probes.ws_url(game.base_url, "/global"),
-                                                            min(self.options.timeout_seconds, 10.0), "/global"),
-                               ErrorType.CONTRACT_VIOLATION)
+                    self.check(
+                        "/global sends a first message",
+                        lambda: probes.first_message(
+                            probes.ws_url(game.base_url, "/global"),
+                            min(self.options.timeout_seconds, 10.0),
+                            "/global",
+                        ),
+                        ErrorType.CONTRACT_VIOLATION,
+                    )
                 self.wait_game(game)
                 self.wait_players()
                 self.pull_outputs()
@@ -425,7 +470,9 @@ class _Episode:
         except EpisodeFailure as failure:
             self.outcome.error = failure
         except (KeyboardInterrupt, Terminated) as exc:
-            self.outcome.error = EpisodeFailure(ErrorType.INTERRUPTED, f"interrupted: {exc!r}", phase=self.phase)
+            self.outcome.error = EpisodeFailure(
+                ErrorType.INTERRUPTED, f"interrupted: {exc!r}", phase=self.phase
+            )
             self.finish(started)
             raise
         except Exception as exc:  # a platform bug must still leave error_info.json and the logs
@@ -441,7 +488,9 @@ class _Episode:
         with contextlib.suppress(OSError):
             self.workspace.mkdir(parents=True, exist_ok=True)
             if self.outcome.error is not None:
-                (self.workspace / "error_info.json").write_text(json.dumps(self.outcome.error.to_json(), indent=2))
+                (self.workspace / "error_info.json").write_text(
+                    json.dumps(self.outcome.error.to_json(), indent=2)
+                )
             (self.workspace / "episode.json").write_text(json.dumps(self.outcome.summary(), indent=2))
 
 
@@ -480,7 +529,9 @@ def start_replay_server(
         probes.wait_healthy(server, startup_timeout)
     except probes.ProbeFailed as exc:
         raise EpisodeFailure(
-            ErrorType.REPLAY_FAILED, f"replay server {exc}", phase="replay",
+            ErrorType.REPLAY_FAILED,
+            f"replay server {exc}",
+            phase="replay",
             details={"game_stderr_tail": _tail(logs / "game.stderr.log", 2000)},
         ) from None
     return server

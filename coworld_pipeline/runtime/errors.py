@@ -54,7 +54,10 @@ class EpisodeFailure(Exception):
 
     @property
     def blame(self) -> str:
-        if self.error_type in (ErrorType.PLAYER_CRASHED, ErrorType.PLAYER_NEVER_CONNECTED) and self.slot is None:
+        if (
+            self.error_type in (ErrorType.PLAYER_CRASHED, ErrorType.PLAYER_NEVER_CONNECTED)
+            and self.slot is None
+        ):
             return "game"
         return _BLAME.get(self.error_type, "game")
 

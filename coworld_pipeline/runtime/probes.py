@@ -64,7 +64,9 @@ def expect_refused(ws_url: str, what: str, refuse_statuses: tuple[int, ...]) -> 
     except InvalidStatus as exc:
         status = exc.response.status_code
         if status not in refuse_statuses:
-            raise ProbeFailed(f"{what}: handshake answered HTTP {status}, expected {refuse_statuses}") from None
+            raise ProbeFailed(
+                f"{what}: handshake answered HTTP {status}, expected {refuse_statuses}"
+            ) from None
     except (ConnectionClosed, OSError, TimeoutError):
         return
     except ProbeFailed:

@@ -173,4 +173,3 @@ class ProcessRuntime(Runtime):
 
     def new_sandbox(self, run_id: str, purpose: str, allow_player_egress: bool = False) -> Sandbox:
         return ProcessSandbox(self, run_id, purpose)
-

@@ -58,4 +58,3 @@ def serve_replay(
     )
     uri = box.readonly_uri(REPLAY_MOUNT, replay_dir, replay_file.name)
     return server, f"{server.base_url}/client/replay?{probes.replay_query(uri)}"
-

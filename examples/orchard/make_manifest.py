@@ -67,8 +67,8 @@ CONFIG_SCHEMA = {
             "minimum": 0,
             "maximum": 600,
             "default": 5,
-            "description": "After the end, how long the game waits for a /global viewer that has not seen the "
-            "final state yet before exiting.",
+            "description": "After the end, how long the game waits for a /global viewer that has not seen "
+            "the final state yet before exiting.",
         },
     },
 }
@@ -97,8 +97,11 @@ RESULTS_SCHEMA = {
             "x-display": {"label": "Fruit picked", "higher_is_better": True, "per_seat": True},
         },
         "ticks": {"type": "integer", "minimum": 0},
-        "winner": {"description": "Slot with the strictly highest score, null on a tie.",
-                   "type": ["integer", "null"], "minimum": 0},
+        "winner": {
+            "description": "Slot with the strictly highest score, null on a tie.",
+            "type": ["integer", "null"],
+            "minimum": 0,
+        },
         "lead_changes": {"type": "integer", "minimum": 0},
         "fruit_rotted": {"type": "integer", "minimum": 0},
         "contested_harvests": {"type": "integer", "minimum": 0},
@@ -135,8 +138,8 @@ def build_manifest() -> dict:
         "game": {
             "name": "orchard",
             "version": VERSION,
-            "description": "Simultaneous-move grid game for 2-4 players: walk to fruit trees and harvest fruit "
-            "as it ripens on a seeded, visible schedule. Contested fruit is split.",
+            "description": "Simultaneous-move grid game for 2-4 players: walk to fruit trees and harvest "
+            "fruit as it ripens on a seeded, visible schedule. Contested fruit is split.",
             "owner": "coworld-pipeline examples",
             "config_schema": CONFIG_SCHEMA,
             "results_schema": RESULTS_SCHEMA,
@@ -151,34 +154,64 @@ def build_manifest() -> dict:
             },
         },
         "player": [
-            _runnable("player", "random", "Random", "Uniformly random moves, seeded from the config seed.",
-                      "orchard.players.random"),
-            _runnable("player", "greedy", "Greedy", "Chases the best value-per-step ripe fruit in reach.",
-                      "orchard.players.greedy"),
-            _runnable("player", "planner", "Planner",
-                      "Searches sequences of future harvests and avoids races it would lose.",
-                      "orchard.players.planner"),
+            _runnable(
+                "player",
+                "random",
+                "Random",
+                "Uniformly random moves, seeded from the config seed.",
+                "orchard.players.random",
+            ),
+            _runnable(
+                "player",
+                "greedy",
+                "Greedy",
+                "Chases the best value-per-step ripe fruit in reach.",
+                "orchard.players.greedy",
+            ),
+            _runnable(
+                "player",
+                "planner",
+                "Planner",
+                "Searches sequences of future harvests and avoids races it would lose.",
+                "orchard.players.planner",
+            ),
         ],
         "reporter": [
-            _runnable("reporter", "orchard-reporter", "Orchard reporter",
-                      "Markdown match report plus a parquet event log (ts, player, key, value).",
-                      "orchard.reporter"),
+            _runnable(
+                "reporter",
+                "orchard-reporter",
+                "Orchard reporter",
+                "Markdown match report plus a parquet event log (ts, player, key, value).",
+                "orchard.reporter",
+            ),
         ],
         "commissioner": [],
         "grader": [
-            _runnable("grader", "orchard-drama-grader", "Orchard drama grader",
-                      "Scores how interesting an episode was from lead changes and the final margin.",
-                      "orchard.grader"),
+            _runnable(
+                "grader",
+                "orchard-drama-grader",
+                "Orchard drama grader",
+                "Scores how interesting an episode was from lead changes and the final margin.",
+                "orchard.grader",
+            ),
         ],
         "diagnoser": [
-            _runnable("diagnoser", "orchard-diagnoser", "Orchard diagnoser",
-                      "Advice for one slot: fruit it missed, races it lost, wasted moves.",
-                      "orchard.diagnoser"),
+            _runnable(
+                "diagnoser",
+                "orchard-diagnoser",
+                "Orchard diagnoser",
+                "Advice for one slot: fruit it missed, races it lost, wasted moves.",
+                "orchard.diagnoser",
+            ),
         ],
         "optimizer": [
-            _runnable("optimizer", "orchard-optimizer", "Orchard optimizer",
-                      "Turns reports, grades and diagnoses into concrete policy recommendations.",
-                      "orchard.optimizer"),
+            _runnable(
+                "optimizer",
+                "orchard-optimizer",
+                "Orchard optimizer",
+                "Turns reports, grades and diagnoses into concrete policy recommendations.",
+                "orchard.optimizer",
+            ),
         ],
         "variants": [
             {
@@ -191,20 +224,36 @@ def build_manifest() -> dict:
                 "id": "duel-live",
                 "name": "Duel (live)",
                 "description": "Two players, 160 ticks at 8 ticks per second, for humans and spectators.",
-                "game_config": {"players": names(2), "seed": 2, "max_ticks": 160, "tick_rate": 8,
-                                "player_connect_timeout_seconds": 120},
+                "game_config": {
+                    "players": names(2),
+                    "seed": 2,
+                    "max_ticks": 160,
+                    "tick_rate": 8,
+                    "player_connect_timeout_seconds": 120,
+                },
             },
             {
                 "id": "four",
                 "name": "Four-way",
                 "description": "Four players on a 13x11 board with 16 trees, 120 ticks at bot speed.",
-                "game_config": {"players": names(4), "seed": 3, "max_ticks": 120, "tick_rate": 0,
-                                "width": 13, "height": 11, "trees": 16},
+                "game_config": {
+                    "players": names(4),
+                    "seed": 3,
+                    "max_ticks": 120,
+                    "tick_rate": 0,
+                    "width": 13,
+                    "height": 11,
+                    "trees": 16,
+                },
             },
         ],
         "certification": {
-            "game_config": {"players": [{"name": "Greedy"}, {"name": "Planner"}], "seed": 7, "max_ticks": 60,
-                            "tick_rate": 0},
+            "game_config": {
+                "players": [{"name": "Greedy"}, {"name": "Planner"}],
+                "seed": 7,
+                "max_ticks": 60,
+                "tick_rate": 0,
+            },
             "players": [{"player_id": "greedy"}, {"player_id": "planner"}],
         },
     }
@@ -212,7 +261,9 @@ def build_manifest() -> dict:
 
 def _replace_images(node, image: str):
     if isinstance(node, dict):
-        return {key: (image if key == "image" else _replace_images(value, image)) for key, value in node.items()}
+        return {
+            key: (image if key == "image" else _replace_images(value, image)) for key, value in node.items()
+        }
     if isinstance(node, list):
         return [_replace_images(item, image) for item in node]
     return node

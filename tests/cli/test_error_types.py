@@ -15,8 +15,14 @@ CASES = [
     ("game_crashed", {"TESTKIT_FAULT": "crash"}, None, None, [], None),
     ("game_timeout", {"TESTKIT_FAULT": "hang"}, None, None, ["--timeout", "2"], None),
     ("player_crashed", None, {"TESTKIT_PLAYER": "crash"}, None, [], 1),
-    ("player_never_connected", None, {"TESTKIT_PLAYER": "never_connect"},
-     {"player_connect_timeout_seconds": 1}, [], 1),
+    (
+        "player_never_connected",
+        None,
+        {"TESTKIT_PLAYER": "never_connect"},
+        {"player_connect_timeout_seconds": 1},
+        [],
+        1,
+    ),
     ("invalid_results", {"TESTKIT_FAULT": "bad_results"}, None, None, [], None),
     ("missing_results", {"TESTKIT_FAULT": "no_results"}, None, None, [], None),
     ("missing_replay", {"TESTKIT_FAULT": "no_replay"}, None, None, [], None),
@@ -24,14 +30,17 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("error_type", "game_env", "player_env", "cert", "extra", "slot"), CASES,
-                         ids=[c[0] for c in CASES])
+@pytest.mark.parametrize(
+    ("error_type", "game_env", "player_env", "cert", "extra", "slot"), CASES, ids=[c[0] for c in CASES]
+)
 def test_failure_is_typed_and_keeps_logs(
     tmp_path: Path, error_type: str, game_env, player_env, cert, extra: list[str], slot: int | None
 ) -> None:
     manifest = make_testkit(tmp_path, game_env=game_env, player_env=player_env, cert_config=cert)
     workspace = tmp_path / "ws"
-    proc = run_cli("run-episode", str(manifest), "--runtime", "process", "-o", str(workspace), "--json", *extra)
+    proc = run_cli(
+        "run-episode", str(manifest), "--runtime", "process", "-o", str(workspace), "--json", *extra
+    )
     assert proc.returncode == 1, proc.stderr
     assert "Traceback" not in proc.stderr
     info = json.loads((workspace / "error_info.json").read_text())

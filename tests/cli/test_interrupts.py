@@ -25,9 +25,22 @@ def interrupt_mid_episode(tmp_path: Path, runtime: str, sig: signal.Signals) -> 
     manifest = make_testkit(tmp_path, game_env={"TESTKIT_FAULT": "hang"})
     workspace = tmp_path / "ws"
     proc = subprocess.Popen(
-        [*COWORLD, "run-episode", str(manifest), "--runtime", runtime, "-o", str(workspace), "--timeout", "120",
-         "--json"],
-        cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [
+            *COWORLD,
+            "run-episode",
+            str(manifest),
+            "--runtime",
+            runtime,
+            "-o",
+            str(workspace),
+            "--timeout",
+            "120",
+            "--json",
+        ],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     try:
         # Mid-episode: both players have started and the game is running.
@@ -67,7 +80,9 @@ def test_sigkilled_parent_takes_its_processes_along(tmp_path: Path) -> None:
     workspace = tmp_path / "ws"
     proc = subprocess.Popen(
         [*COWORLD, "run-episode", str(manifest), "--runtime", "process", "-o", str(workspace), "--json"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for(lambda: len(leftover_runnables()) >= 3, 60, "game and players to run")
     proc.kill()
@@ -80,13 +95,17 @@ def test_janitor_reaps_containers_of_a_sigkilled_cli(tmp_path: Path, docker_imag
     manifest = make_testkit(tmp_path, game_env={"TESTKIT_FAULT": "hang"})
     proc = subprocess.Popen(
         [*COWORLD, "run-episode", str(manifest), "--runtime", "docker", "-o", str(tmp_path / "ws"), "--json"],
-        cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        cwd=REPO,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
     )
     wait_for(lambda: len(managed_docker_objects()) >= 5, 60, "game, players and networks")
     proc.kill()
     proc.wait(timeout=30)
     assert managed_docker_objects(), "SIGKILL leaves containers: only the janitor can remove them"
-    janitor = subprocess.run([*COWORLD, "janitor", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    janitor = subprocess.run(
+        [*COWORLD, "janitor", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60
+    )
     assert janitor.returncode == 0, janitor.stderr
     assert json.loads(janitor.stdout)["docker"] >= 5
     assert managed_docker_objects() == []

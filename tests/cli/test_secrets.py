@@ -21,14 +21,25 @@ def env_keys(log: Path) -> list[str]:
 
 
 @pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
-def test_secret_env_reaches_only_players(tmp_path: Path, runtime: str, request: pytest.FixtureRequest) -> None:
+def test_secret_env_reaches_only_players(
+    tmp_path: Path, runtime: str, request: pytest.FixtureRequest
+) -> None:
     if runtime == "docker":
         request.getfixturevalue("docker_images")
-    manifest = make_testkit(tmp_path, game_env={"TESTKIT_FAULT": "print_env"},
-                            player_env={"TESTKIT_PLAYER": "print_env"})
+    manifest = make_testkit(
+        tmp_path, game_env={"TESTKIT_FAULT": "print_env"}, player_env={"TESTKIT_PLAYER": "print_env"}
+    )
     workspace = tmp_path / "ws"
-    proc = run_cli("run-episode", str(manifest), "--runtime", runtime, "-o", str(workspace),
-                   "--secret-env", f"MY_API_KEY={SECRET_VALUE}")
+    proc = run_cli(
+        "run-episode",
+        str(manifest),
+        "--runtime",
+        runtime,
+        "-o",
+        str(workspace),
+        "--secret-env",
+        f"MY_API_KEY={SECRET_VALUE}",
+    )
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "MY_API_KEY" in env_keys(workspace / "logs" / "policy_agent_1.log")
     assert "MY_API_KEY" not in env_keys(workspace / "logs" / "game.stdout.log")

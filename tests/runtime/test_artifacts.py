@@ -138,7 +138,7 @@ def test_s3_store_roundtrip_and_presigned_game_writes(tmp_path, s3_endpoint, aws
 
 def test_store_from_env(tmp_path, s3_endpoint, aws_env, monkeypatch):
     local = store_from_env({"COWORLD_HOME": str(tmp_path / "home")})
-    assert isinstance(local, LocalArtifactStore) and local.root == (tmp_path / "home" / "artifacts").resolve()
+    assert isinstance(local, LocalArtifactStore) and local.root == (tmp_path / "home").resolve()
     env = {
         "COWORLD_ARTIFACT_STORE": "s3",
         "COWORLD_S3_BUCKET": "coworld-env",

@@ -28,12 +28,18 @@ def inspect_during_play(allow_player_egress: bool, tmp_path: Path) -> dict[str, 
         for n in client.networks.list(filters={"label": "io.coworld.managed"}):
             seen["net:" + n.name] = client.networks.get(n.id).attrs
 
-    limits = {"player": ResourceLimits(cpus=0.5, memory="256m", pids=64), "game": ResourceLimits(1.0, "512m", 128)}
+    limits = {
+        "player": ResourceLimits(cpus=0.5, memory="256m", pids=64),
+        "game": ResourceLimits(1.0, "512m", 128),
+    }
     runtime = make_runtime("docker", limits=limits)
     request = certification_request(load_manifest(TESTKIT_DIR / "coworld_manifest.json"))
-    outcome = run_episode(request, tmp_path / "ws", runtime,
-                          EpisodeOptions(timeout_seconds=60, on_phase=on_phase,
-                                         allow_player_egress=allow_player_egress))
+    outcome = run_episode(
+        request,
+        tmp_path / "ws",
+        runtime,
+        EpisodeOptions(timeout_seconds=60, on_phase=on_phase, allow_player_egress=allow_player_egress),
+    )
     assert outcome.ok, outcome.error
     return seen
 

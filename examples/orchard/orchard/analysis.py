@@ -6,6 +6,7 @@ Stdlib only (the reporter adds pyarrow for the parquet event log).
 from __future__ import annotations
 
 import io
+import itertools
 import json
 import zipfile
 from dataclasses import dataclass, field
@@ -44,7 +45,9 @@ def load_bundle_bytes(data: bytes) -> Bundle:
             manifest = json.loads(archive.read("manifest.json"))
         files = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}
         results_name = _entry(files, "results", ["results.json"], names)
-        replay_name = _entry(files, "replay", ["replay.json", "replay", "replay.json.z", "replay.json.gz"], names)
+        replay_name = _entry(
+            files, "replay", ["replay.json", "replay", "replay.json.z", "replay.json.gz"], names
+        )
         if results_name is None or replay_name is None:
             raise ValueError("episode bundle must contain results.json and replay.json")
         results = json.loads(archive.read(results_name))
@@ -102,7 +105,9 @@ def fruit_list(replay: dict[str, Any]) -> list[dict[str, Any]]:
     fruits = []
     for tree in replay["trees"]:
         for ripe, rot, value in tree["schedule"]:
-            fruits.append({"tree": tree["id"], "pos": (tree["x"], tree["y"]), "ripe": ripe, "rot": rot, "value": value})
+            fruits.append(
+                {"tree": tree["id"], "pos": (tree["x"], tree["y"]), "ripe": ripe, "rot": rot, "value": value}
+            )
     return fruits
 
 
@@ -131,7 +136,7 @@ def analyze(replay: dict[str, Any]) -> dict[str, Any]:
     lead_timeline: list[list[int | None]] = []
     leader = None
     score_timeline = []
-    for previous, frame in zip(frames, frames[1:], strict=False):
+    for previous, frame in itertools.pairwise(frames):
         for slot, action in enumerate(frame["actions"] or []):
             stats = per_slot[slot]
             stats["moves"][action] = stats["moves"].get(action, 0) + 1
@@ -181,8 +186,13 @@ def analyze(replay: dict[str, Any]) -> dict[str, Any]:
                 gap = manhattan(positions[slot], fruit["pos"])
                 if gap < window:
                     per_slot[slot]["missed_fruit"].append(
-                        {"tree": fruit["tree"], "ripe": fruit["ripe"], "rot": fruit["rot"], "value": fruit["value"],
-                         "distance_at_ripe": gap}
+                        {
+                            "tree": fruit["tree"],
+                            "ripe": fruit["ripe"],
+                            "rot": fruit["rot"],
+                            "value": fruit["value"],
+                            "distance_at_ripe": gap,
+                        }
                     )
             continue
         tick, pickers = taken[0]
@@ -195,8 +205,13 @@ def analyze(replay: dict[str, Any]) -> dict[str, Any]:
             gap = manhattan(positions[slot], fruit["pos"])
             if gap <= 2:
                 per_slot[slot]["lost_races"].append(
-                    {"tree": fruit["tree"], "tick": tick, "value": fruit["value"], "winner": pickers,
-                     "distance_before": gap}
+                    {
+                        "tree": fruit["tree"],
+                        "tick": tick,
+                        "value": fruit["value"],
+                        "winner": pickers,
+                        "distance_before": gap,
+                    }
                 )
     results = replay.get("results", {})
     scores = frames[-1]["scores"]

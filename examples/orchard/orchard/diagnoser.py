@@ -74,26 +74,30 @@ def diagnose(bundle: Bundle, target: str | None) -> dict[str, Any]:
     advice: list[str] = []
     if me["missed_fruit"]:
         advice.append(
-            f"{len(me['missed_fruit'])} fruit worth {missed_value} rotted while you could still have reached them "
-            "from where you stood when they ripened: rank targets by value over (travel + wait) time and include "
-            "fruit listed in each tree's `upcoming` schedule, not only ripe fruit."
+            f"{len(me['missed_fruit'])} fruit worth {missed_value} rotted while you could still have "
+            "reached them from where you stood when they ripened: rank targets by value over (travel + "
+            "wait) time and include fruit listed in each tree's `upcoming` schedule, not only ripe fruit."
         )
     if me["lost_races"]:
         advice.append(
-            f"You lost {len(me['lost_races'])} races (fruit worth {lost_value}) by arriving a step or two late: "
-            "before committing, compare your distance with each opponent's and skip fruit they reach first."
+            f"You lost {len(me['lost_races'])} races (fruit worth {lost_value}) by arriving a step or two "
+            "late: before committing, compare your distance with each opponent's and skip fruit they reach "
+            "first."
         )
     if me["wall_bumps"]:
-        advice.append(f"{me['wall_bumps']} moves bumped into the board edge and were wasted; clamp moves to the grid.")
+        advice.append(
+            f"{me['wall_bumps']} moves bumped into the board edge and were wasted; clamp moves to the grid."
+        )
     stay_share = moves.get("stay", 0) / ticks
     if stay_share > 0.4:
         advice.append(
-            f"You stayed put on {moves.get('stay', 0)} of {ticks} ticks; when nothing is ripe nearby, move toward "
-            "the tree that ripens next (or the middle of the orchard) instead of idling."
+            f"You stayed put on {moves.get('stay', 0)} of {ticks} ticks; when nothing is ripe nearby, "
+            "move toward the tree that ripens next (or the middle of the orchard) instead of idling."
         )
     if me["shared_harvests"] > me["fruit"] / 3 and me["shared_harvests"] > 1:
         advice.append(
-            f"{me['shared_harvests']} of your {me['fruit']} harvests were split with an opponent; prefer fruit "
+            f"{me['shared_harvests']} of your {me['fruit']} harvests were split with an opponent; prefer "
+            "fruit "
             "you reach strictly first."
         )
     if not advice:
@@ -177,7 +181,10 @@ def main() -> int:
         }
     )
     uris.write_bytes(output_uri, archive, "application/zip", os.environ.get("COGAME_DIAGNOSIS_METHOD"))
-    print(f"[orchard-diagnoser] slot {diagnosis['target_slot']}: {len(diagnosis['advice'])} advice items", flush=True)
+    print(
+        f"[orchard-diagnoser] slot {diagnosis['target_slot']}: {len(diagnosis['advice'])} advice items",
+        flush=True,
+    )
     return 0
 
 

@@ -3,7 +3,8 @@
 Everything here is a function of the config (including ``seed``) and the sequence of actions passed to
 :meth:`Orchard.step`. The same inputs always produce byte-identical :func:`replay_bytes` output.
 
-Coordinates: ``x`` grows to the right (0..width-1), ``y`` grows downward (0..height-1), so ``up`` is ``y - 1``.
+Coordinates: ``x`` grows to the right (0..width-1), ``y`` grows downward (0..height-1),
+so ``up`` is ``y - 1``.
 """
 
 from __future__ import annotations
@@ -163,7 +164,9 @@ def validate_config(config: Any, *, require_tokens: bool = True) -> dict[str, An
     ):
         value = config.get(key, default)
         if not _is_number(value) or value < 0 or (key == "final_linger_seconds" and value > 600):
-            raise ConfigError(f"{key} must be a number >= 0" + (" and <= 600" if key.startswith("final") else ""))
+            raise ConfigError(
+                f"{key} must be a number >= 0" + (" and <= 600" if key.startswith("final") else "")
+            )
         normalized[key] = value
     return normalized
 
@@ -462,7 +465,12 @@ class Orchard:
             "player_names": self.names,
             "policy_names": self.policy_names,
             "trees": [
-                {"id": tree.id, "x": tree.x, "y": tree.y, "schedule": [[f.ripe, f.rot, f.value] for f in tree.fruits]}
+                {
+                    "id": tree.id,
+                    "x": tree.x,
+                    "y": tree.y,
+                    "schedule": [[f.ripe, f.rot, f.value] for f in tree.fruits],
+                }
                 for tree in self.trees
             ],
             "frames": self.frames,

@@ -116,7 +116,14 @@ def _response(status: int, reason: str, body: bytes, content_type: str) -> Respo
 
 
 def text_response(status: int, text: str) -> Response:
-    reasons = {200: "OK", 400: "Bad Request", 403: "Forbidden", 404: "Not Found", 410: "Gone", 503: "Unavailable"}
+    reasons = {
+        200: "OK",
+        400: "Bad Request",
+        403: "Forbidden",
+        404: "Not Found",
+        410: "Gone",
+        503: "Unavailable",
+    }
     return _response(status, reasons.get(status, "Status"), text.encode("utf-8"), "text/plain; charset=utf-8")
 
 
@@ -314,7 +321,7 @@ class EpisodeServer:
             message = json.loads(raw)
             command = message["command"]
         except (ValueError, KeyError, TypeError):
-            return {"type": "admin", "ok": False, "error": "expected {\"command\": ...}"}
+            return {"type": "admin", "ok": False, "error": 'expected {"command": ...}'}
         if command == "pause":
             self.paused = True
         elif command == "resume":
@@ -423,11 +430,17 @@ class EpisodeServer:
         results_uri = self.env.get("COGAME_RESULTS_URI")
         if replay_uri:
             await asyncio.to_thread(
-                uris.write_bytes, replay_uri, replay, "application/json", self.env.get("COGAME_SAVE_REPLAY_METHOD")
+                uris.write_bytes,
+                replay_uri,
+                replay,
+                "application/json",
+                self.env.get("COGAME_SAVE_REPLAY_METHOD"),
             )
         results["episode_seconds"] = round(time.perf_counter() - started_at, 4)
         if results_uri:
-            await asyncio.to_thread(uris.write_json, results_uri, results, self.env.get("COGAME_RESULTS_METHOD"))
+            await asyncio.to_thread(
+                uris.write_json, results_uri, results, self.env.get("COGAME_RESULTS_METHOD")
+            )
         elapsed = time.perf_counter() - started_at
         self.results = results
         self.finished = True
@@ -527,7 +540,9 @@ class ReplayServer:
                 reply: dict[str, Any] = {"type": "control", "command": command}
                 if command == "seek":
                     tick = message.get("tick", 0)
-                    reply["tick"] = max(0, min(frames - 1, int(tick))) if isinstance(tick, (int, float)) else 0
+                    reply["tick"] = (
+                        max(0, min(frames - 1, int(tick))) if isinstance(tick, (int, float)) else 0
+                    )
                     reply["ok"] = True
                 elif command == "speed":
                     reply["speed"] = message.get("speed")

@@ -45,8 +45,18 @@ def recommend(
     evidence: dict[str, Any] = {}
 
     if diagnoses:
-        totals = {key: 0 for key in ("missed_fruit", "missed_value", "lost_races", "lost_value", "wall_bumps",
-                                     "stays", "ticks")}
+        totals = {
+            key: 0
+            for key in (
+                "missed_fruit",
+                "missed_value",
+                "lost_races",
+                "lost_value",
+                "wall_bumps",
+                "stays",
+                "ticks",
+            )
+        }
         for diagnosis in diagnoses:
             for key in totals:
                 totals[key] += int(diagnosis.get("summary", {}).get(key, 0))
@@ -70,14 +80,18 @@ def recommend(
             )
         if totals["ticks"] and totals["stays"] / totals["ticks"] > 0.4:
             recommendations.append(
-                f"Idle less ({totals['stays']} of {totals['ticks']} ticks spent staying): when nothing is worth "
-                "chasing, walk toward the tree that ripens next or the orchard's centre."
+                f"Idle less ({totals['stays']} of {totals['ticks']} ticks spent staying): when nothing is "
+                "worth chasing, walk toward the tree that ripens next or the orchard's centre."
             )
     if reports:
         contested = sum(int(report.get("contested_harvests", 0)) for report in reports)
         available = sum(int(report.get("fruit_available", 0)) for report in reports)
         rotted = sum(int(report.get("fruit_rotted", 0)) for report in reports)
-        evidence["reports"] = {"contested_harvests": contested, "fruit_available": available, "fruit_rotted": rotted}
+        evidence["reports"] = {
+            "contested_harvests": contested,
+            "fruit_available": available,
+            "fruit_rotted": rotted,
+        }
         if available and rotted / available > 0.15:
             recommendations.append(
                 f"{rotted} of {available} fruit rotted unpicked across the reported episodes: a policy that "
@@ -103,8 +117,8 @@ def recommend(
             "offline with orchard.engine.play_episode over 50 seeded episodes, alternating seats."
         )
     recommendations.append(
-        "Evaluate every candidate against both 'greedy' and 'planner' over at least 50 seeds with alternating "
-        "seats before uploading; require a >= 60% win rate against the current best."
+        "Evaluate every candidate against both 'greedy' and 'planner' over at least 50 seeds with "
+        "alternating seats before uploading; require a >= 60% win rate against the current best."
     )
     return recommendations, evidence
 
@@ -115,7 +129,8 @@ def main() -> int:
     output_uri = os.environ.get("COGAME_OPTIMIZER_OUTPUT_URI")
     if not manifest_uri or not optimizer_id or not output_uri:
         print(
-            "orchard.optimizer needs COWORLD_MANIFEST_URI, COGAME_OPTIMIZER_ID and COGAME_OPTIMIZER_OUTPUT_URI",
+            "orchard.optimizer needs COWORLD_MANIFEST_URI, COGAME_OPTIMIZER_ID and "
+            "COGAME_OPTIMIZER_OUTPUT_URI",
             file=sys.stderr,
         )
         return 2
@@ -123,10 +138,14 @@ def main() -> int:
     report_uris = _split(os.environ.get("COGAME_REPORT_URIS"))
     grade_uris = _split(os.environ.get("COGAME_GRADER_OUTPUT_URIS"))
     diagnosis_uris = _split(os.environ.get("COGAME_DIAGNOSER_OUTPUT_URIS"))
-    reports = [doc for doc in (_load_member(uri, "stats.json") for uri in report_uris) if isinstance(doc, dict)]
+    reports = [
+        doc for doc in (_load_member(uri, "stats.json") for uri in report_uris) if isinstance(doc, dict)
+    ]
     grades = [doc for doc in (_load_member(uri, "grade.json") for uri in grade_uris) if isinstance(doc, dict)]
     diagnoses = [
-        doc for doc in (_load_member(uri, "diagnosis.json") for uri in diagnosis_uris) if isinstance(doc, dict)
+        doc
+        for doc in (_load_member(uri, "diagnosis.json") for uri in diagnosis_uris)
+        if isinstance(doc, dict)
     ]
     recommendations, evidence = recommend(manifest, reports, grades, diagnoses)
     output = {

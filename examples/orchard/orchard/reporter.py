@@ -37,8 +37,18 @@ def _json(value: Any) -> str:
 def event_rows(bundle: Bundle) -> list[tuple[int, int, str, str]]:
     replay = bundle.replay
     rows: list[tuple[int, int, str, str]] = [
-        (0, -1, "board", _json({"width": replay["width"], "height": replay["height"],
-                                "trees": [[t["id"], t["x"], t["y"]] for t in replay["trees"]]})),
+        (
+            0,
+            -1,
+            "board",
+            _json(
+                {
+                    "width": replay["width"],
+                    "height": replay["height"],
+                    "trees": [[t["id"], t["x"], t["y"]] for t in replay["trees"]],
+                }
+            ),
+        ),
         (0, -1, "players", _json(replay["player_names"])),
     ]
     previous_leader = None
@@ -55,8 +65,14 @@ def event_rows(bundle: Bundle) -> list[tuple[int, int, str, str]]:
         rows.append((tick, -1, "scores", _json(frame["scores"])))
         leader = frame.get("leader")
         if leader is not None and leader != previous_leader:
-            rows.append((tick, -1, "lead_change" if previous_leader is not None else "first_lead",
-                         _json({"from": previous_leader, "to": leader})))
+            rows.append(
+                (
+                    tick,
+                    -1,
+                    "lead_change" if previous_leader is not None else "first_lead",
+                    _json({"from": previous_leader, "to": leader}),
+                )
+            )
             previous_leader = leader
     final_tick = replay["frames"][-1]["tick"]
     rows.append((final_tick, -1, "final_results", _json(bundle.results)))
@@ -68,7 +84,10 @@ def event_rows(bundle: Bundle) -> list[tuple[int, int, str, str]]:
 def parquet_bytes(rows: list[tuple[int, int, str, str]]) -> bytes:
     columns = list(zip(*rows, strict=True)) if rows else [[], [], [], []]
     table = pa.Table.from_arrays(
-        [pa.array(list(column), type=field.type) for column, field in zip(columns, EVENT_SCHEMA, strict=True)],
+        [
+            pa.array(list(column), type=field.type)
+            for column, field in zip(columns, EVENT_SCHEMA, strict=True)
+        ],
         schema=EVENT_SCHEMA,
     )
     sink = pa.BufferOutputStream()
@@ -88,15 +107,16 @@ def render_report(bundle: Bundle, stats: dict[str, Any]) -> str:
     headline = "The match ended in a tie." if winner is None else f"**{slot_label(replay, winner)}** won."
     lines += [
         f"{headline} {stats['ticks']} ticks on a {replay['width']}x{replay['height']} board with "
-        f"{len(replay['trees'])} trees; the lead changed hands {stats['lead_changes']} times and the final margin "
-        f"was {stats['margin']:g}.",
+        f"{len(replay['trees'])} trees; the lead changed hands {stats['lead_changes']} times and the "
+        f"final margin was {stats['margin']:g}.",
         "",
         "| slot | player | score | fruit | shared | missed in reach | lost races | wall bumps | stays |",
         "| --- | --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for slot in stats["slots"]:
         lines.append(
-            f"| {slot['slot']} | {slot['label']} | {slot['score']} | {slot['fruit']} | {slot['shared_harvests']} | "
+            f"| {slot['slot']} | {slot['label']} | {slot['score']} | {slot['fruit']} | "
+            f"{slot['shared_harvests']} | "
             f"{len(slot['missed_fruit'])} | {len(slot['lost_races'])} | {slot['wall_bumps']} | "
             f"{slot['moves'].get('stay', 0)} |"
         )
@@ -113,8 +133,13 @@ def render_report(bundle: Bundle, stats: dict[str, Any]) -> str:
             lines.append(f"- tick {tick}: {slot_label(replay, leader)} takes the lead")
     else:
         lines.append("- nobody ever led alone")
-    lines += ["", "## Score progression", "", "| tick | " + " | ".join(f"P{i}" for i in range(len(stats['scores'])))
-              + " |", "| --- |" + " --- |" * len(stats["scores"])]
+    lines += [
+        "",
+        "## Score progression",
+        "",
+        "| tick | " + " | ".join(f"P{i}" for i in range(len(stats["scores"]))) + " |",
+        "| --- |" + " --- |" * len(stats["scores"]),
+    ]
     timeline = stats["score_timeline"]
     step = max(1, len(timeline) // 10)
     for row in timeline[step - 1 :: step]:
@@ -126,8 +151,9 @@ def render_report(bundle: Bundle, stats: dict[str, Any]) -> str:
 def build_report(bundle: Bundle, reporter_id: str = REPORTER_ID) -> bytes:
     stats = analyze(bundle.replay)
     entries = {
-        "manifest.json": _json({"reporter_id": reporter_id, "render": "report.md",
-                                "event_log": "events.parquet"}).encode("utf-8"),
+        "manifest.json": _json(
+            {"reporter_id": reporter_id, "render": "report.md", "event_log": "events.parquet"}
+        ).encode("utf-8"),
         "report.md": render_report(bundle, stats).encode("utf-8"),
         "events.parquet": parquet_bytes(event_rows(bundle)),
         "stats.json": (json.dumps(stats, sort_keys=True, indent=2) + "\n").encode("utf-8"),

@@ -104,7 +104,9 @@ def read_json(uri: str) -> Any:
     return json.loads(decompress(read_bytes(uri), uri))
 
 
-def write_bytes(uri: str, data: bytes, content_type: str = "application/octet-stream", method: str | None = None) -> None:
+def write_bytes(
+    uri: str, data: bytes, content_type: str = "application/octet-stream", method: str | None = None
+) -> None:
     scheme = _scheme(uri)
     if scheme in ("http", "https"):
         verb = (method or "PUT").upper()

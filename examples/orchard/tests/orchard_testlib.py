@@ -1,4 +1,4 @@
-"""Orchard test helpers: real subprocesses on loopback, polling with deadlines (never sleeping to synchronize)."""
+"""Orchard test helpers: real subprocesses on loopback, polling with deadlines (no sleeps to synchronize)."""
 
 from __future__ import annotations
 
@@ -214,5 +214,3 @@ def run_full_episode(workdir: Path, config: dict[str, Any], modules: list[str]) 
     finally:
         game.stop()
     return game
-
-

@@ -64,7 +64,9 @@ def _assert_drawn(page) -> None:
 
 def test_live_viewer_and_replay_viewer_render(browser, tmp_path: Path):
     shots = artifacts_dir()
-    game = start_game(tmp_path / "live", make_config(seed=51, max_ticks=60, tick_rate=15, final_linger_seconds=0))
+    game = start_game(
+        tmp_path / "live", make_config(seed=51, max_ticks=60, tick_rate=15, final_linger_seconds=0)
+    )
     page = browser.new_page(viewport={"width": 900, "height": 800})
     console_errors: list[str] = []
     page.on("pageerror", lambda error: console_errors.append(str(error)))
@@ -81,7 +83,9 @@ def test_live_viewer_and_replay_viewer_render(browser, tmp_path: Path):
         )
         scoreboard = page.inner_text("#scoreboard")
         assert "P0 Player 0 (red)" in scoreboard and "P1 Player 1 (blue)" in scoreboard
-        page.wait_for_function("document.getElementById('results').textContent.includes('Final')", timeout=20000)
+        page.wait_for_function(
+            "document.getElementById('results').textContent.includes('Final')", timeout=20000
+        )
         assert _tick(page) == 60
         page.screenshot(path=str(shots / "orchard_global_final.png"))
         assert game.wait(timeout=20) == 0

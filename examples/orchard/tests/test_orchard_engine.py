@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 
 import pytest
-from orchard_testlib import make_config
-
 from orchard.engine import (
     ConfigError,
     Orchard,
@@ -17,6 +15,7 @@ from orchard.engine import (
 )
 from orchard.players import greedy, planner
 from orchard.players import random as random_player
+from orchard_testlib import make_config
 
 
 def _config(**extra):

@@ -69,7 +69,13 @@ def test_routes_and_bad_tokens_are_refused_before_upgrade(game_factory):
         status, body = http_get(f"{game.base}/client/{page}")
         assert status == 200 and 'id="board"' in body
     assert http_get(f"{game.base}/nope")[0] == 404
-    for query in ("slot=0&token=bad", "slot=1&token=" + game.tokens[0], "slot=7&token=x", "slot=a&token=x", ""):
+    for query in (
+        "slot=0&token=bad",
+        "slot=1&token=" + game.tokens[0],
+        "slot=7&token=x",
+        "slot=a&token=x",
+        "",
+    ):
         with pytest.raises(InvalidStatus) as excinfo:
             connect(game.ws(f"/player?{query}"), open_timeout=5)
         assert excinfo.value.response.status_code == 403
@@ -98,7 +104,7 @@ def test_reconnect_with_same_token_replaces_connection(game_factory):
     tick = 1
     final = {}
     while not final:
-        for slot, ws in sockets.items():
+        for ws in sockets.values():
             ws.send(json.dumps({"type": "action", "tick": tick, "move": "down"}))
         sent = tick
         for slot, ws in sockets.items():
@@ -180,7 +186,11 @@ def test_missing_player_writes_failure_report(tmp_path: Path):
     finally:
         game.stop()
     report = json.loads(failure.read_text())
-    assert report == {"message": "slot 1 never connected within 0.5 s", "failed_policy_index": 1, "kind": "player_error"}
+    assert report == {
+        "message": "slot 1 never connected within 0.5 s",
+        "failed_policy_index": 1,
+        "kind": "player_error",
+    }
     assert not (game.workdir / "results.json").exists()
 
 
@@ -223,8 +233,8 @@ class _Recorder(BaseHTTPRequestHandler):
         self.send_header("Content-Length", "0")
         self.end_headers()
 
-    do_PUT = _handle  # noqa: N815
-    do_POST = _handle  # noqa: N815
+    do_PUT = _handle
+    do_POST = _handle
 
     def log_message(self, *args) -> None:
         pass
@@ -258,10 +268,10 @@ def test_http_outputs_with_post_retry_and_log_shipping(tmp_path: Path, manifest)
     by_name = {}
     for method, name, content_type, body in _Recorder.received:
         by_name.setdefault(name, []).append((method, content_type, body))
-    (method, content_type, body), = by_name["results"]
+    ((method, content_type, body),) = by_name["results"]
     assert method == "POST" and content_type == "application/json"
     assert not list(Draft202012Validator(manifest["game"]["results_schema"]).iter_errors(json.loads(body)))
-    (method, _, body), = by_name["replay"]
+    ((method, _, body),) = by_name["replay"]
     assert method == "PUT" and json.loads(body)["format"] == "orchard-replay/1"
     log_text = b"".join(entry[2] for entry in by_name["log"]).decode()
     assert all(entry[1].startswith("text/plain") for entry in by_name["log"])

@@ -49,7 +49,12 @@ def bundle(tmp_path_factory) -> Path:
 
 def run_module(module: str, env: dict[str, str]) -> subprocess.CompletedProcess:
     result = subprocess.run(
-        [PYTHON, "-m", module], cwd=ORCHARD_DIR, env=subprocess_env(env), capture_output=True, text=True, timeout=60
+        [PYTHON, "-m", module],
+        cwd=ORCHARD_DIR,
+        env=subprocess_env(env),
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert result.returncode == 0, result.stderr
     return result
@@ -61,7 +66,11 @@ def test_reporter_zip_with_markdown_and_exact_parquet_schema(bundle: Path, tmp_p
     run_module("orchard.reporter", env)
     with zipfile.ZipFile(output) as archive:
         manifest = json.loads(archive.read("manifest.json"))
-        assert manifest == {"reporter_id": "orchard-reporter", "render": "report.md", "event_log": "events.parquet"}
+        assert manifest == {
+            "reporter_id": "orchard-reporter",
+            "render": "report.md",
+            "event_log": "events.parquet",
+        }
         report = archive.read("report.md").decode()
         table = pq.read_table(io.BytesIO(archive.read("events.parquet")))
         stats = json.loads(archive.read("stats.json"))
@@ -77,7 +86,9 @@ def test_reporter_zip_with_markdown_and_exact_parquet_schema(bundle: Path, tmp_p
         json.loads(row["value"])
     finals = [row for row in rows if row["key"] == "final_score"]
     results = json.loads(zipfile.ZipFile(bundle).read("results.json"))
-    assert [json.loads(row["value"]) for row in sorted(finals, key=lambda r: r["player"])] == results["scores"]
+    assert [json.loads(row["value"]) for row in sorted(finals, key=lambda r: r["player"])] == results[
+        "scores"
+    ]
     assert stats["scores"] == results["scores"]
     # deterministic output
     second = tmp_path / "report2.zip"
@@ -87,7 +98,9 @@ def test_reporter_zip_with_markdown_and_exact_parquet_schema(bundle: Path, tmp_p
 
 def test_grader_scores_drama(bundle: Path, tmp_path: Path):
     output = tmp_path / "grade.json"
-    run_module("orchard.grader", {"COGAME_EPISODE_BUNDLE_URI": bundle.as_uri(), "COGAME_GRADE_URI": output.as_uri()})
+    run_module(
+        "orchard.grader", {"COGAME_EPISODE_BUNDLE_URI": bundle.as_uri(), "COGAME_GRADE_URI": output.as_uri()}
+    )
     grade = json.loads(output.read_text())
     assert grade["grader_id"] == "orchard-drama-grader"
     assert isinstance(grade["score"], float) and 0.0 <= grade["score"] <= 1.0
@@ -96,8 +109,10 @@ def test_grader_scores_drama(bundle: Path, tmp_path: Path):
     assert grade["final_margin"] == abs(results["scores"][0] - results["scores"][1])
 
 
-@pytest.mark.parametrize(("target", "slot"), [("1", 1), ("slot:0", 0), ("file:///policies/player%201", 1),
-                                              ("Player 0", 0), (None, 0)])
+@pytest.mark.parametrize(
+    ("target", "slot"),
+    [("1", 1), ("slot:0", 0), ("file:///policies/player%201", 1), ("Player 0", 0), (None, 0)],
+)
 def test_diagnoser_advice_for_target_slot(bundle: Path, tmp_path: Path, target, slot):
     output = tmp_path / "diagnosis.zip"
     env = {"COGAME_EPISODE_BUNDLE_URI": bundle.as_uri(), "COGAME_DIAGNOSIS_URI": output.as_uri()}
@@ -116,7 +131,11 @@ def test_diagnoser_advice_for_target_slot(bundle: Path, tmp_path: Path, target, 
 
 def test_optimizer_turns_outputs_into_recommendations(bundle: Path, tmp_path: Path):
     common = {"COGAME_EPISODE_BUNDLE_URI": bundle.as_uri()}
-    report, grade, diagnoses = tmp_path / "r.zip", tmp_path / "g.json", [tmp_path / "d0.zip", tmp_path / "d1.zip"]
+    report, grade, diagnoses = (
+        tmp_path / "r.zip",
+        tmp_path / "g.json",
+        [tmp_path / "d0.zip", tmp_path / "d1.zip"],
+    )
     run_module("orchard.reporter", {**common, "COGAME_REPORT_URI": report.as_uri()})
     run_module("orchard.grader", {**common, "COGAME_GRADE_URI": grade.as_uri()})
     for slot, path in enumerate(diagnoses):
@@ -148,6 +167,11 @@ def test_optimizer_turns_outputs_into_recommendations(bundle: Path, tmp_path: Pa
 def test_runnables_fail_clearly_without_env():
     for module in ("orchard.reporter", "orchard.grader", "orchard.diagnoser", "orchard.optimizer"):
         result = subprocess.run(
-            [PYTHON, "-m", module], cwd=ORCHARD_DIR, env=subprocess_env(), capture_output=True, text=True, timeout=60
+            [PYTHON, "-m", module],
+            cwd=ORCHARD_DIR,
+            env=subprocess_env(),
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         assert result.returncode == 2 and "needs" in result.stderr

@@ -41,7 +41,13 @@ def visible_fruit(observation: dict[str, Any]) -> list[dict[str, Any]]:
         entries = ([tree["fruit"]] if tree.get("fruit") else []) + list(tree.get("upcoming", []))
         for entry in entries:
             out.append(
-                {"tree": tree["id"], "pos": pos, "ripe": entry["ripe"], "rot": entry["rot"], "value": entry["value"]}
+                {
+                    "tree": tree["id"],
+                    "pos": pos,
+                    "ripe": entry["ripe"],
+                    "rot": entry["rot"],
+                    "value": entry["value"],
+                }
             )
     return out
 

@@ -1,4 +1,5 @@
-"""Greedy player: walk to the ripe fruit with the best value per step that can still be reached before it rots.
+"""Greedy player: walk to the ripe fruit with the best value per step that can still be reached before
+it rots.
 
 It ignores fruit that is not ripe yet (except to pre-position when nothing is ripe) and ignores opponents.
 """

@@ -26,8 +26,10 @@ DEPTH = 3
 BRANCHING = 5
 
 
-def _contest_factor(when: int, fruit: dict[str, Any], opponents: list[Position], now: int, max_ticks: int) -> float:
-    """Expected share of the fruit if we arrive at ``when``, given the opponents' earliest possible arrival."""
+def _contest_factor(
+    when: int, fruit: dict[str, Any], opponents: list[Position], now: int, max_ticks: int
+) -> float:
+    """Expected share of the fruit if we arrive at ``when``, given the opponents' earliest arrival."""
     factor = 1.0
     for opponent in opponents:
         theirs = harvest_tick(opponent, now, fruit, max_ticks)
@@ -50,7 +52,11 @@ def _expand(
         when = harvest_tick(pos, now, fruit, max_ticks)
         if when is None:
             continue
-        gain = fruit["value"] * _contest_factor(when, fruit, opponents, start, max_ticks) * DISCOUNT ** (when - start)
+        gain = (
+            fruit["value"]
+            * _contest_factor(when, fruit, opponents, start, max_ticks)
+            * DISCOUNT ** (when - start)
+        )
         options.append((gain, when, fruit))
     options.sort(key=lambda item: (-item[0], item[1], item[2]["tree"], item[2]["ripe"]))
     return options[:BRANCHING]

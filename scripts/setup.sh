@@ -1,0 +1,54 @@
+#!/usr/bin/env bash
+# Idempotent set-up of everything the platform and its tests need on a fresh Debian machine:
+# system packages (Chromium for viewer tests, PostgreSQL, mmdebstrap), the Python venv, a Docker
+# engine, and the images the tests and the demo use. Safe to re-run; fast when all is in place.
+#   SETUP_SKIP_DOCKER=1  skip the Docker engine and images (process-runtime-only set-up)
+set -euo pipefail
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+TOOLS="${COWORLD_SHARED_TOOLS:-$REPO/../shared/tools}"
+cd "$REPO"
+log() { printf '[setup %(%H:%M:%S)T] %s\n' -1 "$*" >&2; }
+
+apt_install() {
+  local missing=()
+  for pkg in "$@"; do dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg"); done
+  [[ ${#missing[@]} -eq 0 ]] && return 0
+  log "apt-get install ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 ||
+    { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null; }
+}
+
+if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
+  apt_install chromium postgresql mmdebstrap
+fi
+
+if [[ ! -x .venv/bin/python ]]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+if ! .venv/bin/python -c 'import coworld_pipeline, dagster, pytest' >/dev/null 2>&1 ||
+   [[ pyproject.toml -nt .venv/.installed ]]; then
+  log "installing the project into .venv"
+  .venv/bin/pip install -q --upgrade pip
+  .venv/bin/pip install -q -e '.[dev]'
+  touch .venv/.installed
+fi
+
+if [[ "${SETUP_SKIP_DOCKER:-0}" != 1 ]]; then
+  [[ -x "$TOOLS/docker/docker-up.sh" ]] || { echo "shared tools not found at $TOOLS" >&2; exit 2; }
+  "$TOOLS/docker/docker-up.sh" >&2
+  DOCKER=/usr/bin/docker
+  [[ -x $DOCKER ]] || DOCKER=docker
+  # The Orchard script builds the shared base image (registry-free) and the Orchard image.
+  if ! $DOCKER image inspect coworld/orchard:0.1.0 >/dev/null 2>&1 ||
+     [[ -n "$(find examples/orchard/orchard examples/orchard/Dockerfile -newer .venv/.orchard-image 2>/dev/null | head -1)" ]] ||
+     [[ ! -e .venv/.orchard-image ]]; then
+    log "building coworld/orchard:0.1.0"
+    bash examples/orchard/build_image.sh >&2
+    touch .venv/.orchard-image
+  fi
+  log "building coworld/testkit:dev"
+  $DOCKER build -q --network none -t coworld/testkit:dev tests/fixtures/testkit >/dev/null
+fi
+log "ready"
