@@ -310,7 +310,7 @@ def check_game_config(
     """Check a token-free config: no tokens, a resolvable slot count, valid with placeholder tokens."""
     if "tokens" in game_config:
         return [Problem(f"{path}.tokens", "game_config must not include runner-managed tokens")]
-    rule, problems = _slot_rule(manifest.game.config_schema)
+    rule, _ = _slot_rule(manifest.game.config_schema)
     if rule is None:
         return []  # reported once against the config schema itself
     try:

@@ -62,6 +62,14 @@ CONFIG_SCHEMA = {
             "description": "Number of trees; must also be <= width*height/3.",
         },
         "player_connect_timeout_seconds": {"type": "number", "minimum": 0, "default": 30},
+        "turn_timeout_seconds": {
+            "type": "number",
+            "minimum": 0.01,
+            "maximum": 3600,
+            "default": 10,
+            "description": "With tick_rate 0: how long to wait for connected players to act before the tick "
+            "advances anyway (late players stay).",
+        },
         "final_linger_seconds": {
             "type": "number",
             "minimum": 0,

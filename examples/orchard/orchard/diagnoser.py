@@ -97,8 +97,7 @@ def diagnose(bundle: Bundle, target: str | None) -> dict[str, Any]:
     if me["shared_harvests"] > me["fruit"] / 3 and me["shared_harvests"] > 1:
         advice.append(
             f"{me['shared_harvests']} of your {me['fruit']} harvests were split with an opponent; prefer "
-            "fruit "
-            "you reach strictly first."
+            "fruit you reach strictly first."
         )
     if not advice:
         advice.append("No obvious mistakes: the slot harvested what it could reach and never wasted a move.")

@@ -37,6 +37,7 @@ DEFAULT_HEIGHT = 9
 DEFAULT_TREES = 10
 DEFAULT_CONNECT_TIMEOUT = 30.0
 DEFAULT_FINAL_LINGER = 5.0
+DEFAULT_TURN_TIMEOUT = 10.0
 
 MIN_SLOTS = 2
 MAX_SLOTS = 4
@@ -93,6 +94,7 @@ CONFIG_KEYS = {
     "trees",
     "player_connect_timeout_seconds",
     "final_linger_seconds",
+    "turn_timeout_seconds",
 }
 
 
@@ -158,14 +160,15 @@ def validate_config(config: Any, *, require_tokens: bool = True) -> dict[str, An
         normalized[key] = value
     if normalized["trees"] > normalized["width"] * normalized["height"] // 3:
         raise ConfigError("too many trees for the board: trees must be <= width*height/3")
-    for key, default in (
-        ("player_connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT),
-        ("final_linger_seconds", DEFAULT_FINAL_LINGER),
+    for key, default, lo, hi in (
+        ("player_connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT, 0, None),
+        ("final_linger_seconds", DEFAULT_FINAL_LINGER, 0, 600),
+        ("turn_timeout_seconds", DEFAULT_TURN_TIMEOUT, 0.01, 3600),
     ):
         value = config.get(key, default)
-        if not _is_number(value) or value < 0 or (key == "final_linger_seconds" and value > 600):
+        if not _is_number(value) or value < lo or (hi is not None and value > hi):
             raise ConfigError(
-                f"{key} must be a number >= 0" + (" and <= 600" if key.startswith("final") else "")
+                f"{key} must be a number >= {lo:g}" + (f" and <= {hi}" if hi is not None else "")
             )
         normalized[key] = value
     return normalized

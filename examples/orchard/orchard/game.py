@@ -160,6 +160,7 @@ class EpisodeServer:
         self.game = Orchard(public_config(config), policy_names=policy_names)
         self.tick_rate = float(config["tick_rate"])
         self.connect_timeout = float(config["player_connect_timeout_seconds"])
+        self.turn_timeout = float(config["turn_timeout_seconds"])
         self.final_linger = float(config["final_linger_seconds"])
         self.pages = _load_pages()
 
@@ -275,6 +276,7 @@ class EpisodeServer:
                 self.pending.pop(slot, None)
                 if not self.finished:
                     log(f"slot {slot} disconnected (idles with 'stay' until it reconnects)")
+                    self.broadcast_state()
                 self.wake.set()
 
     def _on_player_message(self, slot: int, raw: str | bytes) -> None:
@@ -372,16 +374,26 @@ class EpisodeServer:
 
     async def wait_for_tick(self) -> None:
         loop = asyncio.get_running_loop()
+        turn_deadline = loop.time() + self.turn_timeout
         while True:
             if self.paused:
                 if self.step_requests > 0:
                     self.step_requests -= 1
                     return
                 await self._wait(None)
+                turn_deadline = loop.time() + self.turn_timeout
             elif self.tick_rate <= 0:
                 if all(slot in self.pending for slot in self.players):
                     return
-                await self._wait(None)
+                remaining = turn_deadline - loop.time()
+                if remaining <= 0:
+                    late = sorted(set(self.players) - set(self.pending))
+                    log(
+                        f"tick {self.game.tick}: slot(s) {late} did not act within "
+                        f"{self.turn_timeout:g} s; they stay"
+                    )
+                    return
+                await self._wait(remaining)
             else:
                 remaining = self.next_tick_at - loop.time()
                 if remaining <= 0:

@@ -125,6 +125,8 @@ def test_player_page_lets_a_human_move(browser, tmp_path: Path):
         page.goto(f"{game.base}/client/player?slot=0&token={game.tokens[0]}")
         page.wait_for_function("document.getElementById('board').dataset.tick === '0'", timeout=15000)
         assert "You are P0 Player 0 (red)" in page.inner_text("#me")
+        derived = page.evaluate("() => orchardSocketUrl('player')")
+        assert derived == f"ws://127.0.0.1:{game.port}/player?slot=0&token={game.tokens[0]}"
         page.focus("#board")
         page.keyboard.press("ArrowRight")
         page.wait_for_function("document.getElementById('board').dataset.tick === '1'", timeout=5000)
@@ -137,6 +139,25 @@ def test_player_page_lets_a_human_move(browser, tmp_path: Path):
         with connect(game.ws("/global"), open_timeout=5) as viewer:
             state = json.loads(viewer.recv(timeout=5))
         assert state["tick"] == 3 and state["positions"][0] == [2, 1]
+    finally:
+        page.close()
+        game.stop()
+
+
+def test_address_override_is_used_verbatim(browser, tmp_path: Path):
+    game = start_game(
+        tmp_path / "addr", make_config(seed=53, max_ticks=20, player_connect_timeout_seconds=60)
+    )
+    page = browser.new_page()
+    try:
+        # the page is served from one path, but must connect to exactly the `address` URL (scheme swapped)
+        target = f"http://127.0.0.1:{game.port}/global"
+        page.goto(f"{game.base}/client/global?address={target}&ignored=1")
+        page.wait_for_function("document.getElementById('status').textContent === 'connected'", timeout=10000)
+        page.wait_for_function("document.getElementById('board').dataset.tick === '0'", timeout=10000)
+        assert page.evaluate("() => orchardSocketUrl('global')") == f"ws://127.0.0.1:{game.port}/global"
+        page.goto(f"{game.base}/client/global?address=https://example.invalid/proxy/global%3Fa%3D1")
+        assert page.evaluate("() => orchardSocketUrl('global')") == "wss://example.invalid/proxy/global?a=1"
     finally:
         page.close()
         game.stop()

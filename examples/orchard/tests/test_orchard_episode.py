@@ -312,3 +312,13 @@ def test_load_replay_uri_env_with_compressed_replay(tmp_path: Path):
         assert first["type"] == "replay" and first["results"] == json.loads(episode.replay_bytes())["results"]
     finally:
         server.stop()
+
+
+def test_silent_player_is_not_waited_for_forever(game_factory):
+    game = game_factory(make_config(seed=18, max_ticks=5, turn_timeout_seconds=0.05))
+    with connect(game.player_url(0), open_timeout=5, max_queue=None) as silent:
+        game.start_player(1, "greedy")
+        recv_until(silent, lambda m: m["type"] == "observation")
+        assert game.wait(timeout=20) == 0
+    assert game.results()["ticks"] == 5
+    assert "did not act within 0.05 s" in game.stdout()

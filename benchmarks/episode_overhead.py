@@ -1,0 +1,64 @@
+"""Runner overhead per episode: wall time of `coworld run-episode` minus the game's own episode time.
+
+For each runtime, runs a 2-slot episode of the testkit game (its results report `episode_seconds`,
+the time from all players connected to results written) several times through the real CLI, and
+prints min/median of the overhead. Targets: <= 1.0 s (process), <= 2.5 s (docker).
+
+    .venv/bin/python benchmarks/episode_overhead.py [--repeat 5] [--runtime process --runtime docker]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+MANIFEST = REPO / "tests" / "fixtures" / "testkit" / "coworld_manifest.json"
+TARGETS = {"process": 1.0, "docker": 2.5}
+
+
+def one(runtime: str, workspace: Path) -> tuple[float, float]:
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-m", "coworld_cli.main", "run-episode", str(MANIFEST), "--runtime", runtime,
+         "-o", str(workspace), "--json"],
+        capture_output=True, text=True, cwd=REPO,
+    )
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{runtime} episode failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    game = json.loads((workspace / "results.json").read_text())["episode_seconds"]
+    return wall, game
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--runtime", action="append", choices=sorted(TARGETS))
+    args = parser.parse_args()
+    print(f"{'runtime':8} {'wall min':>9} {'wall med':>9} {'game med':>9} {'overhead min':>13} "
+          f"{'overhead med':>13} {'target':>7}")
+    failed = False
+    for runtime in args.runtime or ["process", "docker"]:
+        with tempfile.TemporaryDirectory() as tmp:
+            one(runtime, Path(tmp) / "warmup")
+            runs = [one(runtime, Path(tmp) / f"ws{i}") for i in range(args.repeat)]
+        overheads = [wall - game for wall, game in runs]
+        med = statistics.median(overheads)
+        ok = med <= TARGETS[runtime]
+        failed |= not ok
+        print(f"{runtime:8} {min(w for w, _ in runs):9.3f} {statistics.median(w for w, _ in runs):9.3f} "
+              f"{statistics.median(g for _, g in runs):9.3f} {min(overheads):13.3f} {med:13.3f} "
+              f"{TARGETS[runtime]:7.1f} {'ok' if ok else 'MISSED'}")
+    print("(seconds; wall = whole `coworld run-episode` process incl. interpreter start-up)")
+    sys.exit(1 if failed else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,251 @@
+"""The commissioner sensor: drives every open round through `LeagueService` without playing anything.
+
+Each tick, for every open round:
+
+1. `advance_round` reports finished episodes to the commissioner, schedules what it asks for and
+   closes the round when it is complete (the league database is the state; the cursor holds nothing
+   that matters);
+2. episode requests without a partition get one (`episodes` dynamic partitions, <= 500 keys per add);
+3. episodes `running` in the league but whose run is dead (failed/canceled, or its worker process is
+   gone) are requeued — an `interrupted` attempt, never counted;
+4. `pending` episodes that no queued/in-progress run covers are requested: runs of up to K adjacent
+   partitions (a partition range), at most `COWORLD_MAX_RUNS_PER_TICK` runs per tick.
+
+Rounds that have closed get one `round_results` run (their partition) and one `standings` run for
+their league (run keys make both once-only). Episodes are never played in the sensor, so a tick
+takes a few hundred milliseconds even with 1,000 episodes in a round.
+"""
+
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import dagster as dg
+
+from coworld_pipeline.defs.league.jobs import (
+    COLLATE_ROUND,
+    PLAY_EPISODES,
+    REFRESH_STANDINGS,
+    collate_round_job,
+    play_episodes_job,
+    refresh_standings_job,
+)
+from coworld_pipeline.defs.league.partitions import (
+    add_requests,
+    episode_partitions,
+    league_partitions,
+    round_partitions,
+)
+from coworld_pipeline.defs.league.planning import KeyOrder, plan_batches
+from coworld_pipeline.defs.league.recovery import fail_lost_run, requeue_lost, worker_gone
+from coworld_pipeline.defs.league.resources import LeagueResource
+from coworld_pipeline.defs.league.settings import (
+    SETTINGS,
+    TAG_KIND,
+    TAG_LEAGUE,
+    TAG_ROUND,
+    OrchestrationSettings,
+)
+from coworld_pipeline.league import ids
+
+IN_FLIGHT = [
+    dg.DagsterRunStatus.QUEUED,
+    dg.DagsterRunStatus.NOT_STARTED,
+    dg.DagsterRunStatus.STARTING,
+    dg.DagsterRunStatus.STARTED,
+    dg.DagsterRunStatus.CANCELING,
+]
+DEAD = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
+RECENT_CLOSED_ROUNDS = 20
+JANITOR_EVERY_SECONDS = 60.0
+
+_last_janitor = 0.0
+
+
+@dataclass
+class TickReport:
+    open_rounds: int = 0
+    closed_rounds: list[str] = field(default_factory=list)
+    added_partitions: int = 0
+    requeued: list[str] = field(default_factory=list)
+    lost_runs: list[str] = field(default_factory=list)
+    requested_episodes: int = 0
+    deferred_episodes: int = 0
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        return (
+            f"{self.open_rounds} open round(s); +{self.added_partitions} partitions; "
+            f"{self.requested_episodes} episode(s) requested"
+            + (f", {self.deferred_episodes} deferred to the next tick" if self.deferred_episodes else "")
+            + (f"; requeued {len(self.requeued)} lost episode(s)" if self.requeued else "")
+            + (f"; {len(self.lost_runs)} lost run(s) failed" if self.lost_runs else "")
+            + (f"; closed {', '.join(self.closed_rounds)}" if self.closed_rounds else "")
+            + f" ({self.seconds:.2f}s)"
+        )
+
+
+def _reap_orphans_now_and_then(context_log: Any) -> None:
+    global _last_janitor
+    now = time.monotonic()
+    if now - _last_janitor < JANITOR_EVERY_SECONDS:
+        return
+    _last_janitor = now
+    from coworld_pipeline.runtime.janitor import reap_orphans
+
+    try:
+        reaped = reap_orphans()
+        if any(reaped.values()):
+            context_log.info(f"janitor reaped {reaped}")
+    except Exception as exc:  # never fail a tick over cleanup
+        context_log.warning(f"janitor failed: {exc}")
+
+
+def commissioner_tick(
+    instance: dg.DagsterInstance,
+    service: Any,
+    settings: OrchestrationSettings = SETTINGS,
+    log: Any = None,
+) -> tuple[dg.SensorResult, TickReport]:
+    """One commissioner step over all open rounds (see the module docstring)."""
+    started = time.monotonic()
+    report = TickReport()
+    run_requests: list[dg.RunRequest] = []
+    partition_requests: list[dg.AddDynamicPartitionsRequest] = []
+
+    service.requeue_stale(settings.stale_running_seconds)
+
+    order = KeyOrder(instance.get_dynamic_partitions(episode_partitions.name))
+    known_rounds = set(instance.get_dynamic_partitions(round_partitions.name))
+    known_leagues = set(instance.get_dynamic_partitions(league_partitions.name))
+    new_rounds: list[str] = []
+    new_leagues: list[str] = []
+
+    def note_round(round_id: str, league_id: str) -> None:
+        if round_id not in known_rounds:
+            known_rounds.add(round_id)
+            new_rounds.append(round_id)
+        if league_id not in known_leagues:
+            known_leagues.add(league_id)
+            new_leagues.append(league_id)
+
+    open_rounds = service.rounds(status="running", limit=1000)["entries"]
+    report.open_rounds = len(open_rounds)
+    budget = settings.max_runs_per_tick
+    todo_by_round: list[tuple[dict[str, Any], list[str]]] = []
+    new_episode_keys: list[str] = []
+    for rnd in open_rounds:
+        round_id, league_id = rnd["id"], rnd["league"]["id"]
+        note_round(round_id, league_id)
+        progress = service.advance_round(round_id)
+        if progress.done:
+            continue
+        pending = [ids.public("ereq", e) for e in progress.pending]
+        running = [ids.public("ereq", e) for e in progress.running]
+        new_episode_keys += order.extend(pending + running)
+
+        # Runs of this round: which episodes they cover, and which are dead.
+        covered: set[str] = set()
+        for record in instance.get_run_records(
+            dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"})
+        ):
+            run = record.dagster_run
+            if run.status == dg.DagsterRunStatus.STARTED and worker_gone(run.tags):
+                fail_lost_run(instance, run)
+                report.lost_runs.append(run.run_id)
+                continue
+            covered.update(order.covered(run.tags))
+        lost_candidates = [e for e in running if e not in covered]
+        if lost_candidates:
+            dead_cover: set[str] = set()
+            for record in instance.get_run_records(
+                dg.RunsFilter(statuses=DEAD, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"})
+            ):
+                dead_cover.update(order.covered(record.dagster_run.tags))
+            lost = [e for e in lost_candidates if e in dead_cover]
+            if lost:
+                report.requeued += requeue_lost(service, lost, "the Dagster run playing it died")
+        todo = [e for e in pending if e not in covered]
+        todo_by_round.append((rnd, todo))
+
+    if new_episode_keys:
+        partition_requests += add_requests(episode_partitions, new_episode_keys)
+        report.added_partitions = len(new_episode_keys)
+
+    for rnd, todo in todo_by_round:
+        batches = plan_batches(order, todo, settings.episodes_per_run, budget)
+        budget -= len(batches)
+        planned = sum(len(b.keys) for b in batches)
+        report.requested_episodes += planned
+        report.deferred_episodes += len(todo) - planned
+        for batch in batches:
+            run_requests.append(
+                dg.RunRequest(
+                    job_name=PLAY_EPISODES,
+                    tags={
+                        **batch.tags(),
+                        TAG_KIND: "episodes",
+                        TAG_ROUND: rnd["id"],
+                        TAG_LEAGUE: rnd["league"]["id"],
+                    },
+                )
+            )
+
+    # Closed rounds without round_results yet (including rounds closed by a run, not by this tick).
+    collated = instance.get_materialized_partitions(dg.AssetKey("round_results"))
+    for rnd in service.rounds(limit=RECENT_CLOSED_ROUNDS)["entries"]:
+        round_id, league_id = rnd["id"], rnd["league"]["id"]
+        if rnd["status"] == "running" or round_id in collated:
+            continue
+        note_round(round_id, league_id)
+        report.closed_rounds.append(f"{rnd['league']['name']}#{rnd['round_number']}")
+        tags = {TAG_ROUND: round_id, TAG_LEAGUE: league_id}
+        run_requests.append(
+            dg.RunRequest(
+                job_name=COLLATE_ROUND,
+                partition_key=round_id,
+                run_key=f"round_results:{round_id}",
+                tags={**tags, TAG_KIND: "round_results"},
+            )
+        )
+        run_requests.append(
+            dg.RunRequest(
+                job_name=REFRESH_STANDINGS,
+                partition_key=league_id,
+                run_key=f"standings:{round_id}",
+                tags={**tags, TAG_KIND: "standings"},
+            )
+        )
+
+    if new_rounds:
+        partition_requests += add_requests(round_partitions, new_rounds)
+    if new_leagues:
+        partition_requests += add_requests(league_partitions, new_leagues)
+    report.seconds = time.monotonic() - started
+    result = dg.SensorResult(
+        run_requests=run_requests,
+        dynamic_partitions_requests=partition_requests,
+        skip_reason=None if run_requests else report.summary(),
+    )
+    return result, report
+
+
+@dg.sensor(
+    name="commissioner",
+    minimum_interval_seconds=SETTINGS.sensor_interval_seconds,
+    default_status=dg.DefaultSensorStatus.RUNNING,
+    jobs=[play_episodes_job, collate_round_job, refresh_standings_job],
+    description="Advances every open round: adds episode partitions, requests runs of K episodes, "
+    "requeues episodes of dead runs, and collates closed rounds into round_results and standings.",
+)
+def commissioner(context: dg.SensorEvaluationContext, league: LeagueResource) -> dg.SensorResult:
+    service = league.service()
+    if SETTINGS.demo:
+        from coworld_pipeline.demo import ensure_demo_league
+
+        ensure_demo_league(service)
+    _reap_orphans_now_and_then(context.log)
+    result, report = commissioner_tick(context.instance, service, SETTINGS, context.log)
+    context.log.info(report.summary())
+    return result

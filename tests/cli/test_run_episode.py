@@ -1,0 +1,119 @@
+"""`coworld run-episode` / `play` / `replay` / `certify` with the Orchard example, as a user runs them."""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from coworld_pipeline.contract import load_manifest
+from coworld_pipeline.contract.episode_request import certification_request
+from tests.conftest import COWORLD, ORCHARD_DIR, REPO, run_cli
+
+MANIFEST = str(ORCHARD_DIR / "coworld_manifest.json")
+IMAGE = "coworld/orchard:0.1.0"
+
+
+@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
+def test_orchard_certifies(runtime: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    if runtime == "docker":
+        request.getfixturevalue("docker_images")
+    proc = run_cli("certify", MANIFEST, "--runtime", runtime, "-o", str(tmp_path / "cert"), "--json")
+    report = json.loads(proc.stdout)
+    assert proc.returncode == 0, report
+    assert report["ok"]
+    names = {c["check"] for c in report["checks"]}
+    for needed in ("/player refuses a bad token", "/global sends a first message", "/replay sends a first message",
+                   "/replay refuses a missing replay", "results.json matches results_schema", "images present"):
+        assert needed in names
+    assert (tmp_path / "cert" / "replay.json").exists()
+
+
+def test_one_image_fills_every_slot_of_a_four_player_variant(tmp_path: Path) -> None:
+    ws = tmp_path / "ws"
+    proc = run_cli("run-episode", MANIFEST, IMAGE, "--run", "python", "--run", "-m", "--run",
+                   "orchard.players.greedy", "--variant", "four", "--runtime", "process", "-o", str(ws), "--json")
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    assert summary["slot_count"] == 4 and len(summary["scores"]) == 4
+    assert len(list((ws / "logs").glob("policy_agent_*.log"))) == 4
+    assert {"results.json", "replay.json", "replay.json.z", "config.json"} <= set(summary["files"])
+
+
+def test_wrong_number_of_images_is_a_usage_error() -> None:
+    proc = run_cli("run-episode", MANIFEST, IMAGE, IMAGE, IMAGE, "--runtime", "process")
+    assert proc.returncode == 2
+    assert "give 1 image (all slots) or 2 images" in proc.stderr
+
+
+def test_unknown_variant_and_run_without_image_are_usage_errors() -> None:
+    assert "unknown variant 'nope'" in run_cli("run-episode", MANIFEST, "--variant", "nope", "--runtime",
+                                               "process").stderr
+    assert run_cli("run-episode", MANIFEST, "--run", "x", "--runtime", "process").returncode == 2
+    assert run_cli("run-episode", MANIFEST, "--runtime", "podman").returncode == 2
+
+
+def test_request_file_with_policy_names(tmp_path: Path) -> None:
+    data = certification_request(load_manifest(MANIFEST)).to_json_dict()
+    data["policy_names"] = ["Greedy Gus", "Planner Pam"]
+    path = tmp_path / "request.json"
+    path.write_text(json.dumps(data))
+    ws = tmp_path / "ws"
+    proc = run_cli("run-episode", MANIFEST, str(path), "--runtime", "process", "-o", str(ws), "--json")
+    assert proc.returncode == 0, proc.stderr
+    assert "Planner Pam" in (ws / "replay.json").read_text()
+
+
+def test_same_seed_same_players_same_replay(tmp_path: Path) -> None:
+    replays = []
+    for i in range(2):
+        ws = tmp_path / f"ws{i}"
+        proc = run_cli("run-episode", MANIFEST, "--seed", "1234", "--runtime", "process", "-o", str(ws), "--json")
+        assert proc.returncode == 0, proc.stderr
+        replays.append((ws / "replay.json").read_bytes())
+    assert replays[0] == replays[1]
+    other = tmp_path / "ws-other"
+    assert run_cli("run-episode", MANIFEST, "--seed", "99", "--runtime", "process", "-o", str(other)).returncode == 0
+    assert (other / "replay.json").read_bytes() != replays[0]
+
+
+def test_play_prints_links_and_finishes(tmp_path: Path) -> None:
+    proc = run_cli("play", MANIFEST, "--runtime", "process", "--no-open-browser", "-o", str(tmp_path / "ws"),
+                   "--json")
+    assert proc.returncode == 0, proc.stderr
+    links = json.loads(proc.stdout[: proc.stdout.index("\n}\n") + 2])["links"]
+    assert len(links["players"]) == 2 and "token=" in links["players"][0]
+    assert links["global"].endswith("/client/global") and links["admin"].endswith("/client/admin")
+
+
+@pytest.mark.parametrize("runtime", ["process", pytest.param("docker", marks=pytest.mark.docker)])
+def test_replay_serves_a_compressed_replay_until_interrupted(
+    tmp_path: Path, runtime: str, request: pytest.FixtureRequest
+) -> None:
+    if runtime == "docker":
+        request.getfixturevalue("docker_images")
+    ws = tmp_path / "ws"
+    assert run_cli("run-episode", MANIFEST, "--runtime", "process", "-o", str(ws)).returncode == 0
+    proc = subprocess.Popen([*COWORLD, "replay", MANIFEST, str(ws / "replay.json.z"), "--runtime", runtime, "--json"],
+                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline() if proc.stdout else ""
+        buffer = line
+        while proc.stdout and not buffer.rstrip().endswith("}"):
+            buffer += proc.stdout.readline()
+        url = json.loads(buffer)["url"]
+        assert "/client/replay?uri=" in url
+        assert httpx.get(url, timeout=10).status_code == 200
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
+
+
+def test_replay_of_a_missing_file_is_a_usage_error() -> None:
+    proc = run_cli("replay", MANIFEST, "/nonexistent/replay.json", "--runtime", "process")
+    assert proc.returncode == 2 and "no replay file" in proc.stderr
