@@ -26,9 +26,21 @@ TARGETS = {"process": 1.0, "docker": 2.5}
 def one(runtime: str, workspace: Path) -> tuple[float, float]:
     started = time.monotonic()
     proc = subprocess.run(
-        [sys.executable, "-m", "coworld_cli.main", "run-episode", str(MANIFEST), "--runtime", runtime,
-         "-o", str(workspace), "--json"],
-        capture_output=True, text=True, cwd=REPO,
+        [
+            sys.executable,
+            "-m",
+            "coworld_cli.main",
+            "run-episode",
+            str(MANIFEST),
+            "--runtime",
+            runtime,
+            "-o",
+            str(workspace),
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        cwd=REPO,
     )
     wall = time.monotonic() - started
     if proc.returncode != 0:
@@ -42,8 +54,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--runtime", action="append", choices=sorted(TARGETS))
     args = parser.parse_args()
-    print(f"{'runtime':8} {'wall min':>9} {'wall med':>9} {'game med':>9} {'overhead min':>13} "
-          f"{'overhead med':>13} {'target':>7}")
+    print(
+        f"{'runtime':8} {'wall min':>9} {'wall med':>9} {'game med':>9} {'overhead min':>13} "
+        f"{'overhead med':>13} {'target':>7}"
+    )
     failed = False
     for runtime in args.runtime or ["process", "docker"]:
         with tempfile.TemporaryDirectory() as tmp:
@@ -53,9 +67,11 @@ def main() -> None:
         med = statistics.median(overheads)
         ok = med <= TARGETS[runtime]
         failed |= not ok
-        print(f"{runtime:8} {min(w for w, _ in runs):9.3f} {statistics.median(w for w, _ in runs):9.3f} "
-              f"{statistics.median(g for _, g in runs):9.3f} {min(overheads):13.3f} {med:13.3f} "
-              f"{TARGETS[runtime]:7.1f} {'ok' if ok else 'MISSED'}")
+        print(
+            f"{runtime:8} {min(w for w, _ in runs):9.3f} {statistics.median(w for w, _ in runs):9.3f} "
+            f"{statistics.median(g for _, g in runs):9.3f} {min(overheads):13.3f} {med:13.3f} "
+            f"{TARGETS[runtime]:7.1f} {'ok' if ok else 'MISSED'}"
+        )
     print("(seconds; wall = whole `coworld run-episode` process incl. interpreter start-up)")
     sys.exit(1 if failed else 0)
 

@@ -27,16 +27,38 @@ def test_orchard_certifies(runtime: str, request: pytest.FixtureRequest, tmp_pat
     assert proc.returncode == 0, report
     assert report["ok"]
     names = {c["check"] for c in report["checks"]}
-    for needed in ("/player refuses a bad token", "/global sends a first message", "/replay sends a first message",
-                   "/replay refuses a missing replay", "results.json matches results_schema", "images present"):
+    for needed in (
+        "/player refuses a bad token",
+        "/global sends a first message",
+        "/replay sends a first message",
+        "/replay refuses a missing replay",
+        "results.json matches results_schema",
+        "images present",
+    ):
         assert needed in names
     assert (tmp_path / "cert" / "replay.json").exists()
 
 
 def test_one_image_fills_every_slot_of_a_four_player_variant(tmp_path: Path) -> None:
     ws = tmp_path / "ws"
-    proc = run_cli("run-episode", MANIFEST, IMAGE, "--run", "python", "--run", "-m", "--run",
-                   "orchard.players.greedy", "--variant", "four", "--runtime", "process", "-o", str(ws), "--json")
+    proc = run_cli(
+        "run-episode",
+        MANIFEST,
+        IMAGE,
+        "--run",
+        "python",
+        "--run",
+        "-m",
+        "--run",
+        "orchard.players.greedy",
+        "--variant",
+        "four",
+        "--runtime",
+        "process",
+        "-o",
+        str(ws),
+        "--json",
+    )
     assert proc.returncode == 0, proc.stderr
     summary = json.loads(proc.stdout)
     assert summary["slot_count"] == 4 and len(summary["scores"]) == 4
@@ -51,8 +73,10 @@ def test_wrong_number_of_images_is_a_usage_error() -> None:
 
 
 def test_unknown_variant_and_run_without_image_are_usage_errors() -> None:
-    assert "unknown variant 'nope'" in run_cli("run-episode", MANIFEST, "--variant", "nope", "--runtime",
-                                               "process").stderr
+    assert (
+        "unknown variant 'nope'"
+        in run_cli("run-episode", MANIFEST, "--variant", "nope", "--runtime", "process").stderr
+    )
     assert run_cli("run-episode", MANIFEST, "--run", "x", "--runtime", "process").returncode == 2
     assert run_cli("run-episode", MANIFEST, "--runtime", "podman").returncode == 2
 
@@ -72,18 +96,24 @@ def test_same_seed_same_players_same_replay(tmp_path: Path) -> None:
     replays = []
     for i in range(2):
         ws = tmp_path / f"ws{i}"
-        proc = run_cli("run-episode", MANIFEST, "--seed", "1234", "--runtime", "process", "-o", str(ws), "--json")
+        proc = run_cli(
+            "run-episode", MANIFEST, "--seed", "1234", "--runtime", "process", "-o", str(ws), "--json"
+        )
         assert proc.returncode == 0, proc.stderr
         replays.append((ws / "replay.json").read_bytes())
     assert replays[0] == replays[1]
     other = tmp_path / "ws-other"
-    assert run_cli("run-episode", MANIFEST, "--seed", "99", "--runtime", "process", "-o", str(other)).returncode == 0
+    assert (
+        run_cli("run-episode", MANIFEST, "--seed", "99", "--runtime", "process", "-o", str(other)).returncode
+        == 0
+    )
     assert (other / "replay.json").read_bytes() != replays[0]
 
 
 def test_play_prints_links_and_finishes(tmp_path: Path) -> None:
-    proc = run_cli("play", MANIFEST, "--runtime", "process", "--no-open-browser", "-o", str(tmp_path / "ws"),
-                   "--json")
+    proc = run_cli(
+        "play", MANIFEST, "--runtime", "process", "--no-open-browser", "-o", str(tmp_path / "ws"), "--json"
+    )
     assert proc.returncode == 0, proc.stderr
     links = json.loads(proc.stdout[: proc.stdout.index("\n}\n") + 2])["links"]
     assert len(links["players"]) == 2 and "token=" in links["players"][0]
@@ -98,8 +128,13 @@ def test_replay_serves_a_compressed_replay_until_interrupted(
         request.getfixturevalue("docker_images")
     ws = tmp_path / "ws"
     assert run_cli("run-episode", MANIFEST, "--runtime", "process", "-o", str(ws)).returncode == 0
-    proc = subprocess.Popen([*COWORLD, "replay", MANIFEST, str(ws / "replay.json.z"), "--runtime", runtime, "--json"],
-                            cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [*COWORLD, "replay", MANIFEST, str(ws / "replay.json.z"), "--runtime", runtime, "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     try:
         line = proc.stdout.readline() if proc.stdout else ""
         buffer = line

@@ -34,7 +34,10 @@ def test_reference_shaped_request_loads() -> None:
     ("changes", "path"),
     [
         ({"policy_names": ["only one"]}, "$.policy_names"),
-        ({"game_config": {**MANIFEST.certification.game_config, "tokens": ["a", "b"]}}, "$.game_config.tokens"),
+        (
+            {"game_config": {**MANIFEST.certification.game_config, "tokens": ["a", "b"]}},
+            "$.game_config.tokens",
+        ),
         ({"players": [{"image": "x"}]}, "$.game_config"),
         ({"players": "nope"}, "$.players"),
         ({"surprise": 1}, "$.surprise"),

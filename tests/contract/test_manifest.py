@@ -29,8 +29,11 @@ def hydrated_paintarena() -> dict[str, Any]:
 
 @pytest.mark.parametrize(
     "manifest",
-    [hydrated_paintarena(), json.loads((ORCHARD_DIR / "coworld_manifest.json").read_text()),
-     json.loads((TESTKIT_DIR / "coworld_manifest.json").read_text())],
+    [
+        hydrated_paintarena(),
+        json.loads((ORCHARD_DIR / "coworld_manifest.json").read_text()),
+        json.loads((TESTKIT_DIR / "coworld_manifest.json").read_text()),
+    ],
     ids=["paintarena", "orchard", "testkit"],
 )
 def test_manifests_valid_under_the_reference_schema_load(manifest: dict[str, Any]) -> None:
@@ -76,32 +79,53 @@ def _del(path: list[Any]) -> Callable[[dict[str, Any]], None]:
 
 TOKENS = ["game", "config_schema", "properties", "tokens"]
 BROKEN = {
-    "unequal token bounds": (_set([*TOKENS, "maxItems"], 3), "$.game.config_schema.properties.tokens.maxItems"),
+    "unequal token bounds": (
+        _set([*TOKENS, "maxItems"], 3),
+        "$.game.config_schema.properties.tokens.maxItems",
+    ),
     "tokens not an array": (_set([*TOKENS, "type"], "string"), "$.game.config_schema.properties.tokens.type"),
-    "tokens not required": (_set(["game", "config_schema", "required"], ["players"]),
-                            "$.game.config_schema.required"),
-    "tokens in a variant config": (_set(["variants", 0, "game_config", "tokens"], ["a", "b"]),
-                                   "$.variants[0].game_config.tokens"),
-    "tokens in the certification config": (_set(["certification", "game_config", "tokens"], ["a", "b"]),
-                                           "$.certification.game_config.tokens"),
-    "variant config violates config_schema": (_set(["variants", 0, "game_config", "width"], 1000),
-                                              "$.variants[0].game_config.width"),
-    "results schema without scores": (_set(["game", "results_schema", "required"], ["ticks"]),
-                                      "$.game.results_schema.required"),
-    "results schema is not a JSON Schema": (_set(["game", "results_schema", "type"], 7),
-                                            "$.game.results_schema.type"),
-    "unknown certification player": (_set(["certification", "players", 1, "player_id"], "nobody"),
-                                     "$.certification.players[1].player_id"),
-    "certification player count": (_set(["certification", "players"], [{"player_id": "sweep-painter"}]),
-                                   "$.certification.game_config"),
+    "tokens not required": (
+        _set(["game", "config_schema", "required"], ["players"]),
+        "$.game.config_schema.required",
+    ),
+    "tokens in a variant config": (
+        _set(["variants", 0, "game_config", "tokens"], ["a", "b"]),
+        "$.variants[0].game_config.tokens",
+    ),
+    "tokens in the certification config": (
+        _set(["certification", "game_config", "tokens"], ["a", "b"]),
+        "$.certification.game_config.tokens",
+    ),
+    "variant config violates config_schema": (
+        _set(["variants", 0, "game_config", "width"], 1000),
+        "$.variants[0].game_config.width",
+    ),
+    "results schema without scores": (
+        _set(["game", "results_schema", "required"], ["ticks"]),
+        "$.game.results_schema.required",
+    ),
+    "results schema is not a JSON Schema": (
+        _set(["game", "results_schema", "type"], 7),
+        "$.game.results_schema.type",
+    ),
+    "unknown certification player": (
+        _set(["certification", "players", 1, "player_id"], "nobody"),
+        "$.certification.players[1].player_id",
+    ),
+    "certification player count": (
+        _set(["certification", "players"], [{"player_id": "sweep-painter"}]),
+        "$.certification.game_config",
+    ),
     "duplicate player id": (lambda m: m["player"].append(copy.deepcopy(m["player"][0])), "$.player[1].id"),
     "unknown parent variant": (_set(["variants", 0, "parent_id"], "ghost"), "$.variants[0].parent_id"),
     "version not PEP 440": (_set(["game", "version"], "one point oh"), "$.game.version"),
     "missing game name": (_del(["game", "name"]), "$.game.name"),
     "unknown top-level field": (_set(["leagues"], []), "$.leagues"),
     "no players": (_set(["player"], []), "$.player"),
-    "uri doc that is not http": (_set(["game", "protocols", "player", "value"], "ftp://x"),
-                                 "$.game.protocols.player"),
+    "uri doc that is not http": (
+        _set(["game", "protocols", "player", "value"], "ftp://x"),
+        "$.game.protocols.player",
+    ),
 }
 
 
