@@ -3,7 +3,8 @@
 `ensure_demo_league(service)` is idempotent and cheap once seeded (one read): it uploads
 `examples/orchard/coworld_manifest.json`, the players `random`, `greedy` and `planner` (the manifest's
 own image and argv, so the same policies run under the `process` and `docker` runtimes), creates the
-league `orchard-demo` (round-robin over the `duel` variant, a round every minute) and submits them.
+league `orchard-demo` (round-robin over the `duel` variant, 4 games per pair, a round every minute),
+submits them and opens the first round.
 The commissioner sensor calls it on every tick when `COWORLD_DEMO=1`.
 """
 
@@ -28,9 +29,10 @@ def ensure_demo_league(
     service: LeagueService,
     name: str = DEMO_LEAGUE,
     interval_minutes: float = 1.0,
-    episodes_per_pair: int = 2,
+    episodes_per_pair: int = 4,
     variant: str = "duel",
     manifest_path: Path = ORCHARD_MANIFEST,
+    kick_off: bool = True,
 ) -> dict[str, Any] | None:
     """Create the demo league with its three players if it does not exist; returns it (None: no orchard)."""
     key = (service.database_url, name)
@@ -65,5 +67,7 @@ def ensure_demo_league(
             league = next(lg for lg in service.leagues() if lg["name"] == name)
         for player_id in DEMO_PLAYERS:
             service.submit(player_id, league["id"])
+        if kick_off:  # the first round right away; the round schedule opens the next ones
+            service.open_round(league["id"], trigger="demo kick-off")
         _seeded.add(key)
         return league

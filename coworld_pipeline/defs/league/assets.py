@@ -16,6 +16,7 @@ import dagster as dg
 
 from coworld_pipeline.contract import ContractError, parse_manifest, validate_results
 from coworld_pipeline.defs.league.partitions import episode_partitions, league_partitions, round_partitions
+from coworld_pipeline.defs.league.recovery import worker_tag
 from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
 from coworld_pipeline.defs.league.settings import EPISODE_POOL, SETTINGS
 from coworld_pipeline.runtime.artifacts import ArtifactStore
@@ -143,6 +144,7 @@ def episodes(
     artifacts: ArtifactStoreResource,
 ):
     keys = list(context.partition_keys)
+    context.instance.add_run_tags(context.run_id, worker_tag())  # lets the sensor spot a vanished worker
     service = league.service()
     store = artifacts.store()
     context.log.info(
