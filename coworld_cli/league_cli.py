@@ -72,8 +72,12 @@ def _service(db: str | None, home: str | None, as_json: bool) -> Iterator[Any]:
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title, show_lines=False)
-    for c in columns:
-        table.add_column(c, overflow="fold")
+    for i, c in enumerate(columns):
+        if c in ("policy", "type"):  # keep names whole: they are what users grep for
+            width = max([len(c), *(len(str(r[i])) for r in rows)])
+            table.add_column(c, no_wrap=True, min_width=width)
+        else:
+            table.add_column(c, overflow="fold")
     for r in rows:
         table.add_row(*["" if v is None else str(v) for v in r])
     console.print(table)

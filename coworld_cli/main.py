@@ -18,17 +18,21 @@ app = typer.Typer(
 )
 episode_cli.register(app)
 
-try:  # the league commands live in their own module
+# Single-episode commands skip importing the league layer (SQLAlchemy, openskill, ...): it is most of
+# the start-up time of a short `run-episode`.
+EPISODE_COMMANDS = {"validate", "schema", "run-episode", "play", "certify", "replay", "janitor"}
+
+
+def register_league_commands() -> None:
     from coworld_cli import league_cli
-except ImportError as exc:  # pragma: no cover - only while the league package is absent
-    if "league_cli" not in str(exc):
-        raise
-else:
+
     league_cli.register(app)
 
 
 def main() -> None:
     signals.install()
+    if len(sys.argv) < 2 or sys.argv[1] not in EPISODE_COMMANDS:
+        register_league_commands()
     app(prog_name="coworld")
 
 

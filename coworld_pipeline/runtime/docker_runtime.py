@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -170,6 +171,10 @@ class DockerSandbox(Sandbox):
         if spec.run:
             kwargs["entrypoint"] = [spec.run[0]]
             kwargs["command"] = list(spec.run[1:])
+        if spec.role == "game":
+            # Both networks are needed: create them together (each costs a daemon round trip).
+            with ThreadPoolExecutor(max_workers=2) as pool:
+                list(pool.map(lambda attr: getattr(self, attr), ["episode_net", "public_net"]))
         if spec.serve:
             # The replay server needs no episode network; the game joins it below with its alias.
             kwargs["network"] = self.public_net.name
@@ -211,8 +216,9 @@ class DockerSandbox(Sandbox):
         if self._closed:
             return
         self._closed = True
-        for c in reversed(self.launched):
-            c.stop()
+        if self.launched:
+            with ThreadPoolExecutor(max_workers=len(self.launched)) as pool:
+                list(pool.map(lambda c: c.stop(), self.launched))
         for net in self.networks:
             with contextlib.suppress(Exception):
                 net.remove()

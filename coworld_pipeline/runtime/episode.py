@@ -448,9 +448,8 @@ class _Episode:
                 game = self.start_game(box)
                 if self.options.probes:
                     self.probe_game(game, tokens)
-                self.announce(game, tokens)
-                self.start_players(box, game, tokens)
-                if self.options.probes:
+                    # Checked before the players start (the reference checks after): a fast game
+                    # may already have ended by then, and a game waiting for players must be alive.
                     self.check(
                         "/global sends a first message",
                         lambda: probes.first_message(
@@ -460,6 +459,8 @@ class _Episode:
                         ),
                         ErrorType.CONTRACT_VIOLATION,
                     )
+                self.announce(game, tokens)
+                self.start_players(box, game, tokens)
                 self.wait_game(game)
                 self.wait_players()
                 self.pull_outputs()

@@ -144,7 +144,7 @@ def episodes(
     artifacts: ArtifactStoreResource,
 ):
     keys = list(context.partition_keys)
-    context.instance.add_run_tags(context.run_id, worker_tag())  # lets the sensor spot a vanished worker
+    context.instance.add_run_tags(context.run.run_id, worker_tag())  # lets the sensor spot a vanished worker
     service = league.service()
     store = artifacts.store()
     context.log.info(

@@ -9,7 +9,6 @@ from __future__ import annotations
 import dagster as dg
 
 from coworld_pipeline.defs.league.assets import episodes, round_results, standings
-from coworld_pipeline.defs.league.partitions import episode_partitions, league_partitions, round_partitions
 
 PLAY_EPISODES = "play_episodes"
 COLLATE_ROUND = "collate_round"
@@ -18,7 +17,6 @@ REFRESH_STANDINGS = "refresh_standings"
 play_episodes_job = dg.define_asset_job(
     PLAY_EPISODES,
     selection=dg.AssetSelection.assets(episodes),
-    partitions_def=episode_partitions,
     executor_def=dg.in_process_executor,
     description="Play a range of episode partitions (K at most) and check their results.",
 )
@@ -26,7 +24,6 @@ play_episodes_job = dg.define_asset_job(
 collate_round_job = dg.define_asset_job(
     COLLATE_ROUND,
     selection=dg.AssetSelection.assets(round_results),
-    partitions_def=round_partitions,
     executor_def=dg.in_process_executor,
     description="Record a closed round's rankings.",
 )
@@ -34,7 +31,6 @@ collate_round_job = dg.define_asset_job(
 refresh_standings_job = dg.define_asset_job(
     REFRESH_STANDINGS,
     selection=dg.AssetSelection.assets(standings),
-    partitions_def=league_partitions,
     executor_def=dg.in_process_executor,
     description="Render a league's standings.",
 )

@@ -165,7 +165,10 @@ def commissioner_tick(
                 dead_cover.update(order.covered(record.dagster_run.tags))
             lost = [e for e in lost_candidates if e in dead_cover]
             if lost:
-                report.requeued += requeue_lost(service, lost, "the Dagster run playing it died")
+                requeued = requeue_lost(service, lost, "the Dagster run playing it died")
+                report.requeued += requeued
+                if requeued:  # back to pending (unless out of retries): play them in this tick already
+                    pending = [ids.public("ereq", e) for e in service.pending_episodes(round_id)]
         todo = [e for e in pending if e not in covered]
         todo_by_round.append((rnd, todo))
 

@@ -178,6 +178,7 @@ class EpisodeServer:
         self.next_tick_at = 0.0
         self.wake = asyncio.Event()
         self.final_state_served = asyncio.Event()
+        self.viewer_seen = False  # any /global viewer during the episode: no need to linger at the end
 
     # ---- HTTP routing (runs before any websocket upgrade) ---------------------------------------
     def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
@@ -295,6 +296,7 @@ class EpisodeServer:
 
     async def _viewer(self, ws: ServerConnection) -> None:
         self.viewers.add(ws)
+        self.viewer_seen = True
         try:
             await ws.send(dumps(self.state_message()))
             if self.finished:
@@ -472,9 +474,10 @@ class EpisodeServer:
             broadcast(self.viewers | self.admins, state_text)
             self.final_state_served.set()
         await _close_all(list(self.players.values()))
-        if not self.final_state_served.is_set() and self.final_linger > 0:
+        if not self.viewer_seen and not self.final_state_served.is_set() and self.final_linger > 0:
             # Runners may connect to /global only after starting the players; on a fast episode that can be
-            # after the end. Stay reachable briefly so such a late viewer still gets the final state.
+            # after the end. When no viewer came during the episode, stay reachable briefly so such a late
+            # viewer still gets the final state. A runner that already looked at /global needs no wait.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.final_state_served.wait(), self.final_linger)
         await _close_all(list(self.viewers | self.admins))

@@ -1,0 +1,294 @@
+"""The commissioner sensor, the assets and recovery, in-process: a real league database, real orchard
+episodes on the process runtime, a real (temporary) Dagster instance. No daemon: the tests execute
+the run requests the sensor returns, the way the daemon would."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+from dagster._core.utils import make_new_run_id
+import pytest
+
+from coworld_pipeline.defs.league.assets import RESULTS_CHECK, episodes, round_results, standings
+from coworld_pipeline.defs.league.jobs import collate_round_job, play_episodes_job, refresh_standings_job
+from coworld_pipeline.defs.league.planning import KeyOrder, plan_batches
+from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
+from coworld_pipeline.defs.league.schedules import open_due_rounds, open_rounds
+from coworld_pipeline.defs.league.sensors import commissioner, commissioner_tick
+from coworld_pipeline.defs.league.settings import (
+    TAG_KIND,
+    TAG_RANGE_END,
+    TAG_RANGE_START,
+    TAG_ROUND,
+    OrchestrationSettings,
+)
+from coworld_pipeline.demo import ensure_demo_league
+from coworld_pipeline.league import LeagueService
+
+EPISODES = dg.AssetKey("episodes")
+
+
+def make_defs(home: Path, parallelism: int = 4) -> dg.Definitions:
+    return dg.Definitions(
+        assets=[episodes, round_results, standings],
+        jobs=[play_episodes_job, collate_round_job, refresh_standings_job],
+        sensors=[commissioner],
+        schedules=[open_rounds],
+        resources={
+            "league": LeagueResource(home=str(home)),
+            "episode_runtime": EpisodeRuntimeResource(runtime="process", parallelism=parallelism),
+            "artifacts": ArtifactStoreResource(kind="local", root=str(home)),
+        },
+    )
+
+
+def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResult) -> None:
+    for request in result.dynamic_partitions_requests or []:
+        assert len(request.partition_keys) <= 500
+        instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
+
+
+def execute(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+    job = defs.resolve_job_def(request.job_name)
+    return job.execute_in_process(
+        instance=instance,
+        tags=request.tags,
+        partition_key=request.partition_key,
+        raise_on_error=False,
+    )
+
+
+def drive(defs, instance, service, settings, max_ticks=20) -> list[dg.RunRequest]:
+    """Tick, execute every requested run, repeat until a tick requests nothing."""
+    executed = []
+    for _ in range(max_ticks):
+        result, _report = commissioner_tick(instance, service, settings)
+        apply_partition_requests(instance, result)
+        requests = [r for r in result.run_requests or [] if r.run_key not in {x.run_key for x in executed if x.run_key}]
+        if not requests:
+            return executed
+        for request in requests:
+            outcome = execute(defs, instance, request)
+            assert outcome.success, request
+            executed.append(request)
+    raise AssertionError("the round did not settle")
+
+
+@pytest.fixture
+def league_home(tmp_path: Path) -> Path:
+    return tmp_path / "home"
+
+
+def test_definitions_load_without_services(monkeypatch, tmp_path):
+    monkeypatch.setenv("COWORLD_HOME", str(tmp_path / "nothing-here"))
+    from coworld_pipeline.definitions import defs
+
+    loaded = defs() if callable(defs) else defs
+    dg.Definitions.validate_loadable(loaded)
+    repo = loaded.get_repository_def()
+    assert set(repo.assets_defs_by_key) == {EPISODES, dg.AssetKey("round_results"), dg.AssetKey("standings")}
+    assert {s.name for s in repo.sensor_defs} == {"commissioner"}
+    assert {s.name for s in repo.schedule_defs} == {"open_rounds"}
+    check_keys = {key for a in repo.assets_defs_by_key.values() for key in a.check_keys}
+    assert dg.AssetCheckKey(EPISODES, RESULTS_CHECK) in check_keys
+    spec = next(iter(repo.assets_defs_by_key[EPISODES].check_specs))
+    assert spec.blocking
+    assert not (tmp_path / "nothing-here").exists(), "loading must not create the league database"
+
+
+def test_plan_batches_groups_adjacent_keys():
+    order = KeyOrder([f"e{i}" for i in range(10)])
+    order.extend(["e10", "e11", "e3"])
+    batches = plan_batches(order, ["e0", "e1", "e2", "e4", "e5", "e6", "e7", "e8", "e9", "e10"], 4, 10)
+    assert [b.keys for b in batches] == [("e0", "e1", "e2"), ("e4", "e5", "e6", "e7"), ("e8", "e9", "e10")]
+    assert order.covered(batches[0].tags()) == ["e0", "e1", "e2"]
+    assert len(plan_batches(order, [f"e{i}" for i in range(12)], 4, 2)) == 2
+    assert order.covered({"dagster/partition": "e5"}) == ["e5"]
+    assert order.covered({}) == []
+
+
+def test_round_under_the_commissioner_in_process(league_home):
+    service = LeagueService(home=league_home)
+    league = ensure_demo_league(service, name="inproc", episodes_per_pair=2, kick_off=False)
+    defs = make_defs(league_home)
+    settings = OrchestrationSettings(episodes_per_run=4, parallelism=4)
+    with dg.instance_for_test() as instance:
+        # The schedule opens the round (league due: it never had one); a second tick opens nothing.
+        assert open_due_rounds(service, "test")
+        assert open_due_rounds(service, "test") == []
+
+        started = time.monotonic()
+        result, report = commissioner_tick(instance, service, settings)
+        assert report.seconds < 5
+        assert report.added_partitions == 6 and report.requested_episodes == 6
+        play = [r for r in result.run_requests if r.job_name == "play_episodes"]
+        assert instance.get_dynamic_partitions("episodes") == []
+        apply_partition_requests(instance, result)
+        order = KeyOrder(instance.get_dynamic_partitions("episodes"))
+        assert sorted(sum((order.covered(r.tags) for r in play), [])) == sorted(order.keys)
+        assert all(len(order.covered(r.tags)) <= 4 for r in play)
+
+        # A tick while those runs are queued requests nothing new for the round.
+        for request in play:
+            instance.add_run(
+                dg.DagsterRun(job_name="play_episodes", run_id=make_new_run_id(), tags=request.tags,
+                              status=dg.DagsterRunStatus.NOT_STARTED)
+            )
+        again, _ = commissioner_tick(instance, service, settings)
+        assert not [r for r in again.run_requests or [] if r.job_name == "play_episodes"]
+        for record in instance.get_run_records(dg.RunsFilter(statuses=[dg.DagsterRunStatus.NOT_STARTED])):
+            instance.report_run_canceled(record.dagster_run)
+
+        executed = drive(defs, instance, service, settings)
+        elapsed = time.monotonic() - started
+
+    kinds = [r.tags[TAG_KIND] for r in executed]
+    assert kinds.count("round_results") == 1 and kinds.count("standings") == 1
+    rnd = service.rounds(league_ref=league["id"], limit=1)["entries"][0]
+    assert rnd["status"] == "completed" and rnd["episodes"] == {"succeeded": 6}, rnd
+    assert elapsed < 120
+
+
+def test_materializations_metadata_and_check(league_home):
+    service = LeagueService(home=league_home)
+    league = ensure_demo_league(service, name="meta", episodes_per_pair=1, kick_off=True)
+    defs = make_defs(league_home)
+    settings = OrchestrationSettings(episodes_per_run=8, parallelism=3)
+    with dg.instance_for_test() as instance:
+        drive(defs, instance, service, settings)
+        keys = instance.get_dynamic_partitions("episodes")
+        assert len(keys) == 3
+        assert instance.get_materialized_partitions(EPISODES) == set(keys)
+        for key in keys:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=EPISODES, asset_partitions=[key]), limit=10
+            ).records
+            assert len(records) == 1, "each episode is materialized exactly once"
+            meta = records[0].asset_materialization.metadata
+            assert meta["status"].value == "succeeded"
+            assert {"slot_0_policy", "slot_1_policy", "slot_0_score", "slot_1_score"} <= set(meta)
+            assert meta["duration_seconds"].value > 0
+            assert meta["error_type"].value == ""
+            assert "coworld replay-open " + key in meta["replay_command"].value
+            assert Path(meta["artifact:results.json"].value).is_file()
+            assert Path(meta["artifact:replay.json.z"].value).is_file()
+        evaluation = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
+        )[dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
+        assert evaluation.status.value == "SUCCEEDED"
+
+        rr = instance.fetch_materializations(dg.AssetKey("round_results"), limit=1).records[0]
+        assert rr.asset_materialization.metadata["status"].value == "completed"
+        assert rr.asset_materialization.metadata["rankings"].value.records
+        st = instance.fetch_materializations(dg.AssetKey("standings"), limit=1).records[0]
+        assert st.partition_key == league["id"]
+        order = st.asset_materialization.metadata["order"].value
+        assert sorted(order) == ["greedy:v1", "planner:v1", "random:v1"]
+        assert "| rank | policy |" in st.asset_materialization.metadata["standings"].value
+
+
+def test_dead_run_episodes_are_requeued_and_counted_once(league_home):
+    """A run claims an episode and dies: the sensor requeues it, a new run plays it, the late outcome of
+    the lost attempt is ignored, so the episode counts exactly once."""
+    service = LeagueService(home=league_home)
+    league = ensure_demo_league(service, name="recover", episodes_per_pair=1, kick_off=True)
+    settings = OrchestrationSettings(episodes_per_run=8, parallelism=2)
+    with dg.instance_for_test() as instance:
+        result, _ = commissioner_tick(instance, service, settings)
+        apply_partition_requests(instance, result)
+        (request,) = [r for r in result.run_requests if r.job_name == "play_episodes"]
+        order = KeyOrder(instance.get_dynamic_partitions("episodes"))
+        victim = order.covered(request.tags)[0]
+
+        # The "run" claims the episode and hangs, then its run is reported dead.
+        release = threading.Event()
+        claimed = threading.Event()
+
+        def hanging_runner(req: Any, workspace: Path, secrets: dict) -> Any:
+            claimed.set()
+            release.wait(60)
+            raise RuntimeError("the lost attempt finishes late")
+
+        lost_attempt = threading.Thread(
+            target=service.execute_episode, args=(victim, "process", None, hanging_runner)
+        )
+        lost_attempt.start()
+        assert claimed.wait(30)
+        dead = dg.DagsterRun(
+            job_name="play_episodes", run_id=make_new_run_id(), tags=request.tags,
+            status=dg.DagsterRunStatus.FAILURE,
+        )
+        instance.add_run(dead)
+
+        result, report = commissioner_tick(instance, service, settings)
+        assert report.requeued == [victim]
+        requested = [order.covered(r.tags) for r in result.run_requests if r.job_name == "play_episodes"]
+        assert [k for keys in requested for k in keys].count(victim) == 1
+
+        release.set()
+        lost_attempt.join(30)
+        defs = make_defs(league_home)
+        for r in result.run_requests:
+            assert execute(defs, instance, r).success
+        drive(defs, instance, service, settings)
+
+    (episode,) = service.episodes(ereq_ref=victim)
+    assert episode["status"] == "succeeded" and episode["attempts"] == 2
+    assert [e["error_type"] for e in episode["attempt_errors"]] == ["interrupted"]
+    rated = service.events(league["id"], event_type="episode_rated", limit=100)
+    assert [e["episode_request_id"] for e in rated].count(victim) == 1
+    assert service.events(league["id"], event_type="late_result_ignored", limit=10)
+    standings_rows = service.standings(league["id"])[0]["standings"]
+    assert sum(r["episodes"] for r in standings_rows) == 2 * 3  # 3 episodes, 2 seats, each counted once
+
+
+def test_a_tick_with_1000_episodes_stays_fast(league_home):
+    service = LeagueService(home=league_home)
+    league = ensure_demo_league(service, name="big", episodes_per_pair=334, kick_off=False)
+    settings = OrchestrationSettings(episodes_per_run=16, max_runs_per_tick=40)
+    with dg.instance_for_test() as instance:
+        t0 = time.monotonic()
+        assert service.open_round(league["id"], "test")
+        opened = time.monotonic() - t0
+        started = time.monotonic()
+        result, report = commissioner_tick(instance, service, settings)
+        first_tick = time.monotonic() - started
+        assert report.added_partitions == 1002
+        assert len(result.dynamic_partitions_requests) >= 3  # chunks of <= 500 episode keys
+        play = [r for r in result.run_requests if r.job_name == "play_episodes"]
+        assert len(play) == 40 and report.deferred_episodes == 1002 - report.requested_episodes
+        apply_partition_requests(instance, result)
+        for request in play:  # the daemon would create these runs: they are now queued
+            instance.add_run(
+                dg.DagsterRun(job_name="play_episodes", run_id=make_new_run_id(), tags=request.tags,
+                              status=dg.DagsterRunStatus.NOT_STARTED)
+            )
+        started = time.monotonic()
+        result2, report2 = commissioner_tick(instance, service, settings)
+        second_tick = time.monotonic() - started
+        order = KeyOrder(instance.get_dynamic_partitions("episodes"))
+        first = {k for r in play for k in order.covered(r.tags)}
+        second = {k for r in result2.run_requests or [] for k in order.covered(r.tags)}
+        assert not first & second and len(first) + len(second) == 1002
+        assert report2.added_partitions == 0
+    print(f"open_round {opened:.2f}s, first tick {first_tick:.2f}s, second tick {second_tick:.2f}s")
+    assert first_tick < 20 and second_tick < 20
+
+
+def test_sensor_and_schedule_definitions_evaluate(league_home):
+    service = LeagueService(home=league_home)
+    ensure_demo_league(service, name="ctx", episodes_per_pair=1, kick_off=True)
+    with dg.instance_for_test() as instance:
+        resources = {"league": LeagueResource(home=str(league_home))}
+        context = dg.build_sensor_context(instance=instance, resources=resources)
+        result = commissioner(context)
+        assert isinstance(result, dg.SensorResult)
+        assert {r.tags[TAG_ROUND] for r in result.run_requests} == {service.rounds(limit=1)["entries"][0]["id"]}
+        assert all(TAG_RANGE_START in r.tags and TAG_RANGE_END in r.tags for r in result.run_requests)
+        schedule_context = dg.build_schedule_context(instance=instance, resources=resources)
+        skip = open_rounds(schedule_context)
+        assert isinstance(skip, dg.SkipReason)
