@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -75,6 +75,10 @@ class Sandbox(abc.ABC):
 
     @abc.abstractmethod
     def start(self, spec: LaunchSpec) -> Launched: ...
+
+    def prepare(self, spec: LaunchSpec) -> Callable[[], Launched]:
+        """Do the slow part of starting `spec` now, if the runtime can; return what starts it."""
+        return lambda: self.start(spec)
 
     @abc.abstractmethod
     def workspace_uri(self, name: str) -> str:

@@ -11,7 +11,8 @@ from __future__ import annotations
 import contextlib
 import platform
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +123,8 @@ class DockerSandbox(Sandbox):
         self._episode_net: Any = None
         self._public_net: Any = None
         self._lock = threading.Lock()
+        self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"coworld-{run_id}")
+        self._pending: list[Future[_Container]] = []
 
     def _network(self, name: str, internal: bool) -> Any:
         net = self.client.networks.create(
@@ -146,6 +149,18 @@ class DockerSandbox(Sandbox):
             return self._public_net
 
     def start(self, spec: LaunchSpec) -> Launched:
+        return self._run(self._create(spec))
+
+    def prepare(self, spec: LaunchSpec) -> Callable[[], Launched]:
+        """Create the container in the background (the slow part); starting it later is quick."""
+        with self._lock:
+            if self._closed:
+                raise EpisodeFailure(ErrorType.INTERRUPTED, "the sandbox is closed")
+            future = self._creator.submit(self._create, spec)
+            self._pending.append(future)
+        return lambda: self._run(future.result())
+
+    def _create(self, spec: LaunchSpec) -> _Container:
         limits = self.runtime.limits.get(spec.role, ResourceLimits())
         volumes: dict[str, dict[str, str]] = {}
         if spec.workspace is not None:
@@ -193,10 +208,19 @@ class DockerSandbox(Sandbox):
         launched = _Container(self, spec, container)
         with self._lock:
             self.launched.append(launched)
-        try:
-            if spec.role == "game":
+        if spec.role == "game":
+            try:
                 self.episode_net.connect(container, aliases=[self.alias])
-            container.start()
+            except Exception as exc:
+                raise EpisodeFailure(
+                    ErrorType.GAME_START_FAILED, f"cannot attach the game to its network: {exc}"
+                ) from None
+        return launched
+
+    def _run(self, launched: _Container) -> _Container:
+        spec = launched.spec
+        try:
+            launched.container.start()
             launched.follow_logs()
         except Exception as exc:
             kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
@@ -213,15 +237,23 @@ class DockerSandbox(Sandbox):
         return f"ws://{self.alias}:{GAME_PORT}"
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        # Containers still being created must be tracked before removal, or they would leak.
+        self._creator.shutdown(wait=True)
         if self.launched:
             with ThreadPoolExecutor(max_workers=len(self.launched)) as pool:
                 list(pool.map(lambda c: c.stop(), self.launched))
-        for net in self.networks:
-            with contextlib.suppress(Exception):
-                net.remove()
+        if self.networks:
+            with ThreadPoolExecutor(max_workers=len(self.networks)) as pool:
+                list(pool.map(_remove_quietly, self.networks))
+
+
+def _remove_quietly(obj: Any) -> None:
+    with contextlib.suppress(Exception):
+        obj.remove()
 
 
 class DockerRuntime(Runtime):

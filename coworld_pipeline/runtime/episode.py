@@ -197,7 +197,7 @@ class _Episode:
             env["COWORLD_POLICY_NAMES"] = json.dumps(self.request.policy_names)
         return env
 
-    def start_game(self, box: Sandbox) -> Launched:
+    def launch_game(self, box: Sandbox) -> Launched:
         self.enter("game", self.manifest.game.runnable.image)
         runnable = self.manifest.game.runnable
         spec = LaunchSpec(
@@ -215,8 +215,10 @@ class _Episode:
         box_workspace_hint(box, self.workspace)
         spec.env = self.game_env(box)
         with shielded():
-            game = box.start(spec)
-        self.game = game
+            self.game = box.start(spec)
+        return self.game
+
+    def wait_healthy(self, game: Launched) -> None:
         self.enter("health")
         startup = self.options.startup_timeout_seconds or min(self.options.timeout_seconds, 60.0)
         try:
@@ -224,7 +226,6 @@ class _Episode:
         except probes.ProbeFailed as exc:
             raise self.fail(ErrorType.GAME_START_FAILED, f"game {exc}") from None
         self.outcome.checks.append(("game /healthz answers 200", True, ""))
-        return game
 
     def probe_game(self, game: Launched, tokens: list[str]) -> None:
         self.enter("probes")
@@ -247,38 +248,42 @@ class _Episode:
             ErrorType.CONTRACT_VIOLATION,
         )
 
-    def start_players(self, box: Sandbox, game: Launched, tokens: list[str]) -> None:
-        self.enter("players", f"{len(tokens)} players")
-        specs = []
+    def prepare_players(
+        self, box: Sandbox, game: Launched, tokens: list[str]
+    ) -> list[Callable[[], Launched]]:
+        """Let the runtime get players ready (docker: create containers) while the game starts up."""
+        starters = []
         for slot, (player, token) in enumerate(zip(self.request.players, tokens, strict=True)):
             url = f"{box.player_ws_base(game)}/player?" + urlencode({"slot": slot, "token": token})
-            specs.append(
-                LaunchSpec(
-                    role="player",
-                    name=f"player-{slot}",
-                    image=player.image,
-                    run=list(player.run),
-                    env={**player.env, "COWORLD_PLAYER_WS_URL": url},
-                    secret_env=dict(self.options.secret_env.get(slot, {})),
-                    stdout_path=self.logs / f"policy_agent_{slot}.log",
-                    slot=slot,
-                )
+            spec = LaunchSpec(
+                role="player",
+                name=f"player-{slot}",
+                image=player.image,
+                run=list(player.run),
+                env={**player.env, "COWORLD_PLAYER_WS_URL": url},
+                secret_env=dict(self.options.secret_env.get(slot, {})),
+                stdout_path=self.logs / f"policy_agent_{slot}.log",
+                slot=slot,
             )
-        # Container creation is slow-ish and independent per slot, so docker players start together.
+            starters.append(box.prepare(spec))
+        return starters
+
+    def start_players(self, box: Sandbox, starters: list[Callable[[], Launched]]) -> None:
+        self.enter("players", f"{len(starters)} players")
+        # Docker players start together; host processes must start on this thread (PDEATHSIG).
         # The shield keeps an interrupt from landing while a started runnable is not yet tracked.
         errors: list[EpisodeFailure] = []
         with shielded():
-            if box.parallel_start and len(specs) > 1:
-                with ThreadPoolExecutor(max_workers=len(specs)) as pool:
-                    futures = [pool.submit(box.start, spec) for spec in specs]
-                    for future in futures:
+            if box.parallel_start and len(starters) > 1:
+                with ThreadPoolExecutor(max_workers=len(starters)) as pool:
+                    for future in [pool.submit(start) for start in starters]:
                         try:
                             self.players.append(future.result())
                         except EpisodeFailure as exc:
                             errors.append(exc)
             else:
-                for spec in specs:
-                    self.players.append(box.start(spec))
+                for start in starters:
+                    self.players.append(start())
         if errors:
             raise errors[0]
 
@@ -445,7 +450,9 @@ class _Episode:
             with self.runtime.sandbox(
                 self.run_id, self.options.purpose, self.options.allow_player_egress
             ) as box:
-                game = self.start_game(box)
+                game = self.launch_game(box)
+                starters = self.prepare_players(box, game, tokens)
+                self.wait_healthy(game)
                 if self.options.probes:
                     self.probe_game(game, tokens)
                     # Checked before the players start (the reference checks after): a fast game
@@ -460,7 +467,7 @@ class _Episode:
                         ErrorType.CONTRACT_VIOLATION,
                     )
                 self.announce(game, tokens)
-                self.start_players(box, game, tokens)
+                self.start_players(box, starters)
                 self.wait_game(game)
                 self.wait_players()
                 self.pull_outputs()
