@@ -50,19 +50,62 @@ def fill(svc: LeagueService, n_episodes: int, n_policies: int, seed: int) -> str
     pv_ids = [str(uuid.uuid4()) for _ in range(n_policies)]
     round_id = str(uuid.uuid4())
     with svc.engine.begin() as conn:
-        conn.execute(insert(Policy), [{"id": p, "name": f"bench-{i}", "created_at": now}
-                                      for i, p in enumerate(policy_ids)])
-        conn.execute(insert(PolicyVersion), [
-            {"id": pv, "policy_id": policy_ids[i], "version": 1, "image": "img", "run": ["x"], "env": {},
-             "secret_env_keys": [], "secret_env_encrypted": None, "runnable_hash": f"h{i}", "created_at": now}
-            for i, pv in enumerate(pv_ids)])
-        conn.execute(insert(Membership), [
-            {"id": str(uuid.uuid4()), "league_id": league_id, "division_id": division_id, "policy_version_id": pv,
-             "status": "active", "status_reason": "bench", "consecutive_failures": 0, "failure_episode_ids": [],
-             "created_at": now, "updated_at": now} for pv in pv_ids])
-        conn.execute(insert(Round), [{"id": round_id, "league_id": league_id, "round_number": 1,
-                                      "status": "completed", "trigger": "bench", "open_marker": None,
-                                      "commissioner": "round-robin", "failed_slots": 0, "started_at": now}])
+        conn.execute(
+            insert(Policy),
+            [{"id": p, "name": f"bench-{i}", "created_at": now} for i, p in enumerate(policy_ids)],
+        )
+        conn.execute(
+            insert(PolicyVersion),
+            [
+                {
+                    "id": pv,
+                    "policy_id": policy_ids[i],
+                    "version": 1,
+                    "image": "img",
+                    "run": ["x"],
+                    "env": {},
+                    "secret_env_keys": [],
+                    "secret_env_encrypted": None,
+                    "runnable_hash": f"h{i}",
+                    "created_at": now,
+                }
+                for i, pv in enumerate(pv_ids)
+            ],
+        )
+        conn.execute(
+            insert(Membership),
+            [
+                {
+                    "id": str(uuid.uuid4()),
+                    "league_id": league_id,
+                    "division_id": division_id,
+                    "policy_version_id": pv,
+                    "status": "active",
+                    "status_reason": "bench",
+                    "consecutive_failures": 0,
+                    "failure_episode_ids": [],
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for pv in pv_ids
+            ],
+        )
+        conn.execute(
+            insert(Round),
+            [
+                {
+                    "id": round_id,
+                    "league_id": league_id,
+                    "round_number": 1,
+                    "status": "completed",
+                    "trigger": "bench",
+                    "open_marker": None,
+                    "commissioner": "round-robin",
+                    "failed_slots": 0,
+                    "started_at": now,
+                }
+            ],
+        )
         batch = 10_000
         for start in range(0, n_episodes, batch):
             eps, slots = [], []
@@ -71,11 +114,28 @@ def fill(svc: LeagueService, n_episodes: int, n_policies: int, seed: int) -> str
                 sa = max(0.0, round(10 + 3 * strength[a] + rng.gauss(0, 2), 1))
                 sb = max(0.0, round(10 + 3 * strength[b] + rng.gauss(0, 2), 1))
                 eid = str(uuid.uuid4())
-                eps.append({"id": eid, "round_id": round_id, "league_id": league_id, "division_id": division_id,
-                            "request_id": f"b{seq}", "variant_id": "duel", "seed": seq, "game_config": {},
-                            "policy_version_ids": [pv_ids[a], pv_ids[b]], "tags": {}, "status": "succeeded",
-                            "attempt": 1, "scores": [sa, sb], "attempt_errors": [], "reported": True,
-                            "rated_seq": seq, "created_at": now, "finished_at": now})
+                eps.append(
+                    {
+                        "id": eid,
+                        "round_id": round_id,
+                        "league_id": league_id,
+                        "division_id": division_id,
+                        "request_id": f"b{seq}",
+                        "variant_id": "duel",
+                        "seed": seq,
+                        "game_config": {},
+                        "policy_version_ids": [pv_ids[a], pv_ids[b]],
+                        "tags": {},
+                        "status": "succeeded",
+                        "attempt": 1,
+                        "scores": [sa, sb],
+                        "attempt_errors": [],
+                        "reported": True,
+                        "rated_seq": seq,
+                        "created_at": now,
+                        "finished_at": now,
+                    }
+                )
                 slots.append({"ereq_id": eid, "slot": 0, "policy_version_id": pv_ids[a], "score": sa})
                 slots.append({"ereq_id": eid, "slot": 1, "policy_version_id": pv_ids[b], "score": sb})
             conn.execute(insert(EpisodeRequestRow), eps)
@@ -96,8 +156,10 @@ def main() -> int:
     t0 = time.perf_counter()
     fill(svc, args.episodes, args.policies, args.seed)
     fill_s = time.perf_counter() - t0
-    print(f"filled {args.episodes:,} episodes / {2 * args.episodes:,} slot results / {args.policies:,} policy "
-          f"versions in {fill_s:.1f}s ({url.split(':')[0]})")
+    print(
+        f"filled {args.episodes:,} episodes / {2 * args.episodes:,} slot results / {args.policies:,} policy "
+        f"versions in {fill_s:.1f}s ({url.split(':')[0]})"
+    )
 
     t0 = time.perf_counter()
     table = svc.recompute_standings("bench", write=True)
@@ -107,21 +169,39 @@ def main() -> int:
     t0 = time.perf_counter()
     rows = svc.standings("bench")[0]["standings"]
     standings_s = time.perf_counter() - t0
-    print(f"standings query (LeagueService.standings): {standings_s:.3f}s for {len(rows):,} rows (target <= 0.5 s)")
+    print(
+        f"standings query (LeagueService.standings): {standings_s:.3f}s, {len(rows):,} rows (target <= 0.5 s)"
+    )
 
-    cmd = [sys.executable, "-m", "coworld_cli.main", "results", "bench", "--json", "--db", url,
-           "--home", str(tmp / "home")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "coworld_cli.main",
+        "results",
+        "bench",
+        "--json",
+        "--db",
+        url,
+        "--home",
+        str(tmp / "home"),
+    ]
     subprocess.run(cmd, capture_output=True, cwd=REPO, check=True)  # warm the OS file cache
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, cwd=REPO, check=True)
     cli_s = time.perf_counter() - t0
-    print(f"`coworld results bench --json`: {cli_s:.3f}s wall incl. interpreter start-up "
-          f"({len(proc.stdout) // 1024} KiB of JSON)")
+    print(
+        f"`coworld results bench --json`: {cli_s:.3f}s wall incl. interpreter start-up "
+        f"({len(proc.stdout) // 1024} KiB of JSON)"
+    )
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-c", "import coworld_cli.main"], capture_output=True, cwd=REPO, check=True)
+    subprocess.run(
+        [sys.executable, "-c", "import coworld_cli.main"], capture_output=True, cwd=REPO, check=True
+    )
     import_s = time.perf_counter() - t0
-    print(f"  of which starting Python and importing the CLI: {import_s:.3f}s; the command itself: "
-          f"{cli_s - import_s:.3f}s")
+    print(
+        f"  of which starting Python and importing the CLI: {import_s:.3f}s; the command itself: "
+        f"{cli_s - import_s:.3f}s"
+    )
     top = rows[:3]
     print("top 3:", ", ".join(f"{r['label']} ({r['rating']:.2f}, {r['episodes']} eps)" for r in top))
     svc.close()

@@ -1538,7 +1538,9 @@ class LeagueService:
         from coworld_pipeline.runtime import EpisodeOptions, make_runtime, run_episode
 
         runtime = make_runtime(runtime_name, base_dir=Path(source_dir) if source_dir else None)
-        options = EpisodeOptions(timeout_seconds=timeout, secret_env=secrets, probes=False, purpose="league")
+        # Probes re-check the game's side of the contract on every episode (about 0.1 s) and connect a
+        # /global viewer as a spectator would: games may wait for one before exiting (Orchard does).
+        options = EpisodeOptions(timeout_seconds=timeout, secret_env=secrets, probes=True, purpose="league")
         if artifact_store is not None:
             options.game_output_uris = artifact_store.game_output_uris(ids.public("ereq", raw))
             options.fetch_output = artifact_store.output_fetcher(ids.public("ereq", raw))
@@ -1803,30 +1805,57 @@ class LeagueService:
         )
 
     def requeue_stale(self, older_than_seconds: float) -> list[str]:
-        """Running rows claimed longer ago than this go back to pending (or fail when out of attempts)."""
-        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+        """Running rows claimed longer ago than this go back to pending (or fail when out of attempts).
 
+        Recorded as an `interrupted` (infrastructure) failure of the current attempt: the retry budget
+        applies, nothing is rated or charged. Returns raw ids.
+        """
+        cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+        return self._requeue(
+            lambda e: e.claimed_at is not None and e.claimed_at < cutoff,
+            lambda e: (
+                f"worker lost: attempt {e.attempt} ran longer than {older_than_seconds:g}s without "
+                "recording an outcome"
+            ),
+            [EpisodeRequestRow.claimed_at < cutoff],
+        )
+
+    def requeue_episodes(self, ereq_ids: list[str], reason: str) -> list[str]:
+        """Put these `running` episodes (their worker is known dead) back to pending, like requeue_stale.
+
+        Rows that are not running are left alone. Returns the public ids that were handled.
+        """
+        raw = [ids.raw_id("ereq", e) for e in ereq_ids]
+        if not raw:
+            return []
+        done = self._requeue(
+            lambda e: True, lambda e: f"{reason} (attempt {e.attempt})", [EpisodeRequestRow.id.in_(raw)]
+        )
+        return [ids.public("ereq", e) for e in done]
+
+    def _requeue(
+        self,
+        still: Callable[[EpisodeRequestRow], bool],
+        message: Callable[[EpisodeRequestRow], str],
+        where: list[Any],
+    ) -> list[str]:
         def fn(s: Session) -> list[str]:
-            stale = s.execute(
+            rows = s.execute(
                 select(EpisodeRequestRow.id, EpisodeRequestRow.league_id).where(
-                    EpisodeRequestRow.status == "running", EpisodeRequestRow.claimed_at < cutoff
+                    EpisodeRequestRow.status == "running", *where
                 )
             ).all()
             out = []
-            for league_id in sorted({lid for _, lid in stale}):
+            for league_id in sorted({lid for _, lid in rows}):
                 league = self._lock_league(s, league_id)
-                for eid, lid in stale:
+                for eid, lid in rows:
                     if lid != league_id:
                         continue
                     e = s.get(EpisodeRequestRow, eid)
                     s.refresh(e)
-                    if e.status != "running" or e.claimed_at is None or e.claimed_at >= cutoff:
+                    if e.status != "running" or not still(e):
                         continue
-                    failure = EpisodeFailure(
-                        ErrorType.INTERRUPTED,
-                        f"worker lost: attempt {e.attempt} ran longer "
-                        f"than {older_than_seconds:g}s without recording an outcome",
-                    )
+                    failure = EpisodeFailure(ErrorType.INTERRUPTED, message(e))
                     self._record_failure(s, league, s.get(Round, e.round_id), e, e.attempt, failure)
                     out.append(e.id)
             return out

@@ -27,9 +27,13 @@ def postgres_url() -> str | None:
     if url:
         return url
     if IN_CI:
-        pytest.fail("CI must set COWORLD_TEST_POSTGRES_URL (Debian postgresql is installed and started there)")
-    pytest.skip("set COWORLD_TEST_POSTGRES_URL to run the Postgres variant (e.g. "
-                "postgresql+psycopg2://coworld:coworld@localhost/coworld_test)")
+        pytest.fail(
+            "CI must set COWORLD_TEST_POSTGRES_URL (Debian postgresql is installed and started there)"
+        )
+    pytest.skip(
+        "set COWORLD_TEST_POSTGRES_URL to run the Postgres variant (e.g. "
+        "postgresql+psycopg2://coworld:coworld@localhost/coworld_test)"
+    )
     return None
 
 
@@ -48,7 +52,9 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
         yield make_url(base).set(database=name).render_as_string(hide_password=False)
     finally:
         with admin.connect() as conn:
-            conn.execute(text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"))
+            conn.execute(
+                text(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+            )
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
         admin.dispose()
 
@@ -78,8 +84,9 @@ def orchard_league(
     svc.upload_coworld(ORCHARD_MANIFEST)
     for p in players:
         svc.upload_policy("coworld/orchard:0.1.0", p, run=["python", "-m", f"orchard.players.{p}"])
-    league = svc.create_league(name, "orchard", variants=[variant], config_overrides={**FAST, **(overrides or {})},
-                               **kwargs)
+    league = svc.create_league(
+        name, "orchard", variants=[variant], config_overrides={**FAST, **(overrides or {})}, **kwargs
+    )
     for p in players:
         svc.submit(p, name)
     return league
@@ -132,7 +139,3 @@ def scores_by_slot(*values: float):
 
 def by_label(svc: LeagueService, league: str) -> dict[str, dict[str, Any]]:
     return {r["label"]: r for g in svc.standings(league) for r in g["standings"]}
-
-
-
-

@@ -10,20 +10,39 @@ import pytest
 from coworld_pipeline.league.commissioners import InProcessCommissioner, bracket_order
 
 
-def round_start(entrants: dict[str, list[str]], slots: int = 2, number: int = 1, state: Any = None,
-                recent: list[dict] | None = None) -> dict[str, Any]:
+def round_start(
+    entrants: dict[str, list[str]],
+    slots: int = 2,
+    number: int = 1,
+    state: Any = None,
+    recent: list[dict] | None = None,
+) -> dict[str, Any]:
     divisions = [{"id": d, "name": d, "level": i + 1} for i, d in enumerate(entrants)]
-    memberships = [{"id": f"m-{pv}", "division_id": d, "policy_version_id": pv}
-                   for d, pvs in entrants.items() for pv in pvs]
-    return {"type": "round_start", "round_id": f"round-{number}", "round_number": number,
-            "league": {"id": "L", "commissioner_config": None}, "divisions": divisions,
-            "memberships": memberships, "recent_results": recent or [],
-            "variants": [{"id": "v", "name": "v", "game_config": {}, "slot_count": slots}], "state": state}
+    memberships = [
+        {"id": f"m-{pv}", "division_id": d, "policy_version_id": pv}
+        for d, pvs in entrants.items()
+        for pv in pvs
+    ]
+    return {
+        "type": "round_start",
+        "round_id": f"round-{number}",
+        "round_number": number,
+        "league": {"id": "L", "commissioner_config": None},
+        "divisions": divisions,
+        "memberships": memberships,
+        "recent_results": recent or [],
+        "variants": [{"id": "v", "name": "v", "game_config": {}, "slot_count": slots}],
+        "state": state,
+    }
 
 
-def play_round(com: InProcessCommissioner, start: dict[str, Any], strength: dict[str, float],
-               fail: set[str] = frozenset()) -> tuple[list[dict], dict[str, Any], int]:
-    """Accept everything, answer each episode (score = strength), return (episodes, round_complete, batches)."""
+def play_round(
+    com: InProcessCommissioner,
+    start: dict[str, Any],
+    strength: dict[str, float],
+    fail: set[str] = frozenset(),
+) -> tuple[list[dict], dict[str, Any], int]:
+    """Accept everything, answer each episode (score = strength); return (episodes, complete, batches)."""
     state, out = com.handle(start, None)
     played: list[dict] = []
     batches = 0
@@ -37,17 +56,28 @@ def play_round(com: InProcessCommissioner, start: dict[str, Any], strength: dict
         assert msg["type"] == "schedule_episodes"
         batches += 1
         eps = msg["episodes"]
-        state, more = com.handle({"type": "episodes_accepted", "request_ids": [e["request_id"] for e in eps]}, state)
+        state, more = com.handle(
+            {"type": "episodes_accepted", "request_ids": [e["request_id"] for e in eps]}, state
+        )
         queue += more
         for ep in eps:
             played.append(ep)
             if set(ep["policy_version_ids"]) & fail:
                 bad = next(pv for pv in ep["policy_version_ids"] if pv in fail)
-                reply = {"type": "episode_failed", "request_id": ep["request_id"], "error": "player_crashed",
-                         "failed_policy_version_id": bad}
+                reply = {
+                    "type": "episode_failed",
+                    "request_id": ep["request_id"],
+                    "error": "player_crashed",
+                    "failed_policy_version_id": bad,
+                }
             else:
-                reply = {"type": "episode_result", "request_id": ep["request_id"], "scores": [
-                    {"policy_version_id": pv, "score": strength[pv]} for pv in ep["policy_version_ids"]]}
+                reply = {
+                    "type": "episode_result",
+                    "request_id": ep["request_id"],
+                    "scores": [
+                        {"policy_version_id": pv, "score": strength[pv]} for pv in ep["policy_version_ids"]
+                    ],
+                }
             state, more = com.handle(reply, state)
             queue += more
     assert complete is not None
@@ -65,7 +95,9 @@ def seat_counts(played: list[dict]) -> dict[str, Counter]:
 def test_round_robin_two_slots_balances_games_seats_and_opponents():
     entrants = ["a", "b", "c", "d", "e"]
     com = InProcessCommissioner({"strategy": "round-robin"})
-    played, done, _ = play_round(com, round_start({"D": entrants}), dict(zip(entrants, [5, 4, 3, 2, 1], strict=True)))
+    played, done, _ = play_round(
+        com, round_start({"D": entrants}), dict(zip(entrants, [5, 4, 3, 2, 1], strict=True))
+    )
     games = Counter(pv for ep in played for pv in set(ep["policy_version_ids"]))
     assert set(games.values()) == {8}  # every entrant plays the same number of games: nobody starves
     assert all(c[0] == c[1] == 4 for c in seat_counts(played).values())
@@ -83,7 +115,9 @@ def test_round_robin_two_slots_balances_games_seats_and_opponents():
 def test_round_robin_four_slots(n, games):
     entrants = [f"p{i}" for i in range(n)]
     com = InProcessCommissioner({"strategy": "round-robin"})
-    played, done, _ = play_round(com, round_start({"D": entrants}, slots=4), {pv: i for i, pv in enumerate(entrants)})
+    played, done, _ = play_round(
+        com, round_start({"D": entrants}, slots=4), {pv: i for i, pv in enumerate(entrants)}
+    )
     assert all(len(ep["policy_version_ids"]) == 4 for ep in played)
     per_entrant = Counter(pv for ep in played for pv in set(ep["policy_version_ids"]))
     assert set(per_entrant.values()) == {games}
@@ -114,10 +148,20 @@ def test_swiss_carries_points_and_rotates_byes():
 def test_elimination_schedules_incrementally_and_ranks():
     entrants = ["a", "b", "c", "d", "e"]
     com = InProcessCommissioner({"strategy": "elimination", "episodes_per_pair": 2})
-    recent = [{"round_id": "r0", "division_id": "D", "round_number": 0, "policy_version_id": pv, "rank": i + 1,
-               "score": 0.0} for i, pv in enumerate(["e", "d", "c", "b", "a"])]  # weakest seeded first
-    played, done, batches = play_round(com, round_start({"D": entrants}, recent=recent),
-                                       dict(zip(entrants, [5, 4, 3, 2, 1], strict=True)))
+    recent = [
+        {
+            "round_id": "r0",
+            "division_id": "D",
+            "round_number": 0,
+            "policy_version_id": pv,
+            "rank": i + 1,
+            "score": 0.0,
+        }
+        for i, pv in enumerate(["e", "d", "c", "b", "a"])
+    ]  # weakest seeded first
+    _, done, batches = play_round(
+        com, round_start({"D": entrants}, recent=recent), dict(zip(entrants, [5, 4, 3, 2, 1], strict=True))
+    )
     assert batches == 3  # first round, semi-finals, final: scheduled as results arrive
     ranks = {r["policy_version_id"]: r["rank"] for r in done["results"][0]["rankings"]}
     assert ranks["a"] == 1
@@ -132,8 +176,14 @@ def test_elimination_failing_entrant_loses():
 
 
 def test_percentile_graduation_moves_top_and_bottom():
-    com = InProcessCommissioner({"strategy": "round-robin", "graduation": "percentile", "promote_top_pct": 25,
-                                 "relegate_bottom_pct": 25})
+    com = InProcessCommissioner(
+        {
+            "strategy": "round-robin",
+            "graduation": "percentile",
+            "promote_top_pct": 25,
+            "relegate_bottom_pct": 25,
+        }
+    )
     top = ["a", "b", "c", "d"]
     low = ["e", "f", "g", "h"]
     strength = dict(zip(top + low, [8, 7, 6, 5, 4, 3, 2, 1], strict=True))
@@ -147,8 +197,9 @@ def test_win_streak_graduation_after_three_rounds():
     state = None
     strength = {"a": 1, "b": 2, "c": 3, "d": 4}
     for number in (1, 2, 3):
-        _, done, _ = play_round(com, round_start({"top": ["a", "b"], "low": ["c", "d"]}, number=number,
-                                                 state=state), strength)
+        _, done, _ = play_round(
+            com, round_start({"top": ["a", "b"], "low": ["c", "d"]}, number=number, state=state), strength
+        )
         state = done["state"]
         if number < 3:
             assert done["graduation_changes"] == []
@@ -158,5 +209,5 @@ def test_win_streak_graduation_after_three_rounds():
 
 def test_no_entrants_completes_immediately():
     com = InProcessCommissioner({"strategy": "round-robin"})
-    state, out = com.handle(round_start({"D": ["a"]}), None)
+    _, out = com.handle(round_start({"D": ["a"]}), None)
     assert [m["type"] for m in out] == ["round_complete"]

@@ -14,25 +14,61 @@ from tests.league.conftest import FAST, orchard_league
 
 def test_two_cli_processes_lose_no_rows(db_url: str, home: Path):
     svc = LeagueService(db_url, home)
-    orchard_league(svc, "Busy", players=("random", "greedy"), overrides={**FAST, "max_ticks": 5},
-                   commissioner_config={"episodes_per_pair": 1})
+    orchard_league(
+        svc,
+        "Busy",
+        players=("random", "greedy"),
+        overrides={**FAST, "max_ticks": 5},
+        commissioner_config={"episodes_per_pair": 1},
+    )
     svc.close()
     results: dict[str, list[tuple[list[str], int, str, str]]] = {"a": [], "b": []}
 
     def worker(tag: str) -> None:
         steps: list[list[str]] = []
         for k in range(2):
-            steps.append(["upload-policy", "img", "--name", f"{tag}{k}", "--run", "python", "--run", "-m",
-                          "--run", "orchard.players.random", "--json"])
+            steps.append(
+                [
+                    "upload-policy",
+                    "img",
+                    "--name",
+                    f"{tag}{k}",
+                    "--run",
+                    "python",
+                    "--run",
+                    "-m",
+                    "--run",
+                    "orchard.players.random",
+                    "--json",
+                ]
+            )
             steps.append(["submit", f"{tag}{k}", "--league", "Busy", "--json"])
         # both processes also race for versions of one shared policy name
-        steps.append(["upload-policy", f"img-{tag}", "--name", "shared", "--run", "python", "--run", "-m",
-                      "--run", "orchard.players.greedy", "--json"])
+        steps.append(
+            [
+                "upload-policy",
+                f"img-{tag}",
+                "--name",
+                "shared",
+                "--run",
+                "python",
+                "--run",
+                "-m",
+                "--run",
+                "orchard.players.greedy",
+                "--json",
+            ]
+        )
         steps.append(["round", "run", "--league", "Busy", "--parallel", "2", "--json"])
         steps.append(["round", "run", "--league", "Busy", "--parallel", "2", "--json"])
         for args in steps:
-            proc = subprocess.run([*COWORLD, *args, "--db", db_url, "--home", str(home)], capture_output=True,
-                                  text=True, timeout=300, cwd=REPO)
+            proc = subprocess.run(
+                [*COWORLD, *args, "--db", db_url, "--home", str(home)],
+                capture_output=True,
+                text=True,
+                timeout=300,
+                cwd=REPO,
+            )
             results[tag].append((args, proc.returncode, proc.stdout, proc.stderr))
 
     threads = [threading.Thread(target=worker, args=(t,)) for t in ("a", "b")]
@@ -48,8 +84,12 @@ def test_two_cli_processes_lose_no_rows(db_url: str, home: Path):
     try:
         labels = {p["label"] for p in svc.policies()}
         assert {"a0:v1", "a1:v1", "b0:v1", "b1:v1", "shared:v1", "shared:v2"} <= labels
-        submitted = {json.loads(out)["id"] for runs in results.values() for args, _, out, _ in runs
-                     if args[0] == "submit"}
+        submitted = {
+            json.loads(out)["id"]
+            for runs in results.values()
+            for args, _, out, _ in runs
+            if args[0] == "submit"
+        }
         assert submitted <= {s["id"] for s in svc.submissions("Busy")} and len(submitted) == 4
         assert len(svc.memberships("Busy")) == 6
         rounds = svc.rounds(league_ref="Busy", limit=200)["entries"]

@@ -19,24 +19,47 @@ from coworld_pipeline.contract.commissioner import (
 
 
 def test_every_type_round_trips():
-    start = parse_message({
-        "type": "round_start", "round_id": "r", "round_number": 1, "league": {"id": "l"},
-        "divisions": [{"id": "d", "name": "open", "level": 1}],
-        "memberships": [{"id": "m", "division_id": "d", "policy_version_id": "p"}],
-        "variants": [{"id": "duel", "name": "Duel", "game_config": {}}], "state": None, "future_field": 1,
-    })
+    start = parse_message(
+        {
+            "type": "round_start",
+            "round_id": "r",
+            "round_number": 1,
+            "league": {"id": "l"},
+            "divisions": [{"id": "d", "name": "open", "level": 1}],
+            "memberships": [{"id": "m", "division_id": "d", "policy_version_id": "p"}],
+            "variants": [{"id": "duel", "name": "Duel", "game_config": {}}],
+            "state": None,
+            "future_field": 1,
+        }
+    )
     assert isinstance(start, RoundStart) and start.memberships[0].is_champion is False
     assert parse_message(start.to_json()).to_json_dict() == start.to_json_dict()
-    sched = parse_commissioner_message({"type": "schedule_episodes", "episodes": [
-        {"request_id": "a", "variant_id": "duel", "policy_version_ids": ["p", "q"]}]})
+    sched = parse_commissioner_message(
+        {
+            "type": "schedule_episodes",
+            "episodes": [{"request_id": "a", "variant_id": "duel", "policy_version_ids": ["p", "q"]}],
+        }
+    )
     assert isinstance(sched, ScheduleEpisodes) and sched.episodes[0].seed is None
-    assert isinstance(parse_platform_message({"type": "episode_result", "request_id": "a", "scores": [
-        {"policy_version_id": "p", "score": 1}], "game_results": None}), EpisodeResult)
-    assert isinstance(parse_platform_message({"type": "episode_failed", "request_id": "a", "error": "x"}),
-                      EpisodeFailed)
-    for kind, extra in [("episodes_accepted", {"request_ids": ["a"]}),
-                        ("episodes_rejected", {"request_ids": ["a"], "errors": {"a": "no"}}),
-                        ("round_abort", {"reason": "stop"})]:
+    assert isinstance(
+        parse_platform_message(
+            {
+                "type": "episode_result",
+                "request_id": "a",
+                "scores": [{"policy_version_id": "p", "score": 1}],
+                "game_results": None,
+            }
+        ),
+        EpisodeResult,
+    )
+    assert isinstance(
+        parse_platform_message({"type": "episode_failed", "request_id": "a", "error": "x"}), EpisodeFailed
+    )
+    for kind, extra in [
+        ("episodes_accepted", {"request_ids": ["a"]}),
+        ("episodes_rejected", {"request_ids": ["a"], "errors": {"a": "no"}}),
+        ("round_abort", {"reason": "stop"}),
+    ]:
         assert parse_platform_message({"type": kind, **extra}).type == kind
     done = parse_commissioner_message({"type": "round_complete", "state": {"k": 1}})
     assert isinstance(done, RoundComplete) and done.results == [] and done.graduation_changes == []
@@ -49,8 +72,10 @@ def test_every_type_round_trips():
         ({"round_id": "r"}, "missing"),
         ([1, 2], "JSON object"),
         ("{not json", "not JSON"),
-        ({"type": "schedule_episodes", "episodes": [{"request_id": "a", "variant_id": "duel"}]},
-         "policy_version_ids"),
+        (
+            {"type": "schedule_episodes", "episodes": [{"request_id": "a", "variant_id": "duel"}]},
+            "policy_version_ids",
+        ),
     ],
 )
 def test_bad_messages_are_clear_errors(message, needle):

@@ -67,20 +67,29 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
 
 def test_secret_env_encrypted_at_rest_and_never_shown(svc: LeagueService, db_url: str):
     orchard_league(svc, "L", players=("random", "greedy"))
-    out = svc.upload_policy("img", "secretive", run=["python", "-m", "orchard.players.random"],
-                            secret_env={"API_TOKEN": "hunter2-very-secret"})
+    out = svc.upload_policy(
+        "img",
+        "secretive",
+        run=["python", "-m", "orchard.players.random"],
+        secret_env={"API_TOKEN": "hunter2-very-secret"},
+    )
     assert out["secret_env_keys"] == ["API_TOKEN"] and "hunter2" not in json.dumps(out)
     svc.submit("secretive", "L")
     rid = svc.open_round(svc.resolve_league_id("L"))
     ereq = next(e for e in svc.pending_episodes(rid) if out["id"] in svc.episodes(e)[0]["policy_version_ids"])
-    request, secrets, workspace = svc.prepare_episode(ereq)
+    request, secrets, _ = svc.prepare_episode(ereq)
     slot = svc.episodes(ereq)[0]["policy_version_ids"].index(out["id"])
     assert secrets == {slot: {"API_TOKEN": "hunter2-very-secret"}}
     assert all("API_TOKEN" not in p.env for p in request.players)
     engine = create_engine(db_url)
     with engine.connect() as conn:
-        dump = json.dumps([list(map(str, r)) for t in ("policy_versions", "events")
-                           for r in conn.execute(text(f"SELECT * FROM {t}"))])
+        dump = json.dumps(
+            [
+                list(map(str, r))
+                for t in ("policy_versions", "events")
+                for r in conn.execute(text(f"SELECT * FROM {t}"))
+            ]
+        )
     engine.dispose()
     assert "hunter2" not in dump and "API_TOKEN" in dump
     assert "hunter2" not in json.dumps(svc.policies() + svc.events(limit=1000))
@@ -91,12 +100,26 @@ def test_commissioner_schedule_is_validated(svc: LeagueService):
     rid = svc.open_round(svc.resolve_league_id("L"))
     pvs = [m["policy_version"]["id"] for m in svc.memberships("L")]
     before = svc.counts()
-    answers = svc.commissioner_message(rid, {"type": "schedule_episodes", "episodes": [
-        {"request_id": "x1", "variant_id": "duel", "policy_version_ids": pvs},  # 3 seats for 2 slots
-        {"request_id": "x2", "variant_id": "four", "policy_version_ids": pvs[:2]},
-        {"request_id": "x3", "variant_id": "duel", "policy_version_ids": [pvs[0], "0" * 8 + "-0000-0000-0000-" + "0" * 12]},
-        {"request_id": "r1-e1", "variant_id": "duel", "policy_version_ids": pvs[:2]},  # id already used
-    ]})
+    answers = svc.commissioner_message(
+        rid,
+        {
+            "type": "schedule_episodes",
+            "episodes": [
+                {"request_id": "x1", "variant_id": "duel", "policy_version_ids": pvs},  # 3 seats for 2 slots
+                {"request_id": "x2", "variant_id": "four", "policy_version_ids": pvs[:2]},
+                {
+                    "request_id": "x3",
+                    "variant_id": "duel",
+                    "policy_version_ids": [pvs[0], "0" * 8 + "-0000-0000-0000-" + "0" * 12],
+                },
+                {
+                    "request_id": "r1-e1",
+                    "variant_id": "duel",
+                    "policy_version_ids": pvs[:2],
+                },  # id already used
+            ],
+        },
+    )
     assert [a["type"] for a in answers] == ["episodes_rejected"]
     errors = answers[0]["errors"]
     assert "wrong slot count: variant duel has 2 slots, got 3" in errors["x1"]
@@ -109,8 +132,15 @@ def test_commissioner_schedule_is_validated(svc: LeagueService):
     assert svc.events("L", event_type="episodes_rejected")[-1]["payload"]["errors"] == errors
     with pytest.raises(CommissionerProtocolError, match="unknown message type"):
         svc.commissioner_message(rid, {"type": "launch_rockets"})
-    ok = svc.commissioner_message(rid, {"type": "schedule_episodes", "episodes": [
-        {"request_id": "extra", "variant_id": "duel", "policy_version_ids": pvs[:2], "seed": 7}]})
+    ok = svc.commissioner_message(
+        rid,
+        {
+            "type": "schedule_episodes",
+            "episodes": [
+                {"request_id": "extra", "variant_id": "duel", "policy_version_ids": pvs[:2], "seed": 7}
+            ],
+        },
+    )
     assert ok == [{"type": "episodes_accepted", "request_ids": ["extra"]}]
 
 
@@ -133,7 +163,9 @@ def test_seat_swap_swaps_credit(svc: LeagueService):
     assert table["random:v1"]["wins"] == table["greedy:v1"]["wins"] == 1  # ...so each won once
     rated = [ev for ev in svc.events("L", event_type="episode_rated")]
     assert {tuple(s["label"] for s in ev["payload"]["seats"]) for ev in rated} == {
-        ("random:v1", "greedy:v1"), ("greedy:v1", "random:v1")}
+        ("random:v1", "greedy:v1"),
+        ("greedy:v1", "random:v1"),
+    }
 
 
 def test_entrant_in_several_seats_is_credited_once(svc: LeagueService):
@@ -210,7 +242,7 @@ def test_infrastructure_failure_retried_then_recorded(svc: LeagueService):
 
 
 def test_claims_and_late_results_are_idempotent(svc: LeagueService):
-    orchard_league(svc, "L", players=("random", "greedy"))
+    orchard_league(svc, "L", players=("random", "greedy", "planner"))
     rid = svc.open_round(svc.resolve_league_id("L"))
     e = svc.pending_episodes(rid)[0]
     runner = scores_by_slot(2, 1)
@@ -228,7 +260,12 @@ def test_claims_and_late_results_are_idempotent(svc: LeagueService):
     assert svc.requeue_stale(older_than_seconds=-1) == [other]
     assert svc.record_outcome(other, attempt, FakeOutcome(ws, [1.0, 1.0])) == "pending"
     assert svc.execute_episode(other, episode_runner=runner) == "succeeded"
-    assert sum(r["episodes"] for r in by_label(svc, "L").values()) == 4
+    third = svc.pending_episodes(rid)[0]
+    svc._claim(third)
+    assert svc.requeue_episodes([f"ereq_{third}", f"ereq_{other}"], "run worker died") == [f"ereq_{third}"]
+    assert svc.episodes(third)[0]["attempt_errors"][0]["message"] == "run worker died (attempt 1)"
+    assert svc.execute_episode(third, episode_runner=runner) == "succeeded"
+    assert sum(r["episodes"] for r in by_label(svc, "L").values()) == 6
 
 
 def test_open_round_refusals_are_events(svc: LeagueService):
@@ -270,14 +307,19 @@ def test_standings_recompute_matches_incremental(svc: LeagueService):
     strength = {"random:v1": 1.0, "greedy:v1": 2.0, "planner:v1": 3.0}
 
     def runner(request, workspace, secrets):
-        return FakeOutcome(workspace, [strength[n] + (0.5 if i == 0 else 0) for i, n in enumerate(request.policy_names)])
+        return FakeOutcome(
+            workspace, [strength[n] + (0.5 if i == 0 else 0) for i, n in enumerate(request.policy_names)]
+        )
 
     for _ in range(3):
         run = run_round(svc, "L", parallel=2, episode_runner=runner)
         assert run.progress.status == "completed"
     table = by_label(svc, "L")
     assert [r["label"] for r in sorted(table.values(), key=lambda r: r["rank"])] == [
-        "planner:v1", "greedy:v1", "random:v1"]
+        "planner:v1",
+        "greedy:v1",
+        "random:v1",
+    ]
     fresh = svc.recompute_standings("L")
     for row in table.values():
         st = next(v for (d, pv), v in fresh.items() if pv == row["policy_version_id"])
