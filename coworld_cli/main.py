@@ -6,7 +6,6 @@ import sys
 
 import typer
 
-from coworld_cli import episode_cli
 from coworld_pipeline.runtime import signals
 
 app = typer.Typer(
@@ -16,11 +15,17 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-episode_cli.register(app)
 
-# Single-episode commands skip importing the league layer (SQLAlchemy, openskill, ...): it is most of
-# the start-up time of a short `run-episode`.
+# Each command group is imported only when one of its commands runs (both for --help): the episode
+# group pulls in the runtime stack, the league group SQLAlchemy and the league service, and start-up
+# time is most of what a short command costs.
 EPISODE_COMMANDS = {"validate", "schema", "run-episode", "play", "certify", "replay", "janitor"}
+
+
+def register_episode_commands() -> None:
+    from coworld_cli import episode_cli
+
+    episode_cli.register(app)
 
 
 def register_league_commands() -> None:
@@ -31,7 +36,10 @@ def register_league_commands() -> None:
 
 def main() -> None:
     signals.install()
-    if len(sys.argv) < 2 or sys.argv[1] not in EPISODE_COMMANDS:
+    command = sys.argv[1] if len(sys.argv) > 1 else None
+    if command is None or command.startswith("-") or command in EPISODE_COMMANDS:
+        register_episode_commands()
+    if command is None or command.startswith("-") or command not in EPISODE_COMMANDS:
         register_league_commands()
     app(prog_name="coworld")
 

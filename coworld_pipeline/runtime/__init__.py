@@ -1,15 +1,39 @@
-"""One episode, Dagster-free: runtimes that start runnables, and the episode lifecycle on top."""
+"""One episode, Dagster-free: runtimes that start runnables, and the episode lifecycle on top.
+
+Exports resolve lazily (PEP 562) so that importing a light submodule such as `signals` does not
+pull in the whole lifecycle stack: CLI start-up time matters for short commands.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from coworld_pipeline.runtime.base import ResourceLimits, Runtime
-from coworld_pipeline.runtime.episode import EpisodeLinks, EpisodeOptions, EpisodeOutcome, run_episode
-from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+if TYPE_CHECKING:
+    from coworld_pipeline.runtime.base import ResourceLimits, Runtime
+    from coworld_pipeline.runtime.episode import EpisodeLinks, EpisodeOptions, EpisodeOutcome, run_episode
+    from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 
 RUNTIMES = ("docker", "process")
+
+_EXPORTS = {
+    "ResourceLimits": "coworld_pipeline.runtime.base",
+    "Runtime": "coworld_pipeline.runtime.base",
+    "EpisodeLinks": "coworld_pipeline.runtime.episode",
+    "EpisodeOptions": "coworld_pipeline.runtime.episode",
+    "EpisodeOutcome": "coworld_pipeline.runtime.episode",
+    "run_episode": "coworld_pipeline.runtime.episode",
+    "EpisodeFailure": "coworld_pipeline.runtime.errors",
+    "ErrorType": "coworld_pipeline.runtime.errors",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def default_runtime_name() -> str:
