@@ -35,4 +35,14 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ContractError",
+    "CoworldManifest",
+    "EpisodeRequest",
+    "PlayerSpec",
+    "Problem",
+    "load_manifest",
+    "parse_episode_request",
+    "parse_manifest",
+    "validate_results",
+]
