@@ -3,7 +3,7 @@
 `ensure_demo_league(service)` is idempotent and cheap once seeded (one read): it uploads
 `examples/orchard/coworld_manifest.json`, the players `random`, `greedy` and `planner` (the manifest's
 own image and argv, so the same policies run under the `process` and `docker` runtimes), creates the
-league `orchard-demo` (round-robin over the `duel` variant, 4 games per pair, a round every minute),
+league `orchard-demo` (round-robin over the `duel` variant, 6 games per pair, a round every minute),
 submits them and opens the first round.
 The commissioner sensor calls it on every tick when `COWORLD_DEMO=1`.
 """
@@ -29,7 +29,7 @@ def ensure_demo_league(
     service: LeagueService,
     name: str = DEMO_LEAGUE,
     interval_minutes: float = 1.0,
-    episodes_per_pair: int = 4,
+    episodes_per_pair: int = 6,
     variant: str = "duel",
     manifest_path: Path = ORCHARD_MANIFEST,
     kick_off: bool = True,

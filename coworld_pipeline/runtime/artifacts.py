@@ -8,7 +8,7 @@ Usage (league layer, CLI, Dagster assets)::
     uris = store.game_output_uris(ereq_id)        # S3: presigned PUT URLs the GAME writes to; local: None
     fetch = store.output_fetcher(ereq_id)         # S3: pulls what the game wrote; local: None
     ... run_episode(..., EpisodeOptions(game_output_uris=uris, fetch_output=fetch)) ...
-    uris = store.put_episode_dir(ereq_id, workspace)   # {"results.json": "s3://...", "logs/game.stdout.log": ...}
+    uris = store.put_episode_dir(ereq_id, workspace)   # {"results.json": "s3://...", ...}
 
     store.list_files(ereq_id)                     # ["config.json", "logs/game.stderr.log", ...]
     store.fetch(ereq_id, "logs/policy_agent_0.log")   # bytes, or None when absent
@@ -24,7 +24,8 @@ Environment (``store_from_env``):
   that ``<home>/episodes/<ereq>`` — where the league plays episodes — *is* the store and nothing is copied).
 * ``COWORLD_S3_BUCKET`` (required for s3), ``COWORLD_S3_PREFIX`` (default ``coworld``),
   ``COWORLD_S3_ENDPOINT_URL`` (S3-compatible servers: MinIO, moto, ...), ``COWORLD_S3_REGION``.
-  Credentials come from the usual boto3 chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, profiles, roles).
+  Credentials come from the usual boto3 chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, profiles,
+  roles).
 """
 
 from __future__ import annotations
@@ -324,7 +325,7 @@ def _split_s3(uri: str) -> tuple[str, str]:
 
 
 def read_uri(uri: str) -> bytes:
-    """Bytes behind ``file://``, a bare path, ``http(s)://`` or ``s3://`` (via ``store_from_env`` settings)."""
+    """Bytes behind ``file://``, a bare path, ``http(s)://`` or ``s3://`` (``store_from_env`` settings)."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme in ("http", "https"):
         response = httpx.get(uri, timeout=30.0, follow_redirects=True)

@@ -35,7 +35,9 @@ def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: 
         except Exception as exc:  # keep polling through transient errors, report the last one
             last_error = exc
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error!r})")
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error!r})"
+            )
         time.sleep(interval)
 
 

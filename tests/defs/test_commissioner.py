@@ -6,21 +6,27 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster._core.utils import make_new_run_id
 import pytest
+from dagster._core.utils import make_new_run_id
 
 from coworld_pipeline.defs.league.assets import RESULTS_CHECK, episodes, round_results, standings
 from coworld_pipeline.defs.league.jobs import collate_round_job, play_episodes_job, refresh_standings_job
 from coworld_pipeline.defs.league.planning import KeyOrder, plan_batches
-from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
+from coworld_pipeline.defs.league.resources import (
+    ArtifactStoreResource,
+    EpisodeRuntimeResource,
+    LeagueResource,
+)
 from coworld_pipeline.defs.league.schedules import open_due_rounds, open_rounds
 from coworld_pipeline.defs.league.sensors import commissioner, commissioner_tick
 from coworld_pipeline.defs.league.settings import (
     TAG_KIND,
+    TAG_PARALLELISM,
     TAG_RANGE_END,
     TAG_RANGE_START,
     TAG_ROUND,
@@ -28,18 +34,19 @@ from coworld_pipeline.defs.league.settings import (
 )
 from coworld_pipeline.demo import ensure_demo_league
 from coworld_pipeline.league import LeagueService
+from coworld_pipeline.runtime.artifacts import LocalArtifactStore
 
 EPISODES = dg.AssetKey("episodes")
 
 
-def make_defs(home: Path, parallelism: int = 4) -> dg.Definitions:
+def make_defs(home: Path, parallelism: int = 4, database_url: str | None = None) -> dg.Definitions:
     return dg.Definitions(
         assets=[episodes, round_results, standings],
         jobs=[play_episodes_job, collate_round_job, refresh_standings_job],
         sensors=[commissioner],
         schedules=[open_rounds],
         resources={
-            "league": LeagueResource(home=str(home)),
+            "league": LeagueResource(home=str(home), database_url=database_url),
             "episode_runtime": EpisodeRuntimeResource(runtime="process", parallelism=parallelism),
             "artifacts": ArtifactStoreResource(kind="local", root=str(home)),
         },
@@ -52,7 +59,9 @@ def apply_partition_requests(instance: dg.DagsterInstance, result: dg.SensorResu
         instance.add_dynamic_partitions(request.partitions_def_name, list(request.partition_keys))
 
 
-def execute(defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest) -> dg.ExecuteInProcessResult:
+def execute(
+    defs: dg.Definitions, instance: dg.DagsterInstance, request: dg.RunRequest
+) -> dg.ExecuteInProcessResult:
     job = defs.resolve_job_def(request.job_name)
     return job.execute_in_process(
         instance=instance,
@@ -66,9 +75,14 @@ def drive(defs, instance, service, settings, max_ticks=20) -> list[dg.RunRequest
     """Tick, execute every requested run, repeat until a tick requests nothing."""
     executed = []
     for _ in range(max_ticks):
-        result, _report = commissioner_tick(instance, service, settings)
+        store = LocalArtifactStore(service.home)
+        result, _report = commissioner_tick(instance, service, settings, store)
         apply_partition_requests(instance, result)
-        requests = [r for r in result.run_requests or [] if r.run_key not in {x.run_key for x in executed if x.run_key}]
+        requests = [
+            r
+            for r in result.run_requests or []
+            if r.run_key not in {x.run_key for x in executed if x.run_key}
+        ]
         if not requests:
             return executed
         for request in requests:
@@ -100,6 +114,17 @@ def test_definitions_load_without_services(monkeypatch, tmp_path):
     assert not (tmp_path / "nothing-here").exists(), "loading must not create the league database"
 
 
+def test_idle_pool_slots_raise_the_parallelism_of_few_runs():
+    from coworld_pipeline.defs.league.sensors import with_parallelism
+
+    settings = OrchestrationSettings(parallelism=2)
+    one, two = [dg.RunRequest(job_name="play_episodes", tags={"x": str(i)}) for i in range(2)]
+    assert with_parallelism([one], settings, 2)[0].tags[TAG_PARALLELISM] == "4"
+    assert with_parallelism([one], settings, 0)[0].tags[TAG_PARALLELISM] == "2"
+    assert [r.tags[TAG_PARALLELISM] for r in with_parallelism([one, two], settings, 2)] == ["2", "2"]
+    assert [r.tags[TAG_PARALLELISM] for r in with_parallelism([one, two], settings, 4)] == ["4", "4"]
+
+
 def test_plan_batches_groups_adjacent_keys():
     order = KeyOrder([f"e{i}" for i in range(10)])
     order.extend(["e10", "e11", "e3"])
@@ -129,14 +154,18 @@ def test_round_under_the_commissioner_in_process(league_home):
         assert instance.get_dynamic_partitions("episodes") == []
         apply_partition_requests(instance, result)
         order = KeyOrder(instance.get_dynamic_partitions("episodes"))
-        assert sorted(sum((order.covered(r.tags) for r in play), [])) == sorted(order.keys)
+        assert sorted(k for r in play for k in order.covered(r.tags)) == sorted(order.keys)
         assert all(len(order.covered(r.tags)) <= 4 for r in play)
 
         # A tick while those runs are queued requests nothing new for the round.
         for request in play:
             instance.add_run(
-                dg.DagsterRun(job_name="play_episodes", run_id=make_new_run_id(), tags=request.tags,
-                              status=dg.DagsterRunStatus.NOT_STARTED)
+                dg.DagsterRun(
+                    job_name="play_episodes",
+                    run_id=make_new_run_id(),
+                    tags=request.tags,
+                    status=dg.DagsterRunStatus.NOT_STARTED,
+                )
             )
         again, _ = commissioner_tick(instance, service, settings)
         assert not [r for r in again.run_requests or [] if r.job_name == "play_episodes"]
@@ -219,7 +248,9 @@ def test_dead_run_episodes_are_requeued_and_counted_once(league_home):
         lost_attempt.start()
         assert claimed.wait(30)
         dead = dg.DagsterRun(
-            job_name="play_episodes", run_id=make_new_run_id(), tags=request.tags,
+            job_name="play_episodes",
+            run_id=make_new_run_id(),
+            tags=request.tags,
             status=dg.DagsterRunStatus.FAILURE,
         )
         instance.add_run(dead)
@@ -264,8 +295,12 @@ def test_a_tick_with_1000_episodes_stays_fast(league_home):
         apply_partition_requests(instance, result)
         for request in play:  # the daemon would create these runs: they are now queued
             instance.add_run(
-                dg.DagsterRun(job_name="play_episodes", run_id=make_new_run_id(), tags=request.tags,
-                              status=dg.DagsterRunStatus.NOT_STARTED)
+                dg.DagsterRun(
+                    job_name="play_episodes",
+                    run_id=make_new_run_id(),
+                    tags=request.tags,
+                    status=dg.DagsterRunStatus.NOT_STARTED,
+                )
             )
         started = time.monotonic()
         result2, report2 = commissioner_tick(instance, service, settings)
@@ -282,13 +317,84 @@ def test_a_tick_with_1000_episodes_stays_fast(league_home):
 def test_sensor_and_schedule_definitions_evaluate(league_home):
     service = LeagueService(home=league_home)
     ensure_demo_league(service, name="ctx", episodes_per_pair=1, kick_off=True)
+    resources = {
+        "league": LeagueResource(home=str(league_home)),
+        "artifacts": ArtifactStoreResource(kind="local", root=str(league_home)),
+    }
     with dg.instance_for_test() as instance:
-        resources = {"league": LeagueResource(home=str(league_home))}
-        context = dg.build_sensor_context(instance=instance, resources=resources)
-        result = commissioner(context)
+        with dg.build_sensor_context(instance=instance, resources=resources) as context:
+            result = commissioner(context)
         assert isinstance(result, dg.SensorResult)
-        assert {r.tags[TAG_ROUND] for r in result.run_requests} == {service.rounds(limit=1)["entries"][0]["id"]}
+        assert {r.tags[TAG_ROUND] for r in result.run_requests} == {
+            service.rounds(limit=1)["entries"][0]["id"]
+        }
         assert all(TAG_RANGE_START in r.tags and TAG_RANGE_END in r.tags for r in result.run_requests)
-        schedule_context = dg.build_schedule_context(instance=instance, resources=resources)
-        skip = open_rounds(schedule_context)
+        with dg.build_schedule_context(
+            instance=instance, resources=resources, scheduled_execution_time=datetime.now(UTC)
+        ) as schedule_context:
+            skip = open_rounds(schedule_context)  # the demo league has an open round: nothing is due
         assert isinstance(skip, dg.SkipReason)
+
+
+def test_schedule_opens_due_rounds_and_requests_their_first_runs(league_home):
+    service = LeagueService(home=league_home)
+    league = ensure_demo_league(service, name="sched", episodes_per_pair=2, kick_off=False)
+    resources = {
+        "league": LeagueResource(home=str(league_home)),
+        "artifacts": ArtifactStoreResource(kind="local", root=str(league_home)),
+    }
+    pools = {"concurrency": {"pools": {"granularity": "run", "default_limit": 2}}}
+    with dg.instance_for_test(overrides=pools) as instance:
+        with dg.build_schedule_context(
+            instance=instance, resources=resources, scheduled_execution_time=datetime.now(UTC)
+        ) as context:
+            requests = open_rounds(context)
+        rnd = service.rounds(league_ref=league["id"], limit=1)["entries"][0]
+        assert rnd["status"] == "running" and rnd["trigger"].startswith("schedule")
+        order = KeyOrder(instance.get_dynamic_partitions("episodes"))
+        assert len(order.keys) == 6
+        assert sorted(k for r in requests for k in order.covered(r.tags)) == sorted(order.keys)
+        assert {r.tags[TAG_ROUND] for r in requests} == {rnd["id"]}
+        # One run (6 < K) that uses both idle pool slots: twice the per-run parallelism.
+        (request,) = requests
+        assert request.run_key and request.tags[TAG_PARALLELISM] == "4"
+        assert instance.get_dynamic_partitions("rounds") == [rnd["id"]]
+        # The sensor leaves the fresh round to the schedule's runs: no duplicate requests.
+        result, _ = commissioner_tick(
+            instance, service, OrchestrationSettings(), LocalArtifactStore(league_home)
+        )
+        assert not [r for r in result.run_requests or [] if r.job_name == "play_episodes"]
+
+
+def test_final_episodes_without_materialization_are_reported_by_the_sensor(league_home):
+    """Episodes recorded by the league but never logged by their (dead) run get one materialization."""
+    service = LeagueService(home=league_home)
+    ensure_demo_league(service, name="backfill", episodes_per_pair=1, kick_off=True)
+    settings = OrchestrationSettings(episodes_per_run=8, parallelism=2)
+    store = LocalArtifactStore(league_home)
+    with dg.instance_for_test() as instance:
+        result, _ = commissioner_tick(instance, service, settings, store)
+        apply_partition_requests(instance, result)
+        keys = instance.get_dynamic_partitions("episodes")
+        for key in keys:  # played outside any run, as by a run that died before logging
+            assert service.execute_episode(key, "process", store) == "succeeded"
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="play_episodes",
+                run_id=make_new_run_id(),
+                tags=result.run_requests[0].tags,
+                status=dg.DagsterRunStatus.FAILURE,
+            )
+        )
+        result, report = commissioner_tick(instance, service, settings, store)
+        assert report.backfilled == 3
+        assert instance.get_materialized_partitions(EPISODES) == set(keys)
+        assert {r.tags[TAG_KIND] for r in result.run_requests} == {"round_results", "standings"}
+        result, report = commissioner_tick(instance, service, settings, store)
+        assert report.backfilled == 0
+        for key in keys:
+            records = instance.fetch_materializations(
+                dg.AssetRecordsFilter(asset_key=EPISODES, asset_partitions=[key]), limit=10
+            ).records
+            assert len(records) == 1
+            assert records[0].asset_materialization.metadata["reported_by"].value == "commissioner sensor"

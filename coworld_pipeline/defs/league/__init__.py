@@ -1,1 +1,1 @@
-"""The league under Dagster: episode/round/standings assets, the round schedule and the commissioner sensor."""
+"""The league under Dagster: episode/round/standings assets, the round schedule, the commissioner sensor."""

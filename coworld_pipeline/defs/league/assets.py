@@ -2,14 +2,14 @@
 
 A run of `episodes` plays the K partitions of its partition range in a bounded thread pool through
 `LeagueService.execute_episode` (atomic claim; an episode already played or running elsewhere is
-not played again) and reports one materialization per episode with its metadata. The blocking
+not played again) and logs one materialization per episode, with its metadata, the moment the
+episode is final (so a run killed half-way keeps what it finished). The blocking
 check `results_match_manifest` re-reads every stored `results.json` and validates it against the
 coworld manifest and the scores the league recorded.
 """
 
-
 import json
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import dagster as dg
@@ -17,11 +17,17 @@ import dagster as dg
 from coworld_pipeline.contract import ContractError, parse_manifest, validate_results
 from coworld_pipeline.defs.league.partitions import episode_partitions, league_partitions, round_partitions
 from coworld_pipeline.defs.league.recovery import worker_tag
-from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
-from coworld_pipeline.defs.league.settings import EPISODE_POOL, SETTINGS
+from coworld_pipeline.defs.league.resources import (
+    ArtifactStoreResource,
+    EpisodeRuntimeResource,
+    LeagueResource,
+)
+from coworld_pipeline.defs.league.settings import EPISODE_POOL, SETTINGS, TAG_PARALLELISM
 from coworld_pipeline.runtime.artifacts import ArtifactStore
 
 RESULTS_CHECK = "results_match_manifest"
+TERMINAL = ("succeeded", "failed", "cancelled")
+MAX_PARALLELISM = 64
 GROUP = "league"
 
 # Artifacts worth a direct link in the UI (all files are listed under "artifacts").
@@ -75,7 +81,8 @@ def episode_metadata(episode: dict[str, Any], store: ArtifactStore) -> dict[str,
         "duration_seconds": float(episode.get("wall_seconds") or 0.0),
         "error_type": error.get("error_type") or "",
         "replay_command": dg.MetadataValue.md(
-            f"```\ncoworld replay-open {ereq}\n```\nor download: `coworld replays --round {episode.get('round_id')}`"
+            f"```\ncoworld replay-open {ereq}\n```\n"
+            f"or download: `coworld replays --round {episode.get('round_id')}`"
         ),
     }
     for slot, label, score in seats:
@@ -125,6 +132,7 @@ def check_episode_results(
     pool=EPISODE_POOL,
     group_name=GROUP,
     kinds={"python"},
+    output_required=False,  # materializations are logged per episode as each one finishes
     check_specs=[
         dg.AssetCheckSpec(
             RESULTS_CHECK,
@@ -145,61 +153,73 @@ def episodes(
 ):
     keys = list(context.partition_keys)
     context.instance.add_run_tags(context.run.run_id, worker_tag())  # lets the sensor spot a vanished worker
+    parallelism = episode_runtime.parallelism
+    if context.run.tags.get(TAG_PARALLELISM, "").isdigit():  # set by the commissioner (idle pool slots)
+        parallelism = max(1, min(int(context.run.tags[TAG_PARALLELISM]), MAX_PARALLELISM))
     service = league.service()
     store = artifacts.store()
+    before = {key: service.episodes(ereq_ref=key)[0]["status"] for key in keys}
+    to_play = [key for key in keys if before[key] == "pending"]
+    for key in keys:
+        if before[key] != "pending":
+            context.log.info(f"{key} is {before[key]}: not played again")
     context.log.info(
-        f"playing {len(keys)} episode(s), {episode_runtime.parallelism} at a time, "
+        f"playing {len(to_play)} episode(s), {parallelism} at a time, "
         f"runtime {episode_runtime.runtime}, artifacts {store!r}"
     )
 
     errors: dict[str, str] = {}
+    manifests: dict[str, dict[str, Any]] = {}
+    check_rows: list[list[Any]] = []
+    rounds: set[str] = set()
+    invalid = 0
 
     def play(key: str) -> str:
         try:
-            status = service.execute_episode(key, episode_runtime.runtime, store)
+            return service.execute_episode(key, episode_runtime.runtime, store)
         except Exception as exc:  # the platform failed (not the episode): the sensor requeues it
             errors[key] = f"{type(exc).__name__}: {exc}"
-            context.log.exception(f"{key}: platform error")
             return "error"
-        context.log.info(f"{key}: {status}")
-        return status
 
-    with ThreadPoolExecutor(max_workers=episode_runtime.parallelism, thread_name_prefix="episode") as pool:
-        statuses = dict(zip(keys, pool.map(play, keys), strict=True))
+    # One materialization per episode, logged as soon as it is final: a run that dies mid-way keeps
+    # the materializations of what it finished, and its unfinished episodes are requeued.
+    pool = ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="episode")
+    futures = {pool.submit(play, key): key for key in to_play}
+    try:
+        for future in as_completed(futures):
+            key = futures[future]
+            status = future.result()
+            if status == "error":
+                context.log.error(f"{key}: platform error: {errors[key]}")
+                continue
+            episode = service.episodes(ereq_ref=key)[0]
+            rounds.add(episode["round_id"])
+            if status not in TERMINAL:
+                context.log.warning(f"{key}: {status} (attempt {episode['attempts']} will be retried)")
+                continue
+            context.log.info(f"{key}: {status} in {episode.get('wall_seconds') or 0:.1f}s")
+            yield dg.AssetMaterialization(
+                asset_key=context.asset_key, partition=key, metadata=episode_metadata(episode, store)
+            )
+            league_id = episode["league_id"]
+            if league_id not in manifests:
+                coworld = service.leagues(league_id)[0]["coworld"]["id"]
+                manifests[league_id] = service.coworld_manifest(coworld)
+            ok, why = check_episode_results(episode, manifests[league_id], store)
+            invalid += ok is False
+            check_rows.append([key, {True: "valid", False: "INVALID", None: "skipped"}[ok], why])
+    except BaseException:
+        # Terminated from the UI (or failing): start nothing new. Episodes already playing finish and
+        # are recorded by the league; the sensor requeues the rest and reports their materializations.
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
     # Feed the results back right away, so a round closes without waiting for the next sensor tick.
-    rounds: set[str] = set()
-    details: dict[str, dict[str, Any]] = {}
-    for key in keys:
-        details[key] = service.episodes(ereq_ref=key)[0]
-        rounds.add(details[key]["round_id"])
     for round_id in sorted(rounds):
         progress = service.advance_round(round_id)
         context.log.info(f"{round_id}: {progress.status} {progress.counts}")
 
-    manifests: dict[str, dict[str, Any]] = {}
-    check_rows: list[list[Any]] = []
-    invalid = 0
-    for key in keys:
-        episode = details[key]
-        context.add_asset_metadata(episode_metadata(episode, store), partition_key=key)
-        league_id = episode["league_id"]
-        if league_id not in manifests:
-            coworld = service.leagues(league_id)[0]["coworld"]["id"]
-            manifests[league_id] = service.coworld_manifest(coworld)
-        ok, why = check_episode_results(episode, manifests[league_id], store)
-        invalid += ok is False
-        check_rows.append([key, {True: "valid", False: "INVALID", None: "skipped"}[ok], why])
-
-    counts: dict[str, int] = {}
-    for status in statuses.values():
-        counts[status] = counts.get(status, 0) + 1
-    yield dg.MaterializeResult(
-        metadata={
-            "episodes_in_run": len(keys),
-            **{f"status_{k}": v for k, v in sorted(counts.items())},
-        }
-    )
     yield dg.AssetCheckResult(
         check_name=RESULTS_CHECK,
         passed=invalid == 0,

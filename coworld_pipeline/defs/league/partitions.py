@@ -19,6 +19,4 @@ def add_requests(
     partitions_def: dg.DynamicPartitionsDefinition, keys: list[str]
 ) -> list[dg.AddDynamicPartitionsRequest]:
     """`AddDynamicPartitionsRequest`s for `keys`, in order, at most `ADD_CHUNK` keys each."""
-    return [
-        partitions_def.build_add_request(keys[i : i + ADD_CHUNK]) for i in range(0, len(keys), ADD_CHUNK)
-    ]
+    return [partitions_def.build_add_request(keys[i : i + ADD_CHUNK]) for i in range(0, len(keys), ADD_CHUNK)]

@@ -69,7 +69,9 @@ class ArtifactStoreResource(dg.ConfigurableResource):
     def store(self) -> ArtifactStore:
         if self.kind is None:
             return store_from_env()
-        return store_from_settings(self.kind, self.root, self.bucket, self.prefix, self.endpoint_url, self.region)
+        return store_from_settings(
+            self.kind, self.root, self.bucket, self.prefix, self.endpoint_url, self.region
+        )
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:

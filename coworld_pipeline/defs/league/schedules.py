@@ -1,20 +1,36 @@
-"""The round schedule: every minute (COWORLD_ROUND_SCHEDULE), open a round in each league whose cadence is due.
+"""The round schedule: every minute (COWORLD_ROUND_SCHEDULE), open a round in each league that is due.
 
 A league's cadence is its `interval_minutes` (`coworld league create --interval-minutes`); the
 league layer decides which leagues are due (`due_leagues`: not paused, no open round, last round
 started at least one interval ago). Opening a round runs the commissioner's first step; the
-commissioner sensor then plays it. The schedule itself launches no run.
+schedule then adds the round's episode partitions and requests their first runs itself (so a round
+does not wait for the next sensor tick), and the commissioner sensor takes it from there.
 """
 
+from typing import Any
 
 import dagster as dg
 
 from coworld_pipeline.defs.league.jobs import play_episodes_job
+from coworld_pipeline.defs.league.partitions import (
+    ADD_CHUNK,
+    episode_partitions,
+    league_partitions,
+    round_partitions,
+)
+from coworld_pipeline.defs.league.planning import KeyOrder
 from coworld_pipeline.defs.league.resources import LeagueResource
-from coworld_pipeline.defs.league.settings import SETTINGS
+from coworld_pipeline.defs.league.sensors import (
+    SCHEDULE_TRIGGER,
+    episode_run_requests,
+    free_episode_slots,
+    with_parallelism,
+)
+from coworld_pipeline.defs.league.settings import SETTINGS, OrchestrationSettings
+from coworld_pipeline.league import ids
 
 
-def open_due_rounds(service, trigger: str) -> list[str]:
+def open_due_rounds(service: Any, trigger: str) -> list[str]:
     opened = []
     for league_id in service.due_leagues():
         round_id = service.open_round(league_id, trigger=trigger)
@@ -23,21 +39,56 @@ def open_due_rounds(service, trigger: str) -> list[str]:
     return opened
 
 
+def first_run_requests(
+    instance: dg.DagsterInstance, service: Any, round_ids: list[str], settings: OrchestrationSettings
+) -> list[dg.RunRequest]:
+    """Partitions and runs for the first episodes of freshly opened rounds (what the sensor would do
+    on its next tick, without waiting for it)."""
+    order = KeyOrder(instance.get_dynamic_partitions(episode_partitions.name))
+    known_rounds = set(instance.get_dynamic_partitions(round_partitions.name))
+    known_leagues = set(instance.get_dynamic_partitions(league_partitions.name))
+    requests: list[dg.RunRequest] = []
+    for round_id in round_ids:
+        info = service.rounds(round_ref=round_id)["entries"][0]
+        public_round, league_id = info["id"], info["league"]["id"]
+        todo = [ids.public("ereq", e) for e in service.pending_episodes(round_id)]
+        for partitions_def, keys in (
+            (episode_partitions, order.extend(todo)),
+            (round_partitions, [public_round] if public_round not in known_rounds else []),
+            (league_partitions, [league_id] if league_id not in known_leagues else []),
+        ):
+            for chunk in range(0, len(keys), ADD_CHUNK):
+                instance.add_dynamic_partitions(partitions_def.name, keys[chunk : chunk + ADD_CHUNK])
+        known_leagues.add(league_id)
+        requests += episode_run_requests(
+            order,
+            todo,
+            public_round,
+            league_id,
+            settings,
+            settings.max_runs_per_tick - len(requests),
+            with_run_keys=True,
+        )
+    return with_parallelism(requests, settings, free_episode_slots(instance))
+
+
 @dg.schedule(
     name="open_rounds",
     cron_schedule=SETTINGS.round_schedule,
     job=play_episodes_job,
     default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="Opens a round in every league whose cadence (interval_minutes) is due.",
+    description="Opens a round in every league whose cadence (interval_minutes) is due, and requests "
+    "the runs of its first episodes; the commissioner sensor drives it from there.",
 )
-def open_rounds(context: dg.ScheduleEvaluationContext, league: LeagueResource) -> dg.SkipReason:
+def open_rounds(context: dg.ScheduleEvaluationContext, league: LeagueResource):
     service = league.service()
     if SETTINGS.demo:
         from coworld_pipeline.demo import ensure_demo_league
 
         ensure_demo_league(service)
     when = context.scheduled_execution_time
-    opened = open_due_rounds(service, trigger=f"schedule {when.isoformat() if when else 'now'}")
-    if opened:
-        return dg.SkipReason(f"opened {len(opened)} round(s): {', '.join(opened)} (the commissioner plays them)")
-    return dg.SkipReason("no league is due")
+    opened = open_due_rounds(service, trigger=f"{SCHEDULE_TRIGGER} {when.isoformat() if when else 'now'}")
+    if not opened:
+        return dg.SkipReason("no league is due")
+    requests = first_run_requests(context.instance, service, opened, SETTINGS)
+    return requests or dg.SkipReason(f"opened {len(opened)} round(s) with nothing to play yet")

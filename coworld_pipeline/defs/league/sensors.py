@@ -1,28 +1,35 @@
 """The commissioner sensor: drives every open round through `LeagueService` without playing anything.
 
-Each tick, for every open round:
+Each tick, for every open round (except rounds the schedule opened in the last 20 s: the schedule
+requested their first runs itself, so that a scheduled round starts without waiting for a tick):
 
 1. `advance_round` reports finished episodes to the commissioner, schedules what it asks for and
    closes the round when it is complete (the league database is the state; the cursor holds nothing
    that matters);
 2. episode requests without a partition get one (`episodes` dynamic partitions, <= 500 keys per add);
-3. episodes `running` in the league but whose run is dead (failed/canceled, or its worker process is
-   gone) are requeued — an `interrupted` attempt, never counted;
+3. episodes `running` in the league but whose run is dead (failed/canceled and its worker process
+   gone, or "in progress" with its worker gone) are requeued — an `interrupted` attempt, never
+   counted; a canceled run whose worker still finishes its started episodes is left to finish;
 4. `pending` episodes that no queued/in-progress run covers are requested: runs of up to K adjacent
-   partitions (a partition range), at most `COWORLD_MAX_RUNS_PER_TICK` runs per tick.
+   partitions (a partition range), at most `COWORLD_MAX_RUNS_PER_TICK` runs per tick; when fewer
+   runs are requested than the pool has free slots, each plays more episodes at once (see
+   `with_parallelism`).
 
 Rounds that have closed get one `round_results` run (their partition) and one `standings` run for
-their league (run keys make both once-only). Episodes are never played in the sensor, so a tick
+their league (run keys make both once-only), once none of their episode runs is in flight; a final
+episode without a materialization (its run died between recording and logging it) gets one
+reported by the sensor first. Episodes are never played in the sensor, so a tick
 takes a few hundred milliseconds even with 1,000 episodes in a round.
 """
 
-
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import dagster as dg
 
+from coworld_pipeline.defs.league.assets import episode_metadata
 from coworld_pipeline.defs.league.jobs import (
     COLLATE_ROUND,
     PLAY_EPISODES,
@@ -38,16 +45,19 @@ from coworld_pipeline.defs.league.partitions import (
     round_partitions,
 )
 from coworld_pipeline.defs.league.planning import KeyOrder, plan_batches
-from coworld_pipeline.defs.league.recovery import fail_lost_run, requeue_lost, worker_gone
-from coworld_pipeline.defs.league.resources import LeagueResource
+from coworld_pipeline.defs.league.recovery import fail_lost_run, worker_alive, worker_gone
+from coworld_pipeline.defs.league.resources import ArtifactStoreResource, LeagueResource
 from coworld_pipeline.defs.league.settings import (
+    EPISODE_POOL,
     SETTINGS,
     TAG_KIND,
     TAG_LEAGUE,
+    TAG_PARALLELISM,
     TAG_ROUND,
     OrchestrationSettings,
 )
 from coworld_pipeline.league import ids
+from coworld_pipeline.runtime.artifacts import ArtifactStore, store_from_env
 
 IN_FLIGHT = [
     dg.DagsterRunStatus.QUEUED,
@@ -58,6 +68,9 @@ IN_FLIGHT = [
 ]
 DEAD = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 RECENT_CLOSED_ROUNDS = 20
+SCHEDULE_TRIGGER = "schedule"
+SCHEDULE_HANDOFF_SECONDS = 20
+EPISODES_KEY = dg.AssetKey("episodes")
 JANITOR_EVERY_SECONDS = 60.0
 
 _last_janitor = 0.0
@@ -72,6 +85,7 @@ class TickReport:
     lost_runs: list[str] = field(default_factory=list)
     requested_episodes: int = 0
     deferred_episodes: int = 0
+    backfilled: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -81,6 +95,7 @@ class TickReport:
             + (f", {self.deferred_episodes} deferred to the next tick" if self.deferred_episodes else "")
             + (f"; requeued {len(self.requeued)} lost episode(s)" if self.requeued else "")
             + (f"; {len(self.lost_runs)} lost run(s) failed" if self.lost_runs else "")
+            + (f"; reported {self.backfilled} missing episode materialization(s)" if self.backfilled else "")
             + (f"; closed {', '.join(self.closed_rounds)}" if self.closed_rounds else "")
             + f" ({self.seconds:.2f}s)"
         )
@@ -102,13 +117,111 @@ def _reap_orphans_now_and_then(context_log: Any) -> None:
         context_log.warning(f"janitor failed: {exc}")
 
 
+def opened_by_schedule_just_now(rnd: dict[str, Any]) -> bool:
+    """A round the schedule opened less than SCHEDULE_HANDOFF_SECONDS ago (it requested its first runs)."""
+    if not str(rnd.get("trigger") or "").startswith(SCHEDULE_TRIGGER) or not rnd.get("started_at"):
+        return False
+    started = datetime.fromisoformat(str(rnd["started_at"]).rstrip("Z"))
+    return datetime.now(UTC).replace(tzinfo=None) - started < timedelta(seconds=SCHEDULE_HANDOFF_SECONDS)
+
+
+def episode_run_slots(instance: dg.DagsterInstance) -> int:
+    """How many episode runs may execute at once: the `coworld_episodes` pool limit (default 1)."""
+    try:
+        info = instance.event_log_storage.get_concurrency_info(EPISODE_POOL)
+        if info.slot_count:
+            return max(1, int(info.slot_count))
+        return max(1, int(instance.global_op_concurrency_default_limit or 1))
+    except Exception:
+        return 1
+
+
+def free_episode_slots(instance: dg.DagsterInstance) -> int:
+    """Run slots of the `coworld_episodes` pool not taken by a queued or in-progress episode run."""
+    slots = episode_run_slots(instance)
+    busy = instance.get_run_records(
+        dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_KIND: "episodes"}), limit=slots
+    )
+    return max(0, slots - len(busy))
+
+
+def episode_run_requests(
+    order: KeyOrder,
+    todo: list[str],
+    round_id: str,
+    league_id: str,
+    settings: OrchestrationSettings,
+    max_runs: int,
+    with_run_keys: bool = False,
+) -> list[dg.RunRequest]:
+    """Runs of `play_episodes` for these episode keys: partition ranges of at most K adjacent keys.
+
+    Schedules need run keys when they return several runs; the sensor does not use them (a retried
+    batch may repeat a range). Call `with_parallelism` on the result before returning it.
+    """
+    return [
+        dg.RunRequest(
+            job_name=PLAY_EPISODES,
+            run_key=f"{round_id}/{batch.start}..{batch.end}" if with_run_keys else None,
+            tags={**batch.tags(), TAG_KIND: "episodes", TAG_ROUND: round_id, TAG_LEAGUE: league_id},
+        )
+        for batch in plan_batches(order, todo, settings.episodes_per_run, max_runs)
+    ]
+
+
+def with_parallelism(
+    requests: list[dg.RunRequest], settings: OrchestrationSettings, free_slots: int
+) -> list[dg.RunRequest]:
+    """Tag each run with the episodes it plays at once.
+
+    Normally the per-run parallelism p. When fewer runs are requested than there are free pool slots
+    (a small round), each run gets p x (free slots // runs) instead: one run of 40 episodes playing
+    4 at a time starts faster than two runs of 20 playing 2 at a time (one run-worker start-up, not
+    two), for the same number of episodes at once.
+    """
+    boost = max(1, free_slots // len(requests)) if requests else 1
+    parallelism = str(settings.parallelism * boost)
+    return [r.with_replaced_attrs(tags={**r.tags, TAG_PARALLELISM: parallelism}) for r in requests]
+
+
+def backfill_episode_materializations(
+    instance: dg.DagsterInstance,
+    service: Any,
+    store: ArtifactStore,
+    round_id: str,
+    order: KeyOrder,
+    materialized: set[str],
+) -> int:
+    """Report a materialization for final episodes of a closed round that have none.
+
+    That happens when a run worker dies after the league recorded an outcome but before the run
+    logged it. The metadata comes from the league database, as for a run's own materializations.
+    """
+    count = 0
+    for episode in service.episodes(round_ref=round_id, limit=100_000):
+        key = episode["id"]
+        if episode["status"] not in ("succeeded", "failed") or key in materialized or key not in order:
+            continue
+        instance.report_runless_asset_event(
+            dg.AssetMaterialization(
+                asset_key=EPISODES_KEY,
+                partition=key,
+                metadata={**episode_metadata(episode, store), "reported_by": "commissioner sensor"},
+            )
+        )
+        materialized.add(key)
+        count += 1
+    return count
+
+
 def commissioner_tick(
     instance: dg.DagsterInstance,
     service: Any,
     settings: OrchestrationSettings = SETTINGS,
-    log: Any = None,
+    store: ArtifactStore | None = None,
 ) -> tuple[dg.SensorResult, TickReport]:
     """One commissioner step over all open rounds (see the module docstring)."""
+    store = store or store_from_env()
     started = time.monotonic()
     report = TickReport()
     run_requests: list[dg.RunRequest] = []
@@ -138,6 +251,8 @@ def commissioner_tick(
     for rnd in open_rounds:
         round_id, league_id = rnd["id"], rnd["league"]["id"]
         note_round(round_id, league_id)
+        if opened_by_schedule_just_now(rnd):
+            continue  # the schedule requested its first runs; their runs may not exist yet
         progress = service.advance_round(round_id)
         if progress.done:
             continue
@@ -152,7 +267,10 @@ def commissioner_tick(
         ):
             run = record.dagster_run
             if run.status == dg.DagsterRunStatus.STARTED and worker_gone(run.tags):
-                fail_lost_run(instance, run)
+                fresh = instance.get_run_by_id(run.run_id)
+                if fresh is None or fresh.status != dg.DagsterRunStatus.STARTED:
+                    continue  # it just finished: nothing to fail
+                fail_lost_run(instance, fresh)
                 report.lost_runs.append(run.run_id)
                 continue
             covered.update(order.covered(run.tags))
@@ -162,10 +280,13 @@ def commissioner_tick(
             for record in instance.get_run_records(
                 dg.RunsFilter(statuses=DEAD, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"})
             ):
-                dead_cover.update(order.covered(record.dagster_run.tags))
+                if worker_alive(record.dagster_run.tags):
+                    covered.update(order.covered(record.dagster_run.tags))  # still finishing episodes
+                else:
+                    dead_cover.update(order.covered(record.dagster_run.tags))
             lost = [e for e in lost_candidates if e in dead_cover]
             if lost:
-                requeued = requeue_lost(service, lost, "the Dagster run playing it died")
+                requeued = service.requeue_episodes(lost, "the Dagster run playing it died")
                 report.requeued += requeued
                 if requeued:  # back to pending (unless out of retries): play them in this tick already
                     pending = [ids.public("ereq", e) for e in service.pending_episodes(round_id)]
@@ -176,31 +297,34 @@ def commissioner_tick(
         partition_requests += add_requests(episode_partitions, new_episode_keys)
         report.added_partitions = len(new_episode_keys)
 
+    episode_requests: list[dg.RunRequest] = []
     for rnd, todo in todo_by_round:
-        batches = plan_batches(order, todo, settings.episodes_per_run, budget)
-        budget -= len(batches)
-        planned = sum(len(b.keys) for b in batches)
+        requests = episode_run_requests(order, todo, rnd["id"], rnd["league"]["id"], settings, budget)
+        budget -= len(requests)
+        planned = sum(len(order.covered(r.tags)) for r in requests)
         report.requested_episodes += planned
         report.deferred_episodes += len(todo) - planned
-        for batch in batches:
-            run_requests.append(
-                dg.RunRequest(
-                    job_name=PLAY_EPISODES,
-                    tags={
-                        **batch.tags(),
-                        TAG_KIND: "episodes",
-                        TAG_ROUND: rnd["id"],
-                        TAG_LEAGUE: rnd["league"]["id"],
-                    },
-                )
-            )
+        episode_requests += requests
+    if episode_requests:
+        run_requests += with_parallelism(episode_requests, settings, free_episode_slots(instance))
 
-    # Closed rounds without round_results yet (including rounds closed by a run, not by this tick).
+    # Closed rounds without round_results yet (including rounds closed by a run, not by this tick),
+    # collated once no episode run of theirs is in flight any more.
     collated = instance.get_materialized_partitions(dg.AssetKey("round_results"))
+    materialized: set[str] | None = None
     for rnd in service.rounds(limit=RECENT_CLOSED_ROUNDS)["entries"]:
         round_id, league_id = rnd["id"], rnd["league"]["id"]
         if rnd["status"] == "running" or round_id in collated:
             continue
+        if instance.get_run_records(
+            dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"}), limit=1
+        ):
+            continue
+        if materialized is None:
+            materialized = instance.get_materialized_partitions(EPISODES_KEY)
+        report.backfilled += backfill_episode_materializations(
+            instance, service, store, round_id, order, materialized
+        )
         note_round(round_id, league_id)
         report.closed_rounds.append(f"{rnd['league']['name']}#{rnd['round_number']}")
         tags = {TAG_ROUND: round_id, TAG_LEAGUE: league_id}
@@ -242,13 +366,15 @@ def commissioner_tick(
     description="Advances every open round: adds episode partitions, requests runs of K episodes, "
     "requeues episodes of dead runs, and collates closed rounds into round_results and standings.",
 )
-def commissioner(context: dg.SensorEvaluationContext, league: LeagueResource) -> dg.SensorResult:
+def commissioner(
+    context: dg.SensorEvaluationContext, league: LeagueResource, artifacts: ArtifactStoreResource
+) -> dg.SensorResult:
     service = league.service()
     if SETTINGS.demo:
         from coworld_pipeline.demo import ensure_demo_league
 
         ensure_demo_league(service)
     _reap_orphans_now_and_then(context.log)
-    result, report = commissioner_tick(context.instance, service, SETTINGS, context.log)
+    result, report = commissioner_tick(context.instance, service, SETTINGS, artifacts.store())
     context.log.info(report.summary())
     return result

@@ -3,10 +3,10 @@
 | variable | default | meaning |
 | --- | --- | --- |
 | `COWORLD_RUNTIME` | `process` | episode runtime: `process` (embedded demo) or `docker` |
-| `COWORLD_EPISODES_PER_RUN` | `16` | K: episodes one Dagster run plays (one partition each) |
-| `COWORLD_EPISODE_PARALLELISM` | `2` | episodes a run plays at the same time |
-| `COWORLD_MAX_RUNS_PER_TICK` | `40` | run requests one commissioner tick may emit (the rest go on later ticks) |
-| `COWORLD_SENSOR_INTERVAL_SECONDS` | `5` | commissioner sensor interval (the daemon loops every 5 s at best) |
+| `COWORLD_EPISODES_PER_RUN` | `50` | K: episodes one Dagster run plays at most (one partition each) |
+| `COWORLD_EPISODE_PARALLELISM` | `2` | p: episodes a run plays at once (more when pool slots are idle) |
+| `COWORLD_MAX_RUNS_PER_TICK` | `40` | run requests one commissioner tick may emit (the rest: next ticks) |
+| `COWORLD_SENSOR_INTERVAL_SECONDS` | `5` | commissioner sensor interval (the daemon loops every >= 5 s) |
 | `COWORLD_ROUND_SCHEDULE` | `* * * * *` | cron of the schedule that opens rounds of due leagues |
 | `COWORLD_STALE_RUNNING_SECONDS` | `7200` | last-resort requeue of episodes marked running for this long |
 | `COWORLD_DEMO` | `1` when the home is the repo's `.coworld/` | seed the orchard demo league on first tick |
@@ -25,6 +25,7 @@ EPISODE_POOL = "coworld_episodes"
 TAG_ROUND = "coworld/round"
 TAG_LEAGUE = "coworld/league"
 TAG_KIND = "coworld/kind"  # "episodes" | "round_results" | "standings"
+TAG_PARALLELISM = "coworld/parallelism"  # episodes a play_episodes run plays at once
 TAG_RANGE_START = "dagster/asset_partition_range_start"
 TAG_RANGE_END = "dagster/asset_partition_range_end"
 TAG_PARTITION = "dagster/partition"
@@ -50,7 +51,7 @@ def _flag(name: str, default: bool) -> bool:
 @dataclass(frozen=True)
 class OrchestrationSettings:
     runtime: str = "process"
-    episodes_per_run: int = 16
+    episodes_per_run: int = 50
     parallelism: int = 2
     max_runs_per_tick: int = 40
     sensor_interval_seconds: int = 5
@@ -62,7 +63,7 @@ class OrchestrationSettings:
     def from_env(cls) -> OrchestrationSettings:
         return cls(
             runtime=os.environ.get("COWORLD_RUNTIME") or "process",
-            episodes_per_run=_int("COWORLD_EPISODES_PER_RUN", 16),
+            episodes_per_run=_int("COWORLD_EPISODES_PER_RUN", 50),
             parallelism=_int("COWORLD_EPISODE_PARALLELISM", 2),
             max_runs_per_tick=_int("COWORLD_MAX_RUNS_PER_TICK", 40),
             sensor_interval_seconds=_int("COWORLD_SENSOR_INTERVAL_SECONDS", 5),

@@ -1,0 +1,163 @@
+"""Start `dagster dev` (webserver + daemon + code server) on a fresh instance and talk GraphQL to it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from tests.defs.helpers import REPO, descendants, free_port, orchard_processes, wait_for
+
+DAGSTER = str(Path(sys.executable).with_name("dagster"))
+
+
+def instance_yaml(dagster_home: Path) -> Path:
+    """The repo's dagster.yaml with its storage moved into `dagster_home` (what an operator would do)."""
+    text = (REPO / "dagster.yaml").read_text().replace(".dagster_home", str(dagster_home))
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    path = dagster_home / "dagster.yaml"
+    path.write_text(text)
+    return path
+
+
+class DagsterDev:
+    def __init__(self, root: Path, env: dict[str, str] | None = None):
+        self.root = root
+        self.dagster_home = root / "dagster_home"
+        self.coworld_home = root / "coworld_home"
+        instance_yaml(self.dagster_home)
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}/graphql"
+        self.log_path = root / "dagster_dev.log"
+        full_env = {
+            **os.environ,
+            "DAGSTER_HOME": str(self.dagster_home),
+            "COWORLD_HOME": str(self.coworld_home),
+            "COWORLD_RUNTIME": "process",
+            "PYTHONUNBUFFERED": "1",
+            **(env or {}),
+        }
+        self._log = self.log_path.open("wb")
+        self.started = time.monotonic()
+        self.proc = subprocess.Popen(
+            [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            cwd=REPO,
+            env=full_env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        try:
+            wait_for(self._ready, 120, "the dagster webserver and code location", interval=1.0)
+        except BaseException:
+            self.stop()
+            raise
+        self.ready_seconds = time.monotonic() - self.started
+
+    def _ready(self) -> bool:
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"dagster dev exited: {self.log_tail()}")
+        data = self.gql("{ assetNodes { assetKey { path } } }", check=False)
+        return bool(data and data.get("assetNodes"))
+
+    def log_tail(self, chars: int = 4000) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")[-chars:]
+        except OSError:
+            return ""
+
+    def gql(self, query: str, variables: dict[str, Any] | None = None, check: bool = True) -> Any:
+        try:
+            response = httpx.post(self.url, json={"query": query, "variables": variables or {}}, timeout=30)
+        except httpx.HTTPError:
+            if check:
+                raise
+            return None
+        body = response.json()
+        if check and body.get("errors"):
+            raise AssertionError(body["errors"])
+        return body.get("data")
+
+    # ---- queries --------------------------------------------------------------------------------
+
+    def materializations(self, asset: str, limit: int = 50) -> list[dict[str, Any]]:
+        data = self.gql(
+            """query($path: [String!]!, $limit: Int) {
+              assetOrError(assetKey: {path: $path}) {
+                ... on Asset { assetMaterializations(limit: $limit) {
+                  partition runId timestamp
+                  metadataEntries { label
+                    ... on JsonMetadataEntry { jsonString }
+                    ... on TextMetadataEntry { text }
+                    ... on IntMetadataEntry { intValue }
+                    ... on FloatMetadataEntry { floatValue }
+                    ... on PathMetadataEntry { path }
+                    ... on UrlMetadataEntry { url }
+                    ... on MarkdownMetadataEntry { mdStr }
+                  } } } } }""",
+            {"path": [asset], "limit": limit},
+        )
+        out = []
+        for m in (data["assetOrError"] or {}).get("assetMaterializations") or []:
+            meta = {}
+            for entry in m["metadataEntries"]:
+                for key in ("jsonString", "text", "intValue", "floatValue", "path", "url", "mdStr"):
+                    if key in entry:
+                        meta[entry["label"]] = entry[key]
+            out.append({"partition": m["partition"], "runId": m["runId"], "metadata": meta})
+        return out
+
+    def runs(self, tags: dict[str, str] | None = None) -> list[dict[str, Any]]:
+        data = self.gql(
+            """query($tags: [ExecutionTag!]) { runsOrError(filter: {tags: $tags}) {
+                 ... on Runs { results { runId jobName status tags { key value } } } } }""",
+            {"tags": [{"key": k, "value": v} for k, v in (tags or {}).items()]},
+        )
+        runs = data["runsOrError"]["results"]
+        for run in runs:
+            run["tags"] = {t["key"]: t["value"] for t in run["tags"]}
+        return runs
+
+    # ---- shutdown -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        family = descendants(self.proc.pid) if self.proc.poll() is None else []
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            if sig == signal.SIGTERM:
+                try:
+                    self.proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    pass
+        for pid in family:  # anything that left the process group (run workers, code servers)
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.proc.wait(timeout=30)
+        self._log.close()
+        # Game and player processes die with their run worker (PR_SET_PDEATHSIG).
+        wait_for(
+            lambda: not [p for p in orchard_processes() if p[0] in family or session_process(p[0])],
+            30,
+            "game/player processes to exit after dagster stopped",
+        )
+
+
+def session_process(pid: int) -> bool:
+    mark = os.environ.get("CWP_TEST_SESSION")
+    if not mark:
+        return False
+    try:
+        return f"CWP_TEST_SESSION={mark}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    except OSError:
+        return False
