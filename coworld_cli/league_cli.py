@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import zlib
 from collections.abc import Iterator
 from pathlib import Path
@@ -127,6 +126,55 @@ def _rankings_table(title: str, rows: list[dict[str, Any]]) -> None:
             for r in rows
         ],
     )
+
+
+class EpisodeArtifacts:
+    """An episode's files: the local workspace when it is there, else the configured artifact store
+    (COWORLD_ARTIFACT_STORE=s3 ...), so inspection commands work wherever the league kept them."""
+
+    def __init__(self, episode_id: str, workspace: Path):
+        self.episode_id = episode_id
+        self.workspace = workspace
+        self._store: Any = None
+
+    @property
+    def store(self) -> Any:
+        if self._store is None:
+            from coworld_pipeline.runtime.artifacts import store_from_env
+
+            self._store = store_from_env()
+        return self._store
+
+    def read(self, name: str) -> bytes | None:
+        local = self.workspace / name
+        if local.is_file():
+            return local.read_bytes()
+        return self.store.fetch(self.episode_id, name)
+
+    def names(self, prefix: str = "") -> list[str]:
+        if self.workspace.is_dir():
+            local = [
+                p.relative_to(self.workspace).as_posix() for p in self.workspace.rglob("*") if p.is_file()
+            ]
+            if local:
+                return sorted(n for n in local if n.startswith(prefix))
+        return sorted(n for n in self.store.list_files(self.episode_id) if n.startswith(prefix))
+
+    def location(self, name: str) -> str:
+        local = self.workspace / name
+        return local.as_uri() if local.is_file() else self.store.uri_for(self.episode_id, name)
+
+    def replay_bytes(self) -> bytes | None:
+        """The decompressed replay, from replay.json or replay.json.z."""
+        data = self.read("replay.json")
+        if data is None and (packed := self.read("replay.json.z")) is not None:
+            data = zlib.decompress(packed)
+        return data
+
+
+def _artifacts(svc: Any, episode_id: str) -> EpisodeArtifacts:
+    ws = svc.episode_dir(episode_id)
+    return EpisodeArtifacts(ws.name, ws)
 
 
 def register(app: typer.Typer) -> None:
@@ -587,17 +635,17 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The raw results.json of an episode."""
         with _service(db, home, as_json) as svc:
-            ws = svc.episode_dir(episode_id)
-        path = ws / "results.json"
-        if not path.exists():
+            files = _artifacts(svc, episode_id)
+        data = files.read("results.json")
+        if data is None:
             fail_usage(
                 f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json
             )
         if output:
-            shutil.copyfile(path, output)
+            Path(output).write_bytes(data)
             console.print(f"wrote {output}")
         else:
-            print_json(json.loads(path.read_text()))
+            print_json(json.loads(data))
 
     @app.command("episode-logs")
     def episode_logs(
@@ -612,31 +660,31 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """List, print or download an episode's game and player logs."""
         with _service(db, home, as_json) as svc:
-            ws = svc.episode_dir(episode_id)
-        logs = sorted((ws / "logs").glob("*.log")) if (ws / "logs").exists() else []
+            files = _artifacts(svc, episode_id)
+        logs = [n for n in files.names("logs/") if n.endswith(".log")]
         if game:
-            for name in ("game.stdout.log", "game.stderr.log"):
-                p = ws / "logs" / name
-                if p.exists():
-                    console.print(f"[bold]== {name}[/]")
-                    console.out(p.read_text(errors="replace"), highlight=False)
+            for name in ("logs/game.stdout.log", "logs/game.stderr.log"):
+                data = files.read(name)
+                if data is not None:
+                    console.print(f"[bold]== {Path(name).name}[/]")
+                    console.out(data.decode(errors="replace"), highlight=False)
             return
         if agent is not None:
-            p = ws / "logs" / f"policy_agent_{agent}.log"
-            if not p.exists():
+            data = files.read(f"logs/policy_agent_{agent}.log")
+            if data is None:
                 fail_usage(f"no log for agent {agent} in {episode_id}", as_json)
-            console.out(p.read_text(errors="replace"), highlight=False)
+            console.out(data.decode(errors="replace"), highlight=False)
             return
         if download_dir:
             out = Path(download_dir)
             out.mkdir(parents=True, exist_ok=True)
-            for p in logs:
-                shutil.copyfile(p, out / f"{ws.name}-{p.name}")
+            for name in logs:
+                (out / f"{files.episode_id}-{Path(name).name}").write_bytes(files.read(name) or b"")
         if as_json:
-            print_json({"episode_request_id": ws.name, "logs": [str(p) for p in logs]})
+            print_json({"episode_request_id": files.episode_id, "logs": [files.location(n) for n in logs]})
             return
-        for p in logs:
-            console.print(str(p))
+        for name in logs:
+            console.print(files.location(name))
 
     @app.command("replays")
     def replays(
@@ -655,11 +703,13 @@ def register(app: typer.Typer) -> None:
         """Episodes with a replay; optionally download them (decompressed) with an index.json."""
         with _service(db, home, as_json) as svc:
             rows = svc.episodes(None, league, round_id, policy, None, True, limit, offset)
+            readers = {r["id"]: _artifacts(svc, r["id"]) for r in rows}
         index = []
         for r in rows:
+            files = readers[r["id"]]
             entry = {
                 "episode_request_id": r["id"],
-                "replay_url": Path(r["replay_path"]).as_uri(),
+                "replay_url": files.location("replay.json.z"),
                 "seed": r["seed"],
                 "status": r["status"],
                 "participants": r["participants"],
@@ -671,9 +721,12 @@ def register(app: typer.Typer) -> None:
                 out = Path(download_dir)
                 out.mkdir(parents=True, exist_ok=True)
                 dest = out / f"{r['id']}.json"
-                src = Path(r["replay_path"])
-                z = src.with_name("replay.json.z")
-                dest.write_bytes(src.read_bytes() if src.exists() else zlib.decompress(z.read_bytes()))
+                data = files.replay_bytes()
+                if data is None:
+                    fail_usage(
+                        f"the replay of {r['id']} is neither on disk nor in the artifact store", as_json
+                    )
+                dest.write_bytes(data)
                 entry["local_path"] = str(dest)
             index.append(entry)
         if download_dir:
@@ -740,8 +793,19 @@ def register(app: typer.Typer) -> None:
             manifest = parse_manifest(svc.coworld_manifest(cw["id"]))
         rt = make_runtime(runtime, base_dir=Path(cw["source_dir"]) if cw["source_dir"] else None)
         workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
+        replay_file = Path(ep["replay_path"])
+        if not replay_file.is_file():  # kept only in the artifact store (e.g. S3)
+            with _service(db, home, as_json) as svc:
+                data = _artifacts(svc, episode_id).replay_bytes()
+            if data is None:
+                fail_usage(
+                    f"the replay of {episode_id} is neither on disk nor in the artifact store", as_json
+                )
+            replay_file = workdir / "replay" / "replay.json"
+            replay_file.parent.mkdir(parents=True)
+            replay_file.write_bytes(data)
         with rt.sandbox(_secrets.token_hex(8), "replay") as box:
-            server, url = serve_replay(box, manifest, Path(ep["replay_path"]), workdir, timeout)
+            server, url = serve_replay(box, manifest, replay_file, workdir, timeout)
             if as_json:
                 print_json({**info, "url": url})
             else:

@@ -2255,7 +2255,10 @@ class LeagueService:
             "error": e.error,
             "attempt_errors": e.attempt_errors,
             "workspace": str(ws),
-            "replay_path": str(replay) if replay.exists() else None,
+            # Local file first; else where the artifact store keeps it (e.g. s3://...).
+            "replay_path": str(replay)
+            if replay.exists()
+            else (e.artifacts or {}).get("replay.json.z") or (e.artifacts or {}).get("replay.json"),
             "artifacts": e.artifacts,
             "wall_seconds": e.wall_seconds,
             "created_at": _dt(e.created_at),
