@@ -7,18 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from coworld_pipeline.contract.manifest import CoworldManifest, check_game_config
+from coworld_pipeline.contract.manifest import CoworldManifest, Runnable, check_game_config
 from coworld_pipeline.contract.problems import ContractError, Problem, pydantic_problems
 
 
-class PlayerSpec(BaseModel):
-    """One slot's runnable. Extra keys are ignored, as in the reference."""
-
-    model_config = ConfigDict(extra="ignore")
-
-    image: str
-    run: list[str] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+class PlayerSpec(Runnable):
+    """One slot's runnable: image, run argv, env. Extra keys are ignored, as in the reference."""
 
 
 class EpisodeRequest(BaseModel):
