@@ -338,7 +338,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Run one headless episode with every runner check; artifacts land in the workspace."""
-        secrets_map = parse_env_pairs(secret_env, "--secret-env")
+        secrets_map = parse_env_pairs(secret_env, "--secret-env", as_json)
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
         limits = limits_from_options(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
@@ -368,7 +368,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Interactive episode: prints player, global and admin links and opens the global viewer."""
-        secrets_map = parse_env_pairs(secret_env, "--secret-env")
+        secrets_map = parse_env_pairs(secret_env, "--secret-env", as_json)
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
         rt = runtime_or_exit(runtime, manifest, as_json)

@@ -17,24 +17,21 @@ from typing import Any
 import typer
 from rich.table import Table
 
-from coworld_cli.output import EXIT_FAILED, JSON_OPTION, console, err_console, fail_usage, print_json
+from coworld_cli.output import (
+    EXIT_FAILED,
+    JSON_OPTION,
+    console,
+    err_console,
+    fail_usage,
+    parse_env_pairs,
+    print_json,
+)
 
 DB_OPTION = typer.Option(
     None, "--db", envvar="COWORLD_DATABASE_URL", help="Database URL (default: SQLite in home)."
 )
 HOME_OPTION = typer.Option(None, "--home", envvar="COWORLD_HOME", help="Platform home (default ~/.coworld).")
 LEAGUE_OPTION = typer.Option(None, "--league", "-l", help="League id or name.")
-
-
-def _pairs(values: list[str], option: str, as_json: bool) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for pair in values:
-        key, sep, value = pair.partition("=")
-        if not sep or not key or not key.replace("_", "").isalnum() or key[0].isdigit():
-            shown = key if sep else "<no '='>"
-            fail_usage(f"{option} expects KEY=VALUE with an identifier KEY (got key {shown!r})", as_json)
-        out[key] = value
-    return out
 
 
 @contextlib.contextmanager
@@ -238,8 +235,8 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Create the next version of a policy (name:vN)."""
-        env_map = _pairs(env, "--env", as_json)
-        secret_map = _pairs(secret_env, "--secret-env", as_json)
+        env_map = parse_env_pairs(env, "--env", as_json)
+        secret_map = parse_env_pairs(secret_env, "--secret-env", as_json)
         with _service(db, home, as_json) as svc:
             out = svc.upload_policy(image, name, run=run, env=env_map, secret_env=secret_map)
         if as_json:
@@ -323,7 +320,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create a league on an uploaded Coworld."""
         overrides: dict[str, Any] = {}
-        for key, raw in _pairs(config, "--config", as_json).items():
+        for key, raw in parse_env_pairs(config, "--config", as_json).items():
             try:
                 overrides[key] = json.loads(raw)
             except json.JSONDecodeError:

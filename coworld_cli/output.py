@@ -40,15 +40,13 @@ def fail_contract(exc: ContractError, as_json: bool = False) -> NoReturn:
     fail_usage(f"{exc.subject} is invalid", as_json, [p.as_dict() for p in exc.problems])
 
 
-def parse_env_pairs(pairs: list[str], option: str) -> dict[str, str]:
+def parse_env_pairs(pairs: list[str], option: str, as_json: bool = False) -> dict[str, str]:
     """KEY=VALUE pairs; the error names the option and the key, never the value (it may be secret)."""
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
         if not sep or not key or not key.replace("_", "").isalnum() or key[0].isdigit():
             shown = key if sep else "<no '='>"
-            raise typer.BadParameter(
-                f"expected KEY=VALUE with an identifier KEY (got key {shown!r})", param_hint=option
-            )
+            fail_usage(f"{option} expects KEY=VALUE with an identifier KEY (got key {shown!r})", as_json)
         out[key] = value
     return out

@@ -7,8 +7,9 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -140,3 +141,21 @@ def run_cli(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.Compl
     return subprocess.run(
         [*COWORLD, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs
     )
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:
+    """Poll `predicate` until it returns something truthy; fail with `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    last_error: Exception | None = None
+    while True:
+        try:
+            value = predicate()
+            if value:
+                return value
+        except Exception as exc:  # keep polling through transient errors, report the last one
+            last_error = exc
+        if time.monotonic() > deadline:
+            raise AssertionError(
+                f"timed out after {timeout:.0f}s waiting for {what} (last error: {last_error!r})"
+            )
+        time.sleep(interval)

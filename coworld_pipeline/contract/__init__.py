@@ -7,8 +7,9 @@ which only need `problems` should not pay.
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from coworld_pipeline.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from coworld_pipeline.contract.episode_request import EpisodeRequest, PlayerSpec, parse_episode_request
@@ -17,23 +18,19 @@ if TYPE_CHECKING:
     from coworld_pipeline.contract.results import validate_results
 
 _EXPORTS = {
-    "EpisodeRequest": "episode_request",
-    "PlayerSpec": "episode_request",
-    "parse_episode_request": "episode_request",
-    "CoworldManifest": "manifest",
-    "load_manifest": "manifest",
-    "parse_manifest": "manifest",
-    "ContractError": "problems",
-    "Problem": "problems",
-    "validate_results": "results",
+    "EpisodeRequest": "coworld_pipeline.contract.episode_request",
+    "PlayerSpec": "coworld_pipeline.contract.episode_request",
+    "parse_episode_request": "coworld_pipeline.contract.episode_request",
+    "CoworldManifest": "coworld_pipeline.contract.manifest",
+    "load_manifest": "coworld_pipeline.contract.manifest",
+    "parse_manifest": "coworld_pipeline.contract.manifest",
+    "ContractError": "coworld_pipeline.contract.problems",
+    "Problem": "coworld_pipeline.contract.problems",
+    "validate_results": "coworld_pipeline.contract.results",
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 __all__ = [
     "ContractError",

@@ -6,10 +6,11 @@ pull in the whole lifecycle stack: CLI start-up time matters for short commands.
 
 from __future__ import annotations
 
-import importlib
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from coworld_pipeline.lazy import lazy_exports
 
 if TYPE_CHECKING:
     from coworld_pipeline.runtime.base import ResourceLimits, Runtime
@@ -30,10 +31,7 @@ _EXPORTS = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name]), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
 
 
 def default_runtime_name() -> str:

@@ -72,6 +72,8 @@ class Sandbox(abc.ABC):
     # Whether runnables may be started from worker threads. Host processes must not be: their
     # PR_SET_PDEATHSIG fires when the *thread* that forked them exits.
     parallel_start = False
+    # Host directory of the episode workspace; the lifecycle sets it before asking for URIs.
+    workspace: Path | None = None
 
     @abc.abstractmethod
     def start(self, spec: LaunchSpec) -> Launched: ...

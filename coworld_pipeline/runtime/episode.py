@@ -212,7 +212,7 @@ class _Episode:
             serve=True,
         )
         # The sandbox decides the URIs (container paths vs host paths) once it knows the workspace.
-        box_workspace_hint(box, self.workspace)
+        box.workspace = self.workspace
         spec.env = self.game_env(box)
         with shielded():
             self.game = box.start(spec)
@@ -502,12 +502,6 @@ class _Episode:
             (self.workspace / "episode.json").write_text(json.dumps(self.outcome.summary(), indent=2))
 
 
-def box_workspace_hint(box: Sandbox, workspace: Path) -> None:
-    """Process sandboxes resolve workspace URIs on the host and must know the directory up front."""
-    if hasattr(box, "workspace") and box.workspace is None:
-        box.workspace = workspace
-
-
 def start_replay_server(
     box: Sandbox,
     manifest: Any,
@@ -530,7 +524,7 @@ def start_replay_server(
         readonly_dirs=readonly_dirs or {},
         serve=True,
     )
-    box_workspace_hint(box, workspace)
+    box.workspace = workspace
     with shielded():
         server = box.start(spec)
     try:

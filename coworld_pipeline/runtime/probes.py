@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
 from urllib.parse import quote
 
 import httpx
@@ -20,7 +19,7 @@ class ProbeFailed(Exception):
     pass
 
 
-def wait_healthy(game: Launched, timeout: float, exited: Callable[[], bool] | None = None) -> None:
+def wait_healthy(game: Launched, timeout: float) -> None:
     """Poll /healthz until it answers exactly 200; stop early when the game process exits."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"

@@ -86,7 +86,6 @@ class ProcessSandbox(Sandbox):
         self.run_id = run_id
         self.purpose = purpose
         self.launched: list[_Process] = []
-        self.workspace: Path | None = None
         self._registry = process_registry_dir() / f"{run_id}.json"
         self._closed = False
         self._lock = threading.Lock()
@@ -108,8 +107,6 @@ class ProcessSandbox(Sandbox):
                 f"(image {spec.image!r}); the image's own entrypoint cannot run on the host",
                 slot=spec.slot,
             )
-        if spec.workspace is not None:
-            self.workspace = spec.workspace
         env = {k: v for k, v in os.environ.items() if not k.startswith(_PLATFORM_PREFIXES)}
         env.update(spec.env)
         port = None

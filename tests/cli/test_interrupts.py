@@ -5,20 +5,18 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import COWORLD, REPO, leftover_runnables, make_testkit, managed_docker_objects
-
-
-def wait_for(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
+from tests.conftest import (
+    COWORLD,
+    REPO,
+    leftover_runnables,
+    make_testkit,
+    managed_docker_objects,
+    wait_for,
+)
 
 
 def interrupt_mid_episode(tmp_path: Path, runtime: str, sig: signal.Signals) -> None:
@@ -44,11 +42,11 @@ def interrupt_mid_episode(tmp_path: Path, runtime: str, sig: signal.Signals) -> 
     )
     try:
         # Mid-episode: both players have started and the game is running.
-        wait_for(lambda: (workspace / "logs" / "policy_agent_1.log").exists(), 60, "players to start")
+        wait_for(lambda: (workspace / "logs" / "policy_agent_1.log").exists(), 60, "players to start", 0.05)
         if runtime == "docker":
-            wait_for(lambda: len(managed_docker_objects()) >= 4, 30, "containers to exist")
+            wait_for(lambda: len(managed_docker_objects()) >= 4, 30, "containers to exist", 0.05)
         else:
-            wait_for(lambda: len(leftover_runnables()) >= 3, 30, "game and players to run")
+            wait_for(lambda: len(leftover_runnables()) >= 3, 30, "game and players to run", 0.05)
         proc.send_signal(sig)
         _, stderr = proc.communicate(timeout=60)
     finally:
@@ -84,10 +82,10 @@ def test_sigkilled_parent_takes_its_processes_along(tmp_path: Path) -> None:
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: len(leftover_runnables()) >= 3, 60, "game and players to run")
+    wait_for(lambda: len(leftover_runnables()) >= 3, 60, "game and players to run", 0.05)
     proc.kill()
     proc.wait(timeout=30)
-    wait_for(lambda: leftover_runnables() == [], 10, "children to die with their parent")
+    wait_for(lambda: leftover_runnables() == [], 10, "children to die with their parent", 0.05)
 
 
 @pytest.mark.docker
@@ -99,7 +97,7 @@ def test_janitor_reaps_containers_of_a_sigkilled_cli(tmp_path: Path, docker_imag
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
-    wait_for(lambda: len(managed_docker_objects()) >= 5, 60, "game, players and networks")
+    wait_for(lambda: len(managed_docker_objects()) >= 5, 60, "game, players and networks", 0.05)
     proc.kill()
     proc.wait(timeout=30)
     assert managed_docker_objects(), "SIGKILL leaves containers: only the janitor can remove them"
