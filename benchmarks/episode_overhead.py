@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -68,6 +69,9 @@ def one_in_process(runtime: str, workspace: Path) -> tuple[float, float]:
 
 
 def main() -> None:
+    # Measure the platform as installed, with Python modules' bytecode cached: a shell that sets
+    # PYTHONDONTWRITEBYTECODE would otherwise recompile the CLI, the game and the players every run.
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--runtime", action="append", choices=sorted(TARGETS))

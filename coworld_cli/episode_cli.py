@@ -8,12 +8,10 @@ import tempfile
 import time
 import webbrowser
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
 import typer
-from rich.live import Live
-from rich.table import Table
 
 from coworld_cli.output import (
     EXIT_FAILED,
@@ -53,6 +51,10 @@ from coworld_pipeline.runtime import (
 from coworld_pipeline.runtime.base import ResourceLimits, Runtime
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.signals import Terminated
+
+if TYPE_CHECKING:
+    from rich.live import Live
+    from rich.table import Table
 
 RUNTIME_OPTION = typer.Option(
     None,
@@ -172,6 +174,8 @@ class PhaseDisplay:
 
     def __enter__(self) -> PhaseDisplay:
         if self.enabled:
+            from rich.live import Live  # only humans watch phases: --json skips the import
+
             self.live = Live(self.render(), console=err_console, refresh_per_second=8, transient=False)
             self.live.__enter__()
         return self
@@ -184,6 +188,8 @@ class PhaseDisplay:
             self.live.__exit__(*exc)
 
     def render(self) -> Table:
+        from rich.table import Table
+
         table = Table(title=self.title, show_header=True, header_style="bold")
         table.add_column("phase")
         table.add_column("detail")
@@ -286,6 +292,8 @@ def register(app: typer.Typer) -> None:
             f"[bold green]valid[/] {m.label}{' (template)' if m.is_template else ''} — {m.game.description}"
         )
         console.print(f"slots: {rule.describe()}   owner: {m.game.owner}")
+        from rich.table import Table
+
         table = Table("variant", "name", "slots")
         for v in summary["variants"]:
             table.add_row(v["id"], v["name"], str(v["slots"]))
@@ -431,6 +439,8 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(report.to_json())
         else:
+            from rich.table import Table
+
             table = Table("", "check", "detail", title=f"certification of {m.label}")
             for check, ok, detail in report.checks:
                 table.add_row("[green]✔[/]" if ok else "[red]✘[/]", check, detail)

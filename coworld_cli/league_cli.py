@@ -32,6 +32,7 @@ DB_OPTION = typer.Option(
 )
 HOME_OPTION = typer.Option(None, "--home", envvar="COWORLD_HOME", help="Platform home (default ~/.coworld).")
 LEAGUE_OPTION = typer.Option(None, "--league", "-l", help="League id or name.")
+TABLE_ROWS = 50  # a leaderboard's readable length; --limit 0 or --json for the rest
 
 
 @contextlib.contextmanager
@@ -66,6 +67,22 @@ def _service(db: str | None, home: str | None, as_json: bool) -> Iterator[Any]:
             svc.close()
 
 
+def _read_standings(
+    db: str | None, home: str | None, target: str, as_json: bool
+) -> list[dict[str, Any]] | None:
+    """Standings without loading the service (see standings_reader); None: ask the service."""
+    from coworld_pipeline.home import platform_home
+    from coworld_pipeline.league.errors import NotFound
+    from coworld_pipeline.league.location import database_url
+    from coworld_pipeline.league.standings_reader import read_standings
+
+    url = db or database_url(Path(home).expanduser().resolve() if home else platform_home())
+    try:
+        return read_standings(url, target)
+    except NotFound as exc:
+        fail_usage(str(exc), as_json)
+
+
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table = Table(title=title, show_lines=False)
     for i, c in enumerate(columns):
@@ -83,8 +100,21 @@ def _fmt(x: float | None, digits: int = 2) -> str:
     return "" if x is None else f"{x:.{digits}f}"
 
 
-def _standings_tables(groups: list[dict[str, Any]]) -> None:
+def _first(rows: list[dict[str, Any]], limit: int | None) -> list[dict[str, Any]]:
+    return rows[:limit] if limit else rows
+
+
+def _more_rows(shown: int, total: int) -> None:
+    if total > shown:
+        console.print(
+            f"… {total - shown} more (ranks {shown + 1}-{total}): "
+            "--limit 0 shows every row, --json prints them all"
+        )
+
+
+def _standings_tables(groups: list[dict[str, Any]], limit: int | None) -> None:
     for g in groups:
+        shown = _first(g["standings"], limit)
         _table(
             f"{g['league']['name']} / {g['division']['name']} (level {g['division']['level']})",
             ["rank", "policy", "status", "rating", "mu", "sigma", "episodes", "wins", "avg score"],
@@ -100,9 +130,10 @@ def _standings_tables(groups: list[dict[str, Any]]) -> None:
                     r["wins"],
                     _fmt(r["average_score"]),
                 ]
-                for r in g["standings"]
+                for r in shown
             ],
         )
+        _more_rows(len(shown), len(g["standings"]))
 
 
 def _rankings_table(title: str, rows: list[dict[str, Any]]) -> None:
@@ -492,28 +523,41 @@ def register(app: typer.Typer) -> None:
     @app.command("results")
     def results(
         target: str = typer.Argument(..., help="league (id or name), div_… or round_…"),
+        limit: int = typer.Option(
+            None,
+            "--limit",
+            min=0,
+            help=f"Rows per table (default {TABLE_ROWS}; 0: all). --json prints every row unless given.",
+        ),
         db: str = DB_OPTION,
         home: str = HOME_OPTION,
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Standings of a league or division (openskill, mu - 3 sigma), or a round's rankings."""
-        with _service(db, home, as_json) as svc:
-            if target.startswith("round_"):
-                rows = svc.round_rankings(target)
-                if as_json:
-                    print_json(rows)
+        if limit is None and not as_json:
+            limit = TABLE_ROWS
+        # League and division standings come straight from the database driver when it can serve
+        # them: this is the command users repeat, and loading the service costs more than the query.
+        groups = None if target.startswith("round_") else _read_standings(db, home, target, as_json)
+        if groups is None:
+            with _service(db, home, as_json) as svc:
+                if target.startswith("round_"):
+                    rankings = svc.round_rankings(target)
+                    if as_json:
+                        print_json(_first(rankings, limit))
+                    else:
+                        _rankings_table(f"round {target}", _first(rankings, limit))
+                        _more_rows(len(_first(rankings, limit)), len(rankings))
+                    return
+                if target.startswith("div_"):
+                    div = svc.divisions(target)[0]
+                    groups = svc.standings(div["league"]["id"], target)
                 else:
-                    _rankings_table(f"round {target}", rows)
-                return
-            if target.startswith("div_"):
-                div = svc.divisions(target)[0]
-                groups = svc.standings(div["league"]["id"], target)
-            else:
-                groups = svc.standings(target)
+                    groups = svc.standings(target)
         if as_json:
-            print_json(groups)
+            print_json([{**g, "standings": _first(g["standings"], limit)} for g in groups])
         else:
-            _standings_tables(groups)
+            _standings_tables(groups, limit)
 
     @app.command("memberships")
     def memberships(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from typing import Any, NoReturn
 
@@ -11,8 +12,11 @@ from rich.console import Console
 
 from coworld_pipeline.contract.problems import ContractError
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# Piped or redirected output is read by tools and people scrolling a file, not an 80-column terminal:
+# keep table rows whole there (COLUMNS, when set, still wins).
+_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+console = Console(highlight=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, width=_WIDTH)
 
 EXIT_FAILED = 1  # the thing ran and failed (episode, certification)
 EXIT_USAGE = 2  # bad input: nothing was run or changed

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import os
 import random
 import time
 from collections.abc import Callable, Iterator
@@ -22,31 +21,18 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
+
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
-# Keep in step with the newest file in migrations/versions (a test checks it): opening an
-# up-to-date database then costs one query instead of loading alembic.
-HEAD_REVISION = "0001"
 
 T = TypeVar("T")
 
 _RETRYABLE_PG_CODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
-def default_home() -> Path:
-    return Path(os.environ.get("COWORLD_HOME") or Path.home() / ".coworld").expanduser()
-
-
-def default_database_url(home: Path) -> str:
-    return os.environ.get("COWORLD_DATABASE_URL") or f"sqlite:///{(home / 'coworld.db').resolve()}"
-
-
-def is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
 def make_engine(url: str) -> Engine:
     if is_sqlite(url):
-        path = url.split("///", 1)[1] if "///" in url else ""
+        path = sqlite_path(url)
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
@@ -112,7 +98,7 @@ def run_read(engine: Engine, fn: Callable[[Session], T]) -> T:
 def _migration_lock(engine: Engine, url: str) -> Iterator[None]:
     """Only one process migrates at a time: a file lock (SQLite) or an advisory lock (Postgres)."""
     if is_sqlite(url):
-        path = url.split("///", 1)[1] if "///" in url else ""
+        path = sqlite_path(url)
         if not path or path == ":memory:":
             yield
             return

@@ -54,16 +54,12 @@ from coworld_pipeline.contract.commissioner import (
     state_size,
 )
 from coworld_pipeline.contract.manifest import check_game_config, load_manifest, manifest_dir
+from coworld_pipeline.home import platform_home
 from coworld_pipeline.league import ids
 from coworld_pipeline.league.commissioners import TWO_SLOT_ONLY, make_commissioner, normalize_config
-from coworld_pipeline.league.db import (
-    default_database_url,
-    default_home,
-    make_engine,
-    migrate,
-    run_read,
-    run_write,
-)
+from coworld_pipeline.league.db import make_engine, migrate, run_read, run_write
+from coworld_pipeline.league.errors import LeagueError, NotFound
+from coworld_pipeline.league.location import database_url as default_database_url
 from coworld_pipeline.league.models import (
     CoworldVersion,
     Division,
@@ -94,18 +90,6 @@ DEFAULT_FAILURE_POLICY: dict[str, Any] = {
     "episode_timeout_seconds": 600.0,
 }
 FAILURE_POLICY_KEYS = set(DEFAULT_FAILURE_POLICY)
-
-
-class LeagueError(ValueError):
-    """Bad input: nothing was changed. `problems` (optional) lists path/message pairs."""
-
-    def __init__(self, message: str, problems: list[dict[str, str]] | None = None):
-        super().__init__(message)
-        self.problems = problems or []
-
-
-class NotFound(LeagueError):
-    pass
 
 
 class _RoundFailure(Exception):
@@ -149,7 +133,7 @@ def _json_text(value: Any) -> str:
 
 class LeagueService:
     def __init__(self, database_url: str | None = None, home: Path | None = None):
-        self.home = Path(home).expanduser().resolve() if home else default_home().resolve()
+        self.home = Path(home).expanduser().resolve() if home else platform_home()
         self.database_url = database_url or default_database_url(self.home)
         self.engine = make_engine(self.database_url)
         migrate(self.engine, self.database_url)

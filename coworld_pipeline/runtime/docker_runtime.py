@@ -1,9 +1,11 @@
 """The `docker` runtime: every runnable in its own container, via the docker SDK.
 
 Per episode: a private network (internal, so players have no route out unless egress is allowed)
-on which the game answers at an alias, plus a small public network that only the game joins so its
-port can be published on 127.0.0.1 for browsers and the runner's probes. Every container and
-network carries labels naming its owner, and the sandbox removes all of them when closed.
+on which the game answers at an alias. The game also joins `coworld-public`, one shared bridge
+with inter-container traffic disabled, so its port can be published on 127.0.0.1 for browsers and
+the runner's probes and it can reach out (artifact uploads). Every per-episode container and network
+carries labels naming its owner, and the sandbox removes all of them when closed; exited containers
+go as soon as their logs are complete.
 """
 
 from __future__ import annotations
@@ -18,8 +20,16 @@ from typing import Any
 
 from coworld_pipeline.runtime.base import GAME_PORT, Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
-from coworld_pipeline.runtime.janitor import LABEL_MANAGED, LABEL_OWNER, LABEL_ROLE, LABEL_RUN, owner_label
+from coworld_pipeline.runtime.janitor import (
+    LABEL_MANAGED,
+    LABEL_OWNER,
+    LABEL_ROLE,
+    LABEL_RUN,
+    LABEL_SHARED,
+    owner_label,
+)
 
+PUBLIC_NETWORK = "coworld-public"
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
 
 
@@ -54,20 +64,38 @@ class _Container(Launched):
         self._exit: int | None = None
         self.oom_killed = False
         self._followers: list[threading.Thread] = []
+        self._open_streams = 0
+        self._lock = threading.Lock()
+        self._removed = False
 
     def poll(self) -> int | None:
         if self._exit is not None:
             return self._exit
-        try:
-            self.container.reload()
-        except Exception:
-            self._exit = -1
+        # The log streams end when the container stops: while one is open, it is running, and the
+        # lifecycle's frequent polls cost no daemon round trip (they would compete with the
+        # containers for CPU). A stream that broke early only means we ask the daemon.
+        if any(thread.is_alive() for thread in self._followers):
+            return None
+        return self._settle()
+
+    def _settle(self) -> int | None:
+        """Ask the daemon whether it exited; remember the exit code and OOM flag once it has."""
+        with self._lock:
+            if self._exit is not None:
+                return self._exit
+            if self._removed:  # removed without a recorded exit (stopped): it is gone all the same
+                self._exit = -1
+                return self._exit
+            try:
+                self.container.reload()
+            except Exception:
+                self._exit = -1
+                return self._exit
+            state = self.container.attrs.get("State", {})
+            if state.get("Status") in ("exited", "dead"):
+                self._exit = int(state.get("ExitCode", -1))
+                self.oom_killed = bool(state.get("OOMKilled"))
             return self._exit
-        state = self.container.attrs.get("State", {})
-        if state.get("Status") in ("exited", "dead"):
-            self._exit = int(state.get("ExitCode", -1))
-            self.oom_killed = bool(state.get("OOMKilled"))
-        return self._exit
 
     @property
     def host_port(self) -> int:
@@ -85,6 +113,7 @@ class _Container(Launched):
         streams = [(spec.stdout_path, True, spec.stderr_path is None)]
         if spec.stderr_path is not None:
             streams.append((spec.stderr_path, False, True))
+        self._open_streams = len(streams)
         for path, stdout, stderr in streams:
             thread = threading.Thread(target=self._copy_stream, args=(path, stdout, stderr), daemon=True)
             thread.start()
@@ -95,6 +124,26 @@ class _Container(Launched):
             for chunk in self.container.logs(stdout=stdout, stderr=stderr, stream=True, follow=True):
                 f.write(chunk)
                 f.flush()
+        with self._lock:
+            self._open_streams -= 1
+            last = self._open_streams == 0
+        if last:
+            self._remove_if_exited()
+
+    def _remove_if_exited(self) -> None:
+        """Once its logs are complete and its exit code recorded, an exited container can go at once.
+
+        Removing it here, while the rest of the episode finishes, keeps it off the cleanup's
+        critical path; `stop` joins this thread, so the sandbox never removes networks under it.
+        """
+        if self._settle() is None:
+            return
+        with self._lock:
+            if self._removed:
+                return
+            self._removed = True
+        with contextlib.suppress(Exception):
+            self.container.remove(force=True)
 
     def stop(self) -> None:
         if self.poll() is None:
@@ -102,6 +151,10 @@ class _Container(Launched):
                 self.container.kill()
         for thread in self._followers:  # the log streams end when the container stops
             thread.join(timeout=5)
+        with self._lock:
+            if self._removed:
+                return
+            self._removed = True
         with contextlib.suppress(Exception):
             self.container.remove(force=True)
 
@@ -121,7 +174,6 @@ class DockerSandbox(Sandbox):
         self._closed = False
         self.allow_player_egress = allow_player_egress
         self._episode_net: Any = None
-        self._public_net: Any = None
         self._lock = threading.Lock()
         self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"coworld-{run_id}")
         self._pending: list[Future[_Container]] = []
@@ -140,13 +192,6 @@ class DockerSandbox(Sandbox):
                 internal = not self.allow_player_egress
                 self._episode_net = self._network(f"{self.prefix}-{self.run_id}", internal=internal)
             return self._episode_net
-
-    @property
-    def public_net(self) -> Any:
-        with self._lock:
-            if self._public_net is None:
-                self._public_net = self._network(f"{self.prefix}-{self.run_id}-pub", internal=False)
-            return self._public_net
 
     def start(self, spec: LaunchSpec) -> Launched:
         return self._run(self._create(spec))
@@ -186,13 +231,12 @@ class DockerSandbox(Sandbox):
         if spec.run:
             kwargs["entrypoint"] = [spec.run[0]]
             kwargs["command"] = list(spec.run[1:])
-        if spec.role == "game":
-            # Both networks are needed: create them together (each costs a daemon round trip).
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                list(pool.map(lambda attr: getattr(self, attr), ["episode_net", "public_net"]))
+        episode_net: Future[Any] | None = None
+        if spec.role == "game":  # its network is made while the container is created
+            episode_net = self._creator.submit(lambda: self.episode_net)
         if spec.serve:
             # The replay server needs no episode network; the game joins it below with its alias.
-            kwargs["network"] = self.public_net.name
+            kwargs["network"] = self.runtime.public_network().id
             kwargs["ports"] = {f"{GAME_PORT}/tcp": ("127.0.0.1", None)}
         else:
             kwargs["network"] = self.episode_net.name
@@ -208,9 +252,9 @@ class DockerSandbox(Sandbox):
         launched = _Container(self, spec, container)
         with self._lock:
             self.launched.append(launched)
-        if spec.role == "game":
+        if episode_net is not None:
             try:
-                self.episode_net.connect(container, aliases=[self.alias])
+                episode_net.result().connect(container, aliases=[self.alias])
             except Exception as exc:
                 raise EpisodeFailure(
                     ErrorType.GAME_START_FAILED, f"cannot attach the game to its network: {exc}"
@@ -264,6 +308,52 @@ class DockerRuntime(Runtime):
         self.limits = {"game": ResourceLimits(), "player": ResourceLimits(), "replay": ResourceLimits()}
         self.limits.update(limits or {})
         self._checked: set[str] = set()
+        self._public: Any = None
+        self._public_lock = threading.Lock()
+
+    def public_network(self) -> Any:
+        """The shared network through which games are published on 127.0.0.1 and reach out.
+
+        One long-lived bridge for every episode (like the reference runner's `coworld-local`), with
+        inter-container traffic disabled so that games on it cannot reach each other. Creating and
+        removing a network per episode cost ~0.2 s of every episode's critical path.
+        """
+        with self._public_lock:
+            if self._public is None:
+                self._public = self._find_public() or self._create_public()
+            return self._public
+
+    def _find_public(self) -> Any:
+        found = [n for n in self.client.networks.list(names=[PUBLIC_NETWORK]) if n.name == PUBLIC_NETWORK]
+        if not found:
+            return None
+        # Two processes racing to create it may both succeed: every one of them uses the oldest.
+        net = min(found, key=lambda n: (n.attrs.get("Created", ""), n.id))
+        if net.attrs.get("Labels", {}).get(LABEL_SHARED) != "public":
+            raise EpisodeFailure(
+                ErrorType.PLATFORM_ERROR,
+                f"a Docker network named {PUBLIC_NETWORK!r} exists but was not created by coworld; "
+                "remove or rename it",
+            )
+        return net
+
+    def _create_public(self) -> Any:
+        import docker.errors
+
+        try:
+            self.client.networks.create(
+                PUBLIC_NETWORK,
+                driver="bridge",
+                labels={LABEL_SHARED: "public"},
+                options={"com.docker.network.bridge.enable_icc": "false"},
+                check_duplicate=True,
+            )
+        except docker.errors.APIError:
+            pass  # created by another process meanwhile: use that one
+        net = self._find_public()
+        if net is None:
+            raise EpisodeFailure(ErrorType.PLATFORM_ERROR, f"cannot create the {PUBLIC_NETWORK!r} network")
+        return net
 
     def check_image(self, image: str) -> None:
         if image in self._checked:

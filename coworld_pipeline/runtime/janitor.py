@@ -20,6 +20,7 @@ LABEL_MANAGED = "io.coworld.managed"
 LABEL_RUN = "io.coworld.run"
 LABEL_OWNER = "io.coworld.owner"  # "<hostname>:<pid>" of the platform process that started it
 LABEL_ROLE = "io.coworld.role"
+LABEL_SHARED = "io.coworld.shared"  # long-lived shared objects (the public network); never reaped
 
 
 def owner_label() -> str:

@@ -1,11 +1,15 @@
-"""Network checks the runner makes against a game: health, client routes, token and replay probes."""
+"""Network checks the runner makes against a game: health, client routes, token and replay probes.
+
+Plain `http.client` for the HTTP checks: they are single GETs to a local game, and an HTTP client
+library would add a tenth of a second to every CLI start-up.
+"""
 
 from __future__ import annotations
 
+import http.client
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
-import httpx
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.sync.client import connect
 
@@ -23,30 +27,42 @@ def wait_healthy(game: Launched, timeout: float) -> None:
     """Poll /healthz until it answers exactly 200; stop early when the game process exits."""
     deadline = time.monotonic() + timeout
     last = "no answer yet"
-    with httpx.Client(timeout=1.0) as client:
-        while True:
-            if game.poll() is not None:
-                raise ProbeFailed(f"exited with code {game.poll()} before /healthz answered")
-            try:
-                status = client.get(f"{game.base_url}/healthz").status_code
-                if status == 200:
-                    return
-                last = f"/healthz answered {status}"
-            except httpx.HTTPError as exc:
-                last = f"/healthz: {type(exc).__name__}"
-            if time.monotonic() >= deadline:
-                raise ProbeFailed(f"not healthy within {timeout:.0f} s ({last})")
-            time.sleep(0.05)
+    while True:
+        if game.poll() is not None:
+            raise ProbeFailed(f"exited with code {game.poll()} before /healthz answered")
+        try:
+            status = http_status(game.base_url, "/healthz", timeout=1.0)
+            if status == 200:
+                return
+            last = f"/healthz answered {status}"
+        except (OSError, http.client.HTTPException) as exc:
+            last = f"/healthz: {type(exc).__name__}"
+        if time.monotonic() >= deadline:
+            raise ProbeFailed(f"not healthy within {timeout:.0f} s ({last})")
+        time.sleep(0.05)
+
+
+def http_status(base_url: str, path: str, timeout: float) -> int:
+    """The status of `GET base_url + path` (redirects are not followed; the body is read and dropped)."""
+    parts = urlsplit(base_url)
+    conn = http.client.HTTPConnection(parts.hostname or "127.0.0.1", parts.port or 80, timeout=timeout)
+    try:
+        conn.request("GET", path)
+        response = conn.getresponse()
+        response.read()
+        return response.status
+    finally:
+        conn.close()
 
 
 def check_route(base_url: str, path: str, accept_redirect: bool = False) -> None:
     try:
-        resp = httpx.get(f"{base_url}{path}", timeout=5.0, follow_redirects=False)
-    except httpx.HTTPError as exc:
+        status = http_status(base_url, path, timeout=5.0)
+    except (OSError, http.client.HTTPException) as exc:
         raise ProbeFailed(f"GET {path.split('?')[0]} failed: {type(exc).__name__}: {exc}") from None
-    ok = 200 <= resp.status_code < 300 or (accept_redirect and 300 <= resp.status_code < 400)
+    ok = 200 <= status < 300 or (accept_redirect and 300 <= status < 400)
     if not ok:
-        raise ProbeFailed(f"GET {path.split('?')[0]} answered {resp.status_code}")
+        raise ProbeFailed(f"GET {path.split('?')[0]} answered {status}")
 
 
 def expect_refused(ws_url: str, what: str, refuse_statuses: tuple[int, ...]) -> None:

@@ -25,8 +25,9 @@ def inspect_during_play(allow_player_egress: bool, tmp_path: Path) -> dict[str, 
             return
         for c in client.containers.list(filters={"label": "io.coworld.managed"}):
             seen[c.labels["io.coworld.role"] + c.name[-20:]] = c.attrs
-        for n in client.networks.list(filters={"label": "io.coworld.managed"}):
-            seen["net:" + n.name] = client.networks.get(n.id).attrs
+        for label in ("io.coworld.managed", "io.coworld.shared"):
+            for n in client.networks.list(filters={"label": label}):
+                seen["net:" + n.name] = client.networks.get(n.id).attrs
 
     limits = {
         "player": ResourceLimits(cpus=0.5, memory="256m", pids=64),
@@ -65,6 +66,11 @@ def test_players_are_confined_to_a_private_network(tmp_path: Path, docker_images
     assert any(a.startswith("coworld-game-") for a in game_nets[private]["Aliases"])
     bindings = game["HostConfig"]["PortBindings"]["8080/tcp"]
     assert bindings[0]["HostIp"] == "127.0.0.1"
+    # Its other network is the shared public bridge, where containers cannot reach one another.
+    (public,) = [n for n in game_nets if n != private]
+    assert public == "coworld-public" and networks[public]["Internal"] is False
+    assert networks[public]["Options"]["com.docker.network.bridge.enable_icc"] == "false"
+    assert networks[public]["Labels"] == {"io.coworld.shared": "public"}
     assert game["HostConfig"]["PidsLimit"] == 128
 
 

@@ -1,0 +1,172 @@
+"""Standings read straight through the database driver, for `coworld results`.
+
+`coworld results` is the command users run most, and a short CLI command costs mostly start-up:
+importing SQLAlchemy alone takes ~0.35 s on a 2-core machine, more than the query. This module
+answers the same question as `LeagueService.standings` with the plain DB-API driver (`sqlite3`,
+or `psycopg2` for Postgres) and returns exactly the same rows (a test compares the two on both
+databases).
+
+It only reads, and it only serves a database it fully understands: `read_standings` returns None
+(the caller then uses `LeagueService`) when the database does not exist yet, its schema is not
+this code's revision, the URL names another driver, or the driver reports any error. Unknown
+leagues and divisions raise `NotFound` with the service's messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from coworld_pipeline.league import ids
+from coworld_pipeline.league.errors import NotFound
+from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
+from coworld_pipeline.league.ratings import MU, SIGMA, conservative
+
+# One row per member of the division, rated or not (a member moved to another division by
+# graduation keeps its old rating row, which must not show here: the join is on the membership's
+# current division).
+_STANDINGS_SQL = """
+SELECT m.policy_version_id, m.id, m.status, p.name, pv.version,
+       r.mu, r.sigma, r.episodes, r.wins, r.score_sum
+FROM memberships m
+JOIN policy_versions pv ON pv.id = m.policy_version_id
+JOIN policies p ON p.id = pv.policy_id
+LEFT JOIN ratings r ON r.division_id = m.division_id AND r.policy_version_id = m.policy_version_id
+WHERE m.league_id = %s AND m.division_id = %s
+"""
+
+
+class _Cursor(Protocol):
+    def execute(self, sql: str, params: tuple[Any, ...] = ...) -> Any: ...
+    def fetchall(self) -> list[tuple[Any, ...]]: ...
+
+
+class _Unservable(Exception):
+    """This database is not one the reader serves; the caller falls back to the service."""
+
+
+def read_standings(database_url: str, target: str) -> list[dict[str, Any]] | None:
+    """Standings of a league (every division) or one division (`div_…`), as `LeagueService.standings`."""
+    try:
+        with _cursor(database_url) as (cur, placeholder):
+
+            def query(sql: str, *params: Any) -> list[tuple[Any, ...]]:
+                cur.execute(sql.replace("%s", placeholder), params)
+                return cur.fetchall()
+
+            revision = query("SELECT version_num FROM alembic_version")
+            if revision != [(HEAD_REVISION,)]:
+                return None
+            return _standings(query, target)
+    except _Unservable:
+        return None
+
+
+def _standings(query: Any, target: str) -> list[dict[str, Any]]:
+    if target.startswith(ids.PREFIXES["division"]):
+        division = _by_id(query, "divisions", "id, name, level, league_id", ids.raw_id("division", target))
+        if division is None:
+            raise NotFound(f"unknown division {target!r}")
+        league = _by_id(query, "leagues", "id, name", division[3])
+        divisions = [division[:3]]
+    else:
+        league = _league(query, target)
+        divisions = query(
+            "SELECT id, name, level FROM divisions WHERE league_id = %s ORDER BY level", league[0]
+        )
+    league_json = {"id": ids.public("league", league[0]), "name": league[1]}
+    return [
+        {
+            "division": {"id": ids.public("division", div_id), "name": name, "level": level},
+            "league": league_json,
+            "standings": _rows(query(_STANDINGS_SQL, league[0], div_id)),
+        }
+        for div_id, name, level in divisions
+    ]
+
+
+def _by_id(query: Any, table: str, columns: str, raw: str) -> tuple[Any, ...] | None:
+    if not ids.looks_like_uuid(raw):
+        return None
+    rows = query(f"SELECT {columns} FROM {table} WHERE id = %s", raw)
+    return rows[0] if rows else None
+
+
+def _league(query: Any, ref: str) -> tuple[Any, ...]:
+    league = _by_id(query, "leagues", "id, name", ids.raw_id("league", ref))
+    if league is None:
+        rows = query("SELECT id, name FROM leagues WHERE name = %s", ref)
+        league = rows[0] if rows else None
+    if league is None:
+        raise NotFound(f"unknown league {ref!r}")
+    return league
+
+
+def _rows(members: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+    out = []
+    for pv_id, membership_id, status, name, version, mu, sigma, episodes, wins, score_sum in members:
+        rated = mu is not None
+        mu, sigma = (mu, sigma) if rated else (MU, SIGMA)
+        out.append(
+            {
+                "policy_version_id": pv_id,
+                "label": f"{name}:v{version}",
+                "membership_id": ids.public("membership", membership_id),
+                "status": status,
+                "mu": mu,
+                "sigma": sigma,
+                "rating": conservative(mu, sigma),
+                "episodes": episodes if rated else 0,
+                "wins": wins if rated else 0,
+                "average_score": score_sum / episodes if rated and episodes else None,
+            }
+        )
+    out.sort(key=lambda r: (-r["rating"], r["label"]))
+    for i, r in enumerate(out):
+        r["rank"] = i + 1
+    return out
+
+
+@contextlib.contextmanager
+def _cursor(url: str) -> Iterator[tuple[_Cursor, str]]:
+    """A read-only cursor and the driver's placeholder; `_Unservable` for anything unexpected."""
+    if is_sqlite(url):
+        import sqlite3
+
+        path = sqlite_path(url)
+        if url.partition("?")[2] or not path or path == ":memory:":
+            raise _Unservable
+        from urllib.parse import quote
+
+        try:
+            # mode=ro: a missing file is an error here (the service creates and migrates it).
+            conn = sqlite3.connect(f"file:{quote(path)}?mode=ro", uri=True, timeout=30)
+        except sqlite3.Error as exc:
+            raise _Unservable from exc
+        try:
+            yield conn.cursor(), "?"
+        except sqlite3.Error as exc:
+            raise _Unservable from exc
+        finally:
+            conn.close()
+        return
+    scheme = url.partition("://")[0]
+    if scheme not in ("postgresql", "postgresql+psycopg2", "postgres"):
+        raise _Unservable
+    try:
+        import psycopg2
+    except ImportError as exc:
+        raise _Unservable from exc
+    try:
+        conn = psycopg2.connect("postgresql://" + url.partition("://")[2])
+    except psycopg2.Error as exc:
+        raise _Unservable from exc
+    try:
+        conn.set_session(readonly=True)
+        with conn.cursor() as cur:
+            yield cur, "%s"
+    except psycopg2.Error as exc:
+        raise _Unservable from exc
+    finally:
+        conn.close()
