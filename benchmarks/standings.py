@@ -203,7 +203,7 @@ def main() -> int:
         cli_s = statistics.median(times)
         cli_ok = cli_ok and cli_s <= 0.5
         print(
-            f"`coworld results bench {' '.join(extra)}`: {cli_s:.3f}s median of {args.repeat} "
+            f"`{' '.join(['coworld results bench', *extra])}`: {cli_s:.3f}s median of {args.repeat} "
             f"(min {min(times):.3f}s), whole process incl. interpreter start-up, "
             f"{len(proc.stdout) // 1024} KiB of output (target <= 0.5 s)"
         )
