@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import platform
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
@@ -66,16 +67,21 @@ class _Container(Launched):
         self._followers: list[threading.Thread] = []
         self._open_streams = 0
         self._lock = threading.Lock()
-        self._removed = False
+        self._removed = False  # claimed by whoever removes it (a log follower, or stop)
+        self._removal_done = threading.Event()
+        self._asked_at = time.monotonic()
 
     def poll(self) -> int | None:
         if self._exit is not None:
             return self._exit
         # The log streams end when the container stops: while one is open, it is running, and the
         # lifecycle's frequent polls cost no daemon round trip (they would compete with the
-        # containers for CPU). A stream that broke early only means we ask the daemon.
-        if any(thread.is_alive() for thread in self._followers):
+        # containers for CPU). Still ask once a second: a stream must not be the only way to see
+        # an exit. A stream that broke early only means we ask the daemon every time.
+        now = time.monotonic()
+        if any(thread.is_alive() for thread in self._followers) and now - self._asked_at < 1.0:
             return None
+        self._asked_at = now
         return self._settle()
 
     def _settle(self) -> int | None:
@@ -138,12 +144,19 @@ class _Container(Launched):
         """
         if self._settle() is None:
             return
+        self._remove()
+
+    def _remove(self) -> None:
         with self._lock:
-            if self._removed:
-                return
-            self._removed = True
-        with contextlib.suppress(Exception):
-            self.container.remove(force=True)
+            claimed, self._removed = self._removed, True
+        if claimed:  # someone else is removing it: wait, the network can only go after it
+            self._removal_done.wait(timeout=60)
+            return
+        try:
+            with contextlib.suppress(Exception):
+                self.container.remove(force=True)
+        finally:
+            self._removal_done.set()
 
     def stop(self) -> None:
         if self.poll() is None:
@@ -151,12 +164,7 @@ class _Container(Launched):
                 self.container.kill()
         for thread in self._followers:  # the log streams end when the container stops
             thread.join(timeout=5)
-        with self._lock:
-            if self._removed:
-                return
-            self._removed = True
-        with contextlib.suppress(Exception):
-            self.container.remove(force=True)
+        self._remove()
 
 
 class DockerSandbox(Sandbox):
