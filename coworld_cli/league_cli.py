@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
 
 from coworld_cli.output import (
     EXIT_FAILED,
@@ -84,6 +83,8 @@ def _read_standings(
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table  # only tables need it: --json output skips the import
+
     table = Table(title=title, show_lines=False)
     for i, c in enumerate(columns):
         if c in ("policy", "type"):  # keep names whole: they are what users grep for

@@ -104,6 +104,12 @@ def test_cli_results_reads_without_the_service(tmp_path: Path, home: Path):
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == expected
     assert "sqlalchemy imported: False" in proc.stderr
+    table = run_cli("results", "L", "--limit", "1", env=env)
+    assert table.returncode == 0, table.stderr
+    top = max((g["standings"] for g in expected), key=len)  # --limit applies per division
+    assert len(top) >= 2
+    assert top[0]["label"] in table.stdout and top[1]["label"] not in table.stdout
+    assert f"{len(top) - 1} more (ranks 2-{len(top)})" in table.stdout
     for ref in ("nope", "div_nope"):
         proc = run_cli("results", ref, env=env)
         assert proc.returncode == 2 and "unknown" in proc.stderr and "Traceback" not in proc.stderr
