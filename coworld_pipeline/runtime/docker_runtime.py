@@ -327,9 +327,20 @@ class DockerRuntime(Runtime):
         removing a network per episode cost ~0.2 s of every episode's critical path.
         """
         with self._public_lock:
+            if self._public is not None and not self._still_there(self._public):
+                self._public = None  # removed behind our back (`docker network prune`): make it again
             if self._public is None:
                 self._public = self._find_public() or self._create_public()
             return self._public
+
+    def _still_there(self, network: Any) -> bool:
+        import docker.errors
+
+        try:
+            network.reload()
+        except docker.errors.NotFound:
+            return False
+        return True
 
     def _find_public(self) -> Any:
         found = [n for n in self.client.networks.list(names=[PUBLIC_NETWORK]) if n.name == PUBLIC_NETWORK]

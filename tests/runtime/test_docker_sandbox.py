@@ -81,3 +81,18 @@ def test_player_egress_is_opt_in(tmp_path: Path, docker_images: None) -> None:
         if key.startswith("player"):
             (name,) = attrs["NetworkSettings"]["Networks"]
             assert networks[name]["Internal"] is False
+
+
+def test_public_network_is_shared_and_recreated_when_pruned(tmp_path: Path, docker_images: None) -> None:
+    """Episodes share one public network; a runtime survives it being removed between episodes."""
+    client = docker.from_env()
+    runtime = make_runtime("docker")
+    request = certification_request(load_manifest(TESTKIT_DIR / "coworld_manifest.json"))
+    first = run_episode(request, tmp_path / "a", runtime, EpisodeOptions(timeout_seconds=60))
+    assert first.ok, first.error
+    (public,) = client.networks.list(names=["coworld-public"])
+    public.remove()  # what `docker network prune` does to an unused network
+    second = run_episode(request, tmp_path / "b", runtime, EpisodeOptions(timeout_seconds=60))
+    assert second.ok, second.error
+    (again,) = client.networks.list(names=["coworld-public"])
+    assert again.id != public.id
