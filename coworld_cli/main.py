@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import os
 import sys
+import threading
+from typing import NoReturn
 
 import typer
 
@@ -41,8 +46,35 @@ def main() -> None:
         register_episode_commands()
     if command is None or command.startswith("-") or command not in EPISODE_COMMANDS:
         register_league_commands()
-    app(prog_name="coworld")
+    try:
+        app(prog_name="coworld")
+    except SystemExit as exc:
+        exit_now(exc.code)
+    exit_now(0)
+
+
+def exit_now(code: object) -> NoReturn:
+    """Exit as the interpreter would, minus tearing down every module (~0.1 s with ours loaded).
+
+    What the interpreter does first at exit still happens, in its order: non-daemon threads are
+    joined (with the executors' exit hooks), atexit callbacks run (temporary directories and other
+    finalizers included) and the standard streams are flushed. Only the module teardown and final
+    garbage collection, which nothing here depends on, are skipped.
+    """
+    if code is None:
+        status = 0
+    elif isinstance(code, int):
+        status = code
+    else:  # SystemExit("message"): print it and fail, as Python does
+        print(code, file=sys.stderr)
+        status = 1
+    threading._shutdown()  # type: ignore[attr-defined]
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()
