@@ -70,12 +70,11 @@ def _read_standings(
     db: str | None, home: str | None, target: str, as_json: bool
 ) -> list[dict[str, Any]] | None:
     """Standings without loading the service (see standings_reader); None: ask the service."""
-    from coworld_pipeline.home import platform_home
     from coworld_pipeline.league.errors import NotFound
-    from coworld_pipeline.league.location import database_url
+    from coworld_pipeline.league.location import league_location
     from coworld_pipeline.league.standings_reader import read_standings
 
-    url = db or database_url(Path(home).expanduser().resolve() if home else platform_home())
+    _, url = league_location(db, home)
     try:
         return read_standings(url, target)
     except NotFound as exc:
@@ -544,11 +543,12 @@ def register(app: typer.Typer) -> None:
             with _service(db, home, as_json) as svc:
                 if target.startswith("round_"):
                     rankings = svc.round_rankings(target)
+                    shown = _first(rankings, limit)
                     if as_json:
-                        print_json(_first(rankings, limit))
+                        print_json(shown)
                     else:
-                        _rankings_table(f"round {target}", _first(rankings, limit))
-                        _more_rows(len(_first(rankings, limit)), len(rankings))
+                        _rankings_table(f"round {target}", shown)
+                        _more_rows(len(shown), len(rankings))
                     return
                 if target.startswith("div_"):
                     div = svc.divisions(target)[0]

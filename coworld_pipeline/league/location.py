@@ -8,14 +8,22 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from coworld_pipeline.home import platform_home
+
 # Keep in step with the newest file in migrations/versions (a test checks it): opening an
 # up-to-date database then costs one query instead of loading alembic.
 HEAD_REVISION = "0001"
 
 
-def database_url(home: Path) -> str:
-    """`COWORLD_DATABASE_URL`, else an SQLite file in the platform home."""
-    return os.environ.get("COWORLD_DATABASE_URL") or f"sqlite:///{(home / 'coworld.db').resolve()}"
+def league_location(database_url: str | None, home: str | Path | None) -> tuple[Path, str]:
+    """The platform home and the league database URL, each given or else the default.
+
+    Home: `home`, else `COWORLD_HOME`, else ~/.coworld. Database: `database_url`, else
+    `COWORLD_DATABASE_URL`, else an SQLite file in that home.
+    """
+    home_dir = Path(home).expanduser().resolve() if home else platform_home()
+    url = database_url or os.environ.get("COWORLD_DATABASE_URL")
+    return home_dir, url or f"sqlite:///{(home_dir / 'coworld.db').resolve()}"
 
 
 def is_sqlite(url: str) -> bool:

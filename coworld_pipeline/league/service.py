@@ -54,12 +54,11 @@ from coworld_pipeline.contract.commissioner import (
     state_size,
 )
 from coworld_pipeline.contract.manifest import check_game_config, load_manifest, manifest_dir
-from coworld_pipeline.home import platform_home
 from coworld_pipeline.league import ids
 from coworld_pipeline.league.commissioners import TWO_SLOT_ONLY, make_commissioner, normalize_config
 from coworld_pipeline.league.db import make_engine, migrate, run_read, run_write
 from coworld_pipeline.league.errors import LeagueError, NotFound
-from coworld_pipeline.league.location import database_url as default_database_url
+from coworld_pipeline.league.location import league_location
 from coworld_pipeline.league.models import (
     CoworldVersion,
     Division,
@@ -77,8 +76,9 @@ from coworld_pipeline.league.models import (
     Submission,
     utcnow,
 )
-from coworld_pipeline.league.ratings import MU, SIGMA, Standing, apply_episode, conservative, credit
+from coworld_pipeline.league.ratings import MU, SIGMA, Standing, apply_episode, credit
 from coworld_pipeline.league.secrets import SecretBox, load_or_create_key
+from coworld_pipeline.league.standings_reader import standing_rows
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 
 ELIGIBLE = ("qualifying", "active")
@@ -133,8 +133,7 @@ def _json_text(value: Any) -> str:
 
 class LeagueService:
     def __init__(self, database_url: str | None = None, home: Path | None = None):
-        self.home = Path(home).expanduser().resolve() if home else platform_home()
-        self.database_url = database_url or default_database_url(self.home)
+        self.home, self.database_url = league_location(database_url, home)
         self.engine = make_engine(self.database_url)
         migrate(self.engine, self.database_url)
         self._box: SecretBox | None = None
@@ -1849,61 +1848,32 @@ class LeagueService:
     # ---- results --------------------------------------------------------------------------------------
 
     def _standings_rows(self, s: Session, league: League, div: Division) -> list[dict[str, Any]]:
-        rows = s.execute(
-            select(Rating, Membership.status, Membership.id, Policy.name, PolicyVersion.version)
-            .join(
-                Membership,
-                and_(
-                    Membership.policy_version_id == Rating.policy_version_id,
-                    Membership.league_id == league.id,
-                ),
+        # The columns and join of standings_reader's query, so both build rows with standing_rows.
+        members = s.execute(
+            select(
+                Membership.policy_version_id,
+                Membership.id,
+                Membership.status,
+                Policy.name,
+                PolicyVersion.version,
+                Rating.mu,
+                Rating.sigma,
+                Rating.episodes,
+                Rating.wins,
+                Rating.score_sum,
             )
-            .join(PolicyVersion, PolicyVersion.id == Rating.policy_version_id)
-            .join(Policy, Policy.id == PolicyVersion.policy_id)
-            .where(Rating.division_id == div.id, Membership.division_id == div.id)
-        ).all()
-        out = []
-        for rating, status, mid, name, version in rows:
-            out.append(
-                {
-                    "policy_version_id": rating.policy_version_id,
-                    "label": f"{name}:v{version}",
-                    "membership_id": ids.public("membership", mid),
-                    "status": status,
-                    "mu": rating.mu,
-                    "sigma": rating.sigma,
-                    "rating": conservative(rating.mu, rating.sigma),
-                    "episodes": rating.episodes,
-                    "wins": rating.wins,
-                    "average_score": rating.score_sum / rating.episodes if rating.episodes else None,
-                }
-            )
-        rated = {r["policy_version_id"] for r in out}
-        for m, name, version in s.execute(
-            select(Membership, Policy.name, PolicyVersion.version)
             .join(PolicyVersion, PolicyVersion.id == Membership.policy_version_id)
             .join(Policy, Policy.id == PolicyVersion.policy_id)
-            .where(Membership.division_id == div.id, Membership.league_id == league.id)
-        ).all():
-            if m.policy_version_id not in rated:
-                out.append(
-                    {
-                        "policy_version_id": m.policy_version_id,
-                        "label": f"{name}:v{version}",
-                        "membership_id": ids.public("membership", m.id),
-                        "status": m.status,
-                        "mu": MU,
-                        "sigma": SIGMA,
-                        "rating": conservative(MU, SIGMA),
-                        "episodes": 0,
-                        "wins": 0,
-                        "average_score": None,
-                    }
-                )
-        out.sort(key=lambda r: (-r["rating"], r["label"]))
-        for i, r in enumerate(out):
-            r["rank"] = i + 1
-        return out
+            .outerjoin(
+                Rating,
+                and_(
+                    Rating.division_id == Membership.division_id,
+                    Rating.policy_version_id == Membership.policy_version_id,
+                ),
+            )
+            .where(Membership.league_id == league.id, Membership.division_id == div.id)
+        ).all()
+        return standing_rows(members)
 
     def standings(self, league_ref: str, division_ref: str | None = None) -> list[dict[str, Any]]:
         """Per division: entrants by conservative rating (mu - 3 sigma); episodes, wins, average score."""

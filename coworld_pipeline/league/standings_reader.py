@@ -15,7 +15,7 @@ leagues and divisions raise `NotFound` with the service's messages.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from typing import Any, Protocol
 
 from coworld_pipeline.league import ids
@@ -80,7 +80,7 @@ def _standings(query: Any, target: str) -> list[dict[str, Any]]:
         {
             "division": {"id": ids.public("division", div_id), "name": name, "level": level},
             "league": league_json,
-            "standings": _rows(query(_STANDINGS_SQL, league[0], div_id)),
+            "standings": standing_rows(query(_STANDINGS_SQL, league[0], div_id)),
         }
         for div_id, name, level in divisions
     ]
@@ -103,7 +103,12 @@ def _league(query: Any, ref: str) -> tuple[Any, ...]:
     return league
 
 
-def _rows(members: list[tuple[Any, ...]]) -> list[dict[str, Any]]:
+def standing_rows(members: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+    """Ranked standings rows from the members of a division, as `_STANDINGS_SQL` selects them.
+
+    Each member is (policy version id, membership id, status, policy name, version, mu, sigma,
+    episodes, wins, score sum); the rating columns are None for a member not yet rated.
+    """
     out = []
     for pv_id, membership_id, status, name, version, mu, sigma, episodes, wins, score_sum in members:
         rated = mu is not None
