@@ -83,7 +83,7 @@ def make_league(
 
 
 def episode_seconds(service: LeagueService, round_id: str) -> list[float]:
-    return [float(e["wall_seconds"] or 0.0) for e in service.episodes(round_ref=round_id, limit=10_000)]
+    return [float(e.wall_seconds or 0.0) for e in service.episodes(round_ref=round_id, limit=10_000)]
 
 
 def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
@@ -131,7 +131,7 @@ def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             # Due at once; the `open_rounds` schedule opens it at the next minute and requests its runs.
             service, league = make_league(coworld_home, args.episodes_per_pair, interval_minutes=1.0)
             round_id = wait_until(
-                lambda: service.open_round_for(league["id"]), 150, "the scheduled round", 0.05
+                lambda: service.open_round_for(league.id), 150, "the scheduled round", 0.05
             )
             t0, t0_epoch = time.monotonic(), time.time()
         else:
@@ -139,9 +139,9 @@ def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             # Let the daemon settle (first sensor tick) so that the round is not timed against start-up.
             time.sleep(args.settle)
             t0, t0_epoch = time.monotonic(), time.time()
-            round_id = service.open_round(league["id"], "benchmark")
+            round_id = service.open_round(league.id, "benchmark").round_id
         info = wait_until(
-            lambda: (r := service.rounds(round_ref=round_id)["entries"][0])["status"] != "running" and r,
+            lambda: (r := service.round(round_id)).status != "running" and r,
             1800,
             "the round to close",
             0.1,
@@ -156,7 +156,7 @@ def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 {"p": ["standings"]},
             )
             mats = (data["assetOrError"] or {}).get("assetMaterializations") or []
-            return any(m["partition"] == league["id"] for m in mats)
+            return any(m["partition"] == league.id for m in mats)
 
         wait_until(standings_done, 300, "the standings materialization", 0.2)
         standings_wall = time.monotonic() - t0
@@ -172,8 +172,8 @@ def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
         )
         return {
             "dagster_ready_seconds": round(ready, 1),
-            "status": info["status"],
-            "episodes": info["episodes"],
+            "status": info.status,
+            "episodes": info.episodes,
             "round_wall_seconds": round(round_wall, 2),
             "until_standings_seconds": round(standings_wall, 2),
             "episode_runs": len(runs),
@@ -207,7 +207,7 @@ def cli_round(args: argparse.Namespace, root: Path, concurrency: int) -> dict[st
             "round",
             "run",
             "--league",
-            league["id"],
+            league.id,
             "--parallel",
             str(concurrency),
             "--runtime",

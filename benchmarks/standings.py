@@ -45,7 +45,7 @@ def fill(svc: LeagueService, n_episodes: int, n_policies: int, seed: int) -> str
     svc.upload_coworld(REPO / "examples" / "orchard" / "coworld_manifest.json")
     league = svc.create_league("bench", "orchard", variants=["duel"])
     league_id = svc.resolve_league_id("bench")
-    division_id = league["divisions"][0]["id"].removeprefix("div_")
+    division_id = league.divisions[0].id.removeprefix("div_")
     rng = random.Random(seed)
     strength = [rng.gauss(0, 1) for _ in range(n_policies)]
     now = utcnow()
@@ -171,7 +171,7 @@ def main() -> int:
     print(f"recompute standings + ratings: {recompute_s:.2f}s for {len(table):,} entrants (target <= 10 s)")
 
     t0 = time.perf_counter()
-    rows = svc.standings("bench")[0]["standings"]
+    rows = svc.standings("bench")[0].standings
     standings_s = time.perf_counter() - t0
     print(
         f"standings query (LeagueService.standings): {standings_s:.3f}s, {len(rows):,} rows (target <= 0.5 s)"

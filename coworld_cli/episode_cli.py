@@ -69,9 +69,20 @@ RUNTIME_OPTION = typer.Option(
 
 def load_manifest_or_exit(ref: str, as_json: bool) -> CoworldManifest:
     try:
-        return load_manifest(ref)
+        manifest = load_manifest(ref)
     except ContractError as exc:
         fail_contract(exc, as_json)
+    for warning in manifest.warnings:  # fields no generation defines: ignored, never fatal
+        err_console.print(f"[yellow]warning[/] {warning}", highlight=False)
+    return manifest
+
+
+def episode_timeout(manifest: CoworldManifest, given: float | None) -> float:
+    """--timeout, else the manifest's `episode_timeout_minutes` (0.1.64), else an hour."""
+    if given is not None:
+        return given
+    minutes = manifest.episode_timeout_minutes
+    return minutes * 60.0 if minutes else 3600.0
 
 
 def runtime_or_exit(
@@ -284,6 +295,9 @@ def register(app: typer.Typer) -> None:
             "runnables": {role.value: [r.id for r in m.role(role)] for role in Role},
             "certification_players": [p.player_id for p in m.certification.players],
             "content_hash": m.content_hash,
+            "generation": m.generation.value,
+            "schema_version": m.schema_version,
+            "warnings": [w.as_dict() for w in m.warnings],
         }
         if as_json:
             print_json(summary)
@@ -292,6 +306,7 @@ def register(app: typer.Typer) -> None:
             f"[bold green]valid[/] {m.label}{' (template)' if m.is_template else ''} — {m.game.description}"
         )
         console.print(f"slots: {rule.describe()}   owner: {m.game.owner}")
+        console.print(f"generation: {m.generation.value} (schema {m.schema_version})")
         from rich.table import Table
 
         table = Table("variant", "name", "slots")
@@ -327,7 +342,11 @@ def register(app: typer.Typer) -> None:
             None, "--output-dir", "-o", help="Workspace (default: <manifest dir>/results)."
         ),
         timeout: float = typer.Option(
-            3600.0, "--timeout", "--timeout-seconds", min=1, help="Game phase timeout, s."
+            None,
+            "--timeout",
+            "--timeout-seconds",
+            min=1,
+            help="Game phase timeout, s (default: the manifest's episode_timeout_minutes, else 3600).",
         ),
         seed: int = typer.Option(None, "--seed", help="Set game_config.seed."),
         variant: str = typer.Option(None, "--variant", help="Use this variant's config."),
@@ -352,10 +371,11 @@ def register(app: typer.Typer) -> None:
         limits = limits_from_options(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
         rt = runtime_or_exit(runtime, manifest, as_json, limits)
         options = EpisodeOptions(
-            timeout_seconds=timeout,
+            timeout_seconds=episode_timeout(m, timeout),
             verify_replay=verify_replay,
             secret_env={slot: dict(secrets_map) for slot in range(request.slot_count)},
             allow_player_egress=allow_player_egress,
+            package_dir=manifest_dir(manifest),
         )
         workspace = output_dir or default_output_dir(manifest)
         outcome = execute(request, workspace, rt, options, as_json, f"{m.label} on {rt.name}")
@@ -368,7 +388,7 @@ def register(app: typer.Typer) -> None:
         run: list[str] = typer.Option([], "--run"),
         runtime: str = RUNTIME_OPTION,
         output_dir: Path = typer.Option(None, "--output-dir", "-o"),
-        timeout: float = typer.Option(3600.0, "--timeout", "--timeout-seconds", min=1),
+        timeout: float = typer.Option(None, "--timeout", "--timeout-seconds", min=1),
         seed: int = typer.Option(None, "--seed"),
         variant: str = typer.Option(None, "--variant"),
         secret_env: list[str] = typer.Option([], "--secret-env"),
@@ -402,7 +422,7 @@ def register(app: typer.Typer) -> None:
                 webbrowser.open(links.global_url)
 
         options = EpisodeOptions(
-            timeout_seconds=timeout,
+            timeout_seconds=episode_timeout(m, timeout),
             probes=False,
             purpose="play",
             secret_env={slot: dict(secrets_map) for slot in range(request.slot_count)},
@@ -432,7 +452,9 @@ def register(app: typer.Typer) -> None:
         display = PhaseDisplay(f"certifying {m.label} on {rt.name}", enabled=not as_json)
         try:
             with display:
-                report = run_certification(m, rt, workspace, timeout, on_phase=display)
+                report = run_certification(
+                    m, rt, workspace, timeout, on_phase=display, package_dir=manifest_dir(manifest)
+                )
         except (KeyboardInterrupt, Terminated):
             err_console.print("[bold red]interrupted[/]: everything was removed")
             raise typer.Exit(EXIT_INTERRUPTED) from None
@@ -470,7 +492,7 @@ def register(app: typer.Typer) -> None:
         try:
             local = materialize_replay(replay_file, workdir / "replay")
             with rt.sandbox(secrets.token_hex(8), "replay") as box:
-                server, url = serve_replay(box, m, local, workdir, timeout)
+                server, url = serve_replay(box, m, local, workdir, timeout, package_dir=manifest_dir(manifest))
                 if as_json:
                     print_json({"url": url, "logs": str(workdir / "logs")})
                 else:

@@ -25,6 +25,8 @@ app = typer.Typer(
 # group pulls in the runtime stack, the league group SQLAlchemy and the league service, and start-up
 # time is most of what a short command costs.
 EPISODE_COMMANDS = {"validate", "schema", "run-episode", "play", "certify", "replay", "janitor"}
+# Episode knowledge (bundles and supporting roles): coworld_cli/roles_cli.py.
+ROLE_COMMANDS = {"bundle", "report", "grade", "diagnose", "episode-stats"}
 
 
 def register_episode_commands() -> None:
@@ -33,10 +35,16 @@ def register_episode_commands() -> None:
     episode_cli.register(app)
 
 
-def register_league_commands() -> None:
-    from coworld_cli import league_cli
+def register_role_commands() -> None:
+    from coworld_cli import roles_cli
 
-    league_cli.register(app)
+    roles_cli.register(app)
+
+
+def register_league_commands() -> None:
+    from coworld_cli import league
+
+    league.register(app)
 
 
 def main() -> None:
@@ -44,7 +52,9 @@ def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command is None or command.startswith("-") or command in EPISODE_COMMANDS:
         register_episode_commands()
-    if command is None or command.startswith("-") or command not in EPISODE_COMMANDS:
+    if command is None or command.startswith("-") or command in ROLE_COMMANDS:
+        register_role_commands()
+    if command is None or command.startswith("-") or command not in EPISODE_COMMANDS | ROLE_COMMANDS:
         register_league_commands()
     try:
         app(prog_name="coworld")

@@ -9,14 +9,16 @@ from typing import Any, NoReturn
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 from coworld_pipeline.contract.problems import ContractError
 
 # Piped or redirected output is read by tools and people scrolling a file, not an 80-column terminal:
 # keep table rows whole there (COLUMNS, when set, still wins).
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
-console = Console(highlight=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False, width=_WIDTH)
+# No emoji codes: a policy named `:fire:` is printed as typed (we print none of our own).
+console = Console(highlight=False, emoji=False, width=_WIDTH)
+err_console = Console(stderr=True, highlight=False, emoji=False, width=_WIDTH)
 
 EXIT_FAILED = 1  # the thing ran and failed (episode, certification)
 EXIT_USAGE = 2  # bad input: nothing was run or changed
@@ -34,9 +36,10 @@ def fail_usage(message: str, as_json: bool = False, problems: list[dict[str, str
     if as_json:
         print_json({"ok": False, "error": message, "problems": problems or []})
     else:
-        err_console.print(f"[bold red]error:[/] {message}")
+        # Messages quote user input (names, paths): escaped, so `[/]` in a name cannot break them.
+        err_console.print(f"[bold red]error:[/] {escape(message)}")
         for p in problems or []:
-            err_console.print(f"  [red]-[/] [bold]{p['path']}[/]: {p['message']}")
+            err_console.print(f"  [red]-[/] [bold]{escape(p['path'])}[/]: {escape(p['message'])}")
     raise typer.Exit(EXIT_USAGE)
 
 

@@ -13,9 +13,9 @@ from __future__ import annotations
 import json
 import threading
 from pathlib import Path
-from typing import Any
 
 from coworld_pipeline.league import LeagueError, LeagueService
+from coworld_pipeline.league.views import LeagueView
 
 DEMO_LEAGUE = "orchard-demo"
 DEMO_PLAYERS = ("random", "greedy", "planner")  # weakest to strongest
@@ -33,13 +33,13 @@ def ensure_demo_league(
     variant: str = "duel",
     manifest_path: Path = ORCHARD_MANIFEST,
     kick_off: bool = True,
-) -> dict[str, Any] | None:
+) -> LeagueView | None:
     """Create the demo league with its three players if it does not exist; returns it (None: no orchard)."""
     key = (service.database_url, name)
     if key in _seeded:
         return None
     with _lock:
-        existing = [lg for lg in service.leagues() if lg["name"] == name]
+        existing = [lg for lg in service.leagues() if lg.name == name]
         if existing:
             _seeded.add(key)
             return existing[0]
@@ -57,17 +57,17 @@ def ensure_demo_league(
         try:
             league = service.create_league(
                 name,
-                f"{coworld['name']}:{coworld['version']}",
+                f"{coworld.name}:{coworld.version}",
                 variants=[variant],
                 commissioner="round-robin",
                 commissioner_config={"episodes_per_pair": episodes_per_pair},
                 interval_minutes=interval_minutes,
             )
         except LeagueError:  # another process created it a moment ago
-            league = next(lg for lg in service.leagues() if lg["name"] == name)
+            league = next(lg for lg in service.leagues() if lg.name == name)
         for player_id in DEMO_PLAYERS:
-            service.submit(player_id, league["id"])
+            service.submit(player_id, league.id)
         if kick_off:  # the first round right away; the round schedule opens the next ones
-            service.open_round(league["id"], trigger="demo kick-off")
+            service.open_round(league.id, trigger="demo kick-off")
         _seeded.add(key)
         return league

@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coworld_pipeline.contract.generations import strip_unknown
 from coworld_pipeline.contract.manifest import CoworldManifest, Runnable, check_game_config
 from coworld_pipeline.contract.problems import ContractError, Problem, pydantic_problems
 
@@ -66,8 +67,10 @@ def parse_episode_request(
     """Validate a decoded request; when `manifest` is given the embedded one must equal it."""
     if not isinstance(data, dict):
         raise ContractError(source, [Problem("$", "an episode request must be a JSON object")])
+    # Fields no generation defines are dropped (the manifest's own warnings say which).
+    known, warnings = strip_unknown(data, [EpisodeRequest])
     try:
-        request = EpisodeRequest.model_validate(data)
+        request = EpisodeRequest.model_validate(known)
     except ValidationError as exc:
         raise ContractError(source, pydantic_problems(exc)) from None
     if manifest is not None and request.manifest.to_json_dict() != manifest.to_json_dict():
@@ -77,6 +80,7 @@ def parse_episode_request(
     # The embedded manifest passed the structural models; its semantic checks still apply.
     from coworld_pipeline.contract.manifest import semantic_problems
 
+    request.manifest._warnings = [w for w in warnings if w.path.startswith("$.manifest")]
     problems = [Problem("$.manifest" + p.path[1:], p.message) for p in semantic_problems(request.manifest)]
     problems += request_problems(request)
     if problems:
@@ -89,6 +93,11 @@ def certification_request(manifest: CoworldManifest) -> EpisodeRequest:
     players = []
     for cp in manifest.certification.players:
         declared = manifest.player_runnable(cp.player_id)
+        if declared.file is not None:
+            raise ContractError(
+                "certification",
+                [Problem("$.game.player_runtime", "game-hosted players (player `file`) cannot run here yet")],
+            )
         players.append(PlayerSpec(image=declared.image, run=list(declared.run), env=dict(declared.env)))
     return EpisodeRequest(
         manifest=manifest,

@@ -20,8 +20,16 @@ from urllib.parse import unquote, urlparse
 from jsonschema import Draft202012Validator, FormatChecker
 from jsonschema.exceptions import SchemaError
 from packaging.version import InvalidVersion, Version
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from coworld_pipeline.contract.extensions import (
+    API_VERSION_V1,
+    ReplayViewer,
+    ReporterReference,
+    Resources,
+    Startup,
+)
+from coworld_pipeline.contract.generations import Generation, detect_generation, strip_unknown
 from coworld_pipeline.contract.problems import (
     ContractError,
     Problem,
@@ -76,6 +84,7 @@ class Docs(_Strict):
 class ProtocolDocs(_Strict):
     player: Doc
     global_: Doc = Field(alias="global")
+    engine_runtime: Literal["mettagrid", "cogweb", "bitworld", "nimgrid"] | None = None  # 0.1.64
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -83,7 +92,7 @@ class ProtocolDocs(_Strict):
 class Runnable(BaseModel):
     """What starts a runnable: an image, an optional argv replacing entrypoint+cmd, public env."""
 
-    # The reference drops unknown runnable keys rather than rejecting them.
+    # The reference drops unknown runnable keys rather than rejecting them (parse_manifest warns).
     model_config = ConfigDict(extra="ignore")
 
     image: str
@@ -91,16 +100,27 @@ class Runnable(BaseModel):
     env: dict[str, str] = Field(default_factory=dict)
 
 
-class GameRunnable(Runnable):
+class ManifestRunnable(Runnable):
+    """A runnable declared in a manifest: 0.1.64 adds resources, startup and provenance."""
+
+    source_url: str | None = None
+    resources: Resources | None = None
+    startup: Startup | None = None
+
+
+class GameRunnable(ManifestRunnable):
     type: Literal["game"] = "game"
 
 
-class RoleRunnable(Runnable):
+class RoleRunnable(ManifestRunnable):
     type: Role
     id: str = Field(min_length=1)
     name: str = Field(min_length=1)
     description: str = Field(min_length=1)
-    source_url: str | None = None
+    # 0.1.64: a player entry has exactly one of `image` (platform-hosted) or `file` (game-hosted).
+    image: str = ""
+    file: str | None = Field(default=None, min_length=1)
+    repository_url: str | None = None
 
 
 class GameSpec(_Strict):
@@ -115,6 +135,14 @@ class GameSpec(_Strict):
     runnable: GameRunnable
     protocols: ProtocolDocs
     docs: Docs | None = None
+    # 0.1.64 additions. The runtime serves `replay_viewer`; the rest is hosted-only and kept as given.
+    replay_viewer: ReplayViewer | None = None
+    player_runtime: Literal["platform-hosted", "game-hosted"] | None = None
+    memory: dict[str, Any] | None = None
+    promo: dict[str, Any] | None = None
+    achievements: list[dict[str, Any]] | None = None
+    log: dict[str, Any] | None = None
+    task_environments: dict[str, Any] | None = None
 
 
 class Variant(_Strict):
@@ -146,18 +174,23 @@ class SlotRule:
 
     min_slots: int
     max_slots: int
+    # 0.1.64: the bounds only say which counts are valid; the roster (the players of an episode)
+    # fixes the count, so a config need not carry a `players` array.
+    roster_sized: bool = False
 
     @property
     def fixed(self) -> bool:
         return self.min_slots == self.max_slots
 
-    def slots_for(self, game_config: dict[str, Any]) -> int:
+    def slots_for(self, game_config: dict[str, Any], roster: int | None = None) -> int:
         if self.fixed:
             return self.min_slots
         players = game_config.get("players")
-        if not isinstance(players, list):
-            raise ValueError("game_config.players must be an array: it sets the slot count of this config")
-        return len(players)
+        if isinstance(players, list):
+            return len(players)
+        if self.roster_sized and roster is not None:
+            return roster
+        raise ValueError("game_config.players must be an array: it sets the slot count of this config")
 
     def describe(self) -> str:
         return str(self.min_slots) if self.fixed else f"{self.min_slots}-{self.max_slots}"
@@ -167,15 +200,24 @@ class CoworldManifest(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
     schema_: str | None = Field(default=None, alias="$schema")
+    api_version: Literal["coworld.softmax.com/v1"] | None = Field(default=None, alias="apiVersion")
+    tags: list[Annotated[str, Field(min_length=1)]] | None = Field(default=None, min_length=3)
+    players_per_user: int | None = Field(default=None, ge=1)
+    episode_timeout_minutes: int | None = Field(default=None, ge=1, le=1440)
     game: GameSpec
     player: list[RoleRunnable] = Field(min_length=1)
-    reporter: list[RoleRunnable] = Field(default_factory=list)
+    # Image runnables (<= 0.1.11) or, from 0.1.64, references to registered/wasm reporters.
+    reporter: list[RoleRunnable | ReporterReference] = Field(default_factory=list)
     commissioner: list[RoleRunnable] = Field(default_factory=list)
     grader: list[RoleRunnable] = Field(default_factory=list)
     diagnoser: list[RoleRunnable] = Field(default_factory=list)
     optimizer: list[RoleRunnable] = Field(default_factory=list)
     variants: list[Variant] = Field(min_length=1)
     certification: CertificationFixture
+
+    # Fields no generation defines, dropped at parse time (JSON path + message each).
+    _warnings: list[Problem] = PrivateAttr(default_factory=list)
+    _generation: Generation | None = PrivateAttr(default=None)
 
     # ---- derived facts -------------------------------------------------------------------------
 
@@ -184,14 +226,34 @@ class CoworldManifest(BaseModel):
         return self.game.version is None
 
     @property
+    def generation(self) -> Generation:
+        # Computed from the fields (not the raw input), so a stored and reloaded manifest keeps it.
+        if self._generation is None:
+            self._generation = detect_generation(self.to_json_dict())
+        return self._generation
+
+    @property
+    def schema_version(self) -> str:
+        """The 0.1.64 author-schema version: "v1" with `apiVersion`, else "v0"."""
+        return "v1" if self.api_version == API_VERSION_V1 else "v0"
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return list(self._warnings)
+
+    @property
+    def reporter_references(self) -> list[ReporterReference]:
+        return [r for r in self.reporter if isinstance(r, ReporterReference)]
+
+    @property
     def slot_rule(self) -> SlotRule:
-        rule, problems = _slot_rule(self.game.config_schema)
+        rule, problems = _slot_rule(self.game.config_schema, self.generation is Generation.V0_1_64)
         if rule is None:
             raise ContractError("manifest", problems)
         return rule
 
-    def slots_for(self, game_config: dict[str, Any]) -> int:
-        return self.slot_rule.slots_for(game_config)
+    def slots_for(self, game_config: dict[str, Any], roster: int | None = None) -> int:
+        return self.slot_rule.slots_for(game_config, roster)
 
     def variant(self, variant_id: str) -> Variant:
         for v in self.variants:
@@ -201,7 +263,8 @@ class CoworldManifest(BaseModel):
         raise KeyError(f"unknown variant {variant_id!r} (this Coworld has: {known})")
 
     def role(self, role: Role | str) -> list[RoleRunnable]:
-        return list(getattr(self, Role(role).value))
+        """Runnable entries of a role (reporter references, which run nothing, are left out)."""
+        return [r for r in getattr(self, Role(role).value) if isinstance(r, RoleRunnable)]
 
     def player_runnable(self, player_id: str) -> RoleRunnable:
         for p in self.player:
@@ -213,7 +276,7 @@ class CoworldManifest(BaseModel):
     def all_images(self) -> list[str]:
         images = [self.game.runnable.image]
         for role in Role:
-            images += [r.image for r in self.role(role)]
+            images += [r.image for r in self.role(role) if r.image]
         return list(dict.fromkeys(images))
 
     def to_json_dict(self) -> dict[str, Any]:
@@ -237,7 +300,9 @@ def placeholder_tokens(n: int) -> list[str]:
     return [f"token-{i}" for i in range(n)]
 
 
-def _slot_rule(config_schema: dict[str, Any]) -> tuple[SlotRule | None, list[Problem]]:
+def _slot_rule(
+    config_schema: dict[str, Any], roster_sized: bool = False
+) -> tuple[SlotRule | None, list[Problem]]:
     base = "$.game.config_schema"
     required = config_schema.get("required")
     if not isinstance(required, list) or "tokens" not in required:
@@ -272,6 +337,8 @@ def _slot_rule(config_schema: dict[str, Any]) -> tuple[SlotRule | None, list[Pro
         and "players" in required
     ):
         return SlotRule(lo, hi), []
+    if lo < hi and roster_sized:
+        return SlotRule(lo, hi, roster_sized=True), []
     return None, [
         Problem(
             f"{tpath}.maxItems",
@@ -310,11 +377,12 @@ def check_game_config(
     """Check a token-free config: no tokens, a resolvable slot count, valid with placeholder tokens."""
     if "tokens" in game_config:
         return [Problem(f"{path}.tokens", "game_config must not include runner-managed tokens")]
-    rule, _ = _slot_rule(manifest.game.config_schema)
+    rule, _ = _slot_rule(manifest.game.config_schema, manifest.generation is Generation.V0_1_64)
     if rule is None:
         return []  # reported once against the config schema itself
     try:
-        n = rule.slots_for(game_config)
+        # A roster-sized config without players is checked at its smallest valid count.
+        n = rule.slots_for(game_config, expected_slots or rule.min_slots)
     except ValueError as err:
         return [Problem(f"{path}.players", str(err))]
     if not rule.min_slots <= n <= rule.max_slots:
@@ -339,14 +407,20 @@ def semantic_problems(manifest: CoworldManifest) -> list[Problem]:
     schema_problems += _check_json_schema(game.results_schema, "$.game.results_schema")
     problems += schema_problems
     problems += _check_results_schema(game.results_schema)
-    rule, rule_problems = _slot_rule(game.config_schema)
+    rule, rule_problems = _slot_rule(game.config_schema, manifest.generation is Generation.V0_1_64)
     problems += rule_problems
 
     if not game.runnable.image.strip():
         problems.append(Problem("$.game.runnable.image", "must not be empty"))
     for role in Role:
-        for i, r in enumerate(manifest.role(role)):
-            if not r.image.strip():
+        for i, r in enumerate(getattr(manifest, role.value)):
+            if not isinstance(r, RoleRunnable):
+                continue
+            if r.file is not None and role is not Role.PLAYER:
+                problems.append(Problem(f"$.{role.value}[{i}].file", "only player entries may use 'file'"))
+            elif r.file is not None and r.image:
+                problems.append(Problem(f"$.{role.value}[{i}]", "has both 'image' and 'file': give one"))
+            elif r.file is None and not r.image.strip():
                 problems.append(Problem(f"$.{role.value}[{i}].image", "must not be empty"))
 
     seen: dict[str, int] = {}
@@ -388,10 +462,12 @@ def parse_manifest(data: Any, source: str = "manifest") -> CoworldManifest:
     """Validate a decoded manifest; raise ContractError listing every problem."""
     if not isinstance(data, dict):
         raise ContractError(source, [Problem("$", "a manifest must be a JSON object")])
+    known, warnings = strip_unknown(data, [CoworldManifest])
     try:
-        manifest = CoworldManifest.model_validate(data)
+        manifest = CoworldManifest.model_validate(known)
     except ValidationError as exc:
         raise ContractError(source, pydantic_problems(exc)) from None
+    manifest._warnings = warnings
     problems = semantic_problems(manifest)
     if problems:
         raise ContractError(source, problems)

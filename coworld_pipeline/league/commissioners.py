@@ -19,6 +19,9 @@ Strategies (config key `strategy`):
   is `episodes_per_pair` games (seats alternating) won on total score; ties and matches without a
   result go to the better seed, unless one side caused the failure. Later matches are scheduled as
   soon as both feeders are decided (incremental scheduling).
+* ``adaptive`` — any slot count: batch by batch, the groups most informative for the ranking under
+  a rating posterior carried in `state`, seats balanced, at least `min_games` per entrant, until the
+  order is settled at `confidence` or `round_budget` is spent (adaptive.py: keys and defaults).
 
 Graduation (config key `graduation`): ``none``; ``percentile`` (`promote_top_pct`, `relegate_bottom_pct`
 of each division's ranked entrants move one level); ``win-streak`` (`streak_length` consecutive
@@ -42,7 +45,7 @@ from coworld_pipeline.contract.commissioner import (
     parse_platform_message,
 )
 
-STRATEGIES = ("round-robin", "swiss", "elimination")
+STRATEGIES = ("round-robin", "swiss", "elimination", "adaptive")
 GRADUATIONS = ("none", "percentile", "win-streak")
 TWO_SLOT_ONLY = ("swiss", "elimination")
 
@@ -74,6 +77,10 @@ def normalize_config(config: dict[str, Any] | None) -> dict[str, Any]:
     for key in ("promote_top_pct", "relegate_bottom_pct"):
         if not 0 <= float(out[key]) <= 100:
             raise ValueError(f"{key} must be between 0 and 100")
+    if out["strategy"] == "adaptive":
+        from coworld_pipeline.league.adaptive import normalize_adaptive  # adaptive.py imports this module
+
+        out = normalize_adaptive(out)
     return out
 
 
@@ -544,4 +551,8 @@ class InProcessCommissioner:
 
 
 def make_commissioner(name: str, config: dict[str, Any] | None) -> InProcessCommissioner:
+    if str(name).replace("_", "-") == "adaptive":
+        from coworld_pipeline.league.adaptive import AdaptiveCommissioner  # it subclasses ours
+
+        return AdaptiveCommissioner(config)
     return InProcessCommissioner({**(config or {}), "strategy": name})

@@ -2,8 +2,8 @@
 
 `coworld results` is the command users run most, and a short CLI command costs mostly start-up:
 importing SQLAlchemy alone takes ~0.35 s on a 2-core machine, more than the query. This module
-answers the same question as `LeagueService.standings` with the plain DB-API driver (`sqlite3`,
-or `psycopg2` for Postgres) and returns exactly the same rows (a test compares the two on both
+answers the same question as `standings.standings` with the plain DB-API driver (`sqlite3`,
+or `psycopg2` for Postgres) and returns exactly the same views (a test compares the two on both
 databases).
 
 It only reads, and it only serves a database it fully understands: `read_standings` returns None
@@ -22,6 +22,7 @@ from coworld_pipeline.league import ids
 from coworld_pipeline.league.errors import NotFound
 from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
 from coworld_pipeline.league.ratings import MU, SIGMA, conservative
+from coworld_pipeline.league.views import DivisionRef, DivisionStandings, Ref, StandingRow
 
 # One row per member of the division, rated or not (a member moved to another division by
 # graduation keeps its old rating row, which must not show here: the join is on the membership's
@@ -46,8 +47,8 @@ class _Unservable(Exception):
     """This database is not one the reader serves; the caller falls back to the service."""
 
 
-def read_standings(database_url: str, target: str) -> list[dict[str, Any]] | None:
-    """Standings of a league (every division) or one division (`div_…`), as `LeagueService.standings`."""
+def read_standings(database_url: str, target: str) -> list[DivisionStandings] | None:
+    """Standings of a league (every division) or one division (`div_…`), as `standings.standings`."""
     try:
         with _cursor(database_url) as (cur, placeholder):
 
@@ -63,7 +64,7 @@ def read_standings(database_url: str, target: str) -> list[dict[str, Any]] | Non
         return None
 
 
-def _standings(query: Any, target: str) -> list[dict[str, Any]]:
+def _standings(query: Any, target: str) -> list[DivisionStandings]:
     if target.startswith(ids.PREFIXES["division"]):
         division = _by_id(query, "divisions", "id, name, level, league_id", ids.raw_id("division", target))
         if division is None:
@@ -75,13 +76,13 @@ def _standings(query: Any, target: str) -> list[dict[str, Any]]:
         divisions = query(
             "SELECT id, name, level FROM divisions WHERE league_id = %s ORDER BY level", league[0]
         )
-    league_json = {"id": ids.public("league", league[0]), "name": league[1]}
+    league_ref = Ref(str(ids.public("league", league[0])), league[1])
     return [
-        {
-            "division": {"id": ids.public("division", div_id), "name": name, "level": level},
-            "league": league_json,
-            "standings": standing_rows(query(_STANDINGS_SQL, league[0], div_id)),
-        }
+        DivisionStandings(
+            league_ref,
+            DivisionRef(str(ids.public("division", div_id)), name, level),
+            standing_rows(query(_STANDINGS_SQL, league[0], div_id)),
+        )
         for div_id, name, level in divisions
     ]
 
@@ -103,34 +104,58 @@ def _league(query: Any, ref: str) -> tuple[Any, ...]:
     return league
 
 
-def standing_rows(members: Sequence[Sequence[Any]]) -> list[dict[str, Any]]:
+def standing_rows(members: Sequence[Sequence[Any]]) -> tuple[StandingRow, ...]:
     """Ranked standings rows from the members of a division, as `_STANDINGS_SQL` selects them.
 
     Each member is (policy version id, membership id, status, policy name, version, mu, sigma,
     episodes, wins, score sum); the rating columns are None for a member not yet rated.
     """
-    out = []
+    unranked = []
     for pv_id, membership_id, status, name, version, mu, sigma, episodes, wins, score_sum in members:
         rated = mu is not None
         mu, sigma = (mu, sigma) if rated else (MU, SIGMA)
-        out.append(
-            {
-                "policy_version_id": pv_id,
-                "label": f"{name}:v{version}",
-                "membership_id": ids.public("membership", membership_id),
-                "status": status,
-                "mu": mu,
-                "sigma": sigma,
-                "rating": conservative(mu, sigma),
-                "episodes": episodes if rated else 0,
-                "wins": wins if rated else 0,
-                "average_score": score_sum / episodes if rated and episodes else None,
-            }
+        unranked.append(
+            (
+                -conservative(mu, sigma),
+                f"{name}:v{version}",
+                pv_id,
+                str(ids.public("membership", membership_id)),
+                status,
+                mu,
+                sigma,
+                episodes if rated else 0,
+                wins if rated else 0,
+                score_sum / episodes if rated and episodes else None,
+            )
         )
-    out.sort(key=lambda r: (-r["rating"], r["label"]))
-    for i, r in enumerate(out):
-        r["rank"] = i + 1
-    return out
+    unranked.sort(key=lambda r: (r[0], r[1]))
+    return tuple(
+        StandingRow(
+            rank=i + 1,
+            policy_version_id=pv_id,
+            label=label,
+            membership_id=membership_id,
+            status=status,
+            mu=mu,
+            sigma=sigma,
+            rating=-neg_rating,
+            episodes=episodes,
+            wins=wins,
+            average_score=average,
+        )
+        for i, (
+            neg_rating,
+            label,
+            pv_id,
+            membership_id,
+            status,
+            mu,
+            sigma,
+            episodes,
+            wins,
+            average,
+        ) in enumerate(unranked)
+    )
 
 
 @contextlib.contextmanager

@@ -15,7 +15,8 @@ from typing import Literal
 
 GAME_PORT = 8080  # the port games listen on inside a container, per the contract
 
-LaunchRole = Literal["game", "player", "replay"]
+# "role": a supporting runnable (reporter, grader, ...): sandboxed like a player, no serving port.
+LaunchRole = Literal["game", "player", "replay", "role"]
 
 
 @dataclass
@@ -41,6 +42,8 @@ class LaunchSpec:
     readonly_dirs: dict[str, Path] = field(default_factory=dict)  # container path -> host dir
     serve: bool = False  # game/replay: reachable from the host on a loopback port
     slot: int | None = None
+    port: int = GAME_PORT  # where a serving runnable listens in its container (0.1.64 `startup.port`)
+    limits: ResourceLimits | None = None  # overrides the runtime's per-role limits (manifest `resources`)
 
 
 class Launched(abc.ABC):
@@ -64,6 +67,13 @@ class Launched(abc.ABC):
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.host_port}"
+
+    def adopt_listening_port(self) -> bool:
+        """Serve on the port the runnable actually listens on, when it ignored the one it was given.
+
+        Only the process runtime can: 0.1.0 games bind 0.0.0.0:8080 whatever COGAME_PORT says.
+        """
+        return False
 
 
 class Sandbox(abc.ABC):

@@ -37,6 +37,7 @@ def certify(
     workspace: Path,
     timeout_seconds: float = 60.0,
     on_phase: PhaseCallback | None = None,
+    package_dir: Path | None = None,
 ) -> CertificationReport:
     """Assumes the manifest already passed validation (the caller reports that check)."""
     report = CertificationReport()
@@ -59,7 +60,11 @@ def certify(
     if not images_ok:
         return report
     options = EpisodeOptions(
-        timeout_seconds=timeout_seconds, verify_replay=True, purpose="cert", on_phase=on_phase
+        timeout_seconds=timeout_seconds,
+        verify_replay=True,
+        purpose="cert",
+        on_phase=on_phase,
+        package_dir=package_dir,
     )
     outcome = run_episode(certification_request(manifest), workspace, runtime, options)
     report.outcome = outcome

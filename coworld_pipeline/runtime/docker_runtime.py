@@ -19,7 +19,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from coworld_pipeline.runtime.base import GAME_PORT, Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
+from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.janitor import (
     LABEL_MANAGED,
@@ -107,7 +107,7 @@ class _Container(Launched):
     def host_port(self) -> int:
         if self._port is None:
             self.container.reload()
-            bindings = self.container.attrs["NetworkSettings"]["Ports"].get(f"{GAME_PORT}/tcp") or []
+            bindings = self.container.attrs["NetworkSettings"]["Ports"].get(f"{self.spec.port}/tcp") or []
             if not bindings:
                 raise RuntimeError(f"{self.spec.name} has no published port")
             self._port = int(bindings[0]["HostPort"])
@@ -214,7 +214,7 @@ class DockerSandbox(Sandbox):
         return lambda: self._run(future.result())
 
     def _create(self, spec: LaunchSpec) -> _Container:
-        limits = self.runtime.limits.get(spec.role, ResourceLimits())
+        limits = spec.limits or self.runtime.limits.get(spec.role, ResourceLimits())
         volumes: dict[str, dict[str, str]] = {}
         if spec.workspace is not None:
             volumes[str(spec.workspace.resolve())] = {"bind": "/coworld", "mode": "rw"}
@@ -222,7 +222,7 @@ class DockerSandbox(Sandbox):
             volumes[str(host_dir.resolve())] = {"bind": container_dir, "mode": "ro"}
         env = dict(spec.env)
         if spec.serve:
-            env.update({"COGAME_HOST": "0.0.0.0", "COGAME_PORT": str(GAME_PORT)})
+            env.update({"COGAME_HOST": "0.0.0.0", "COGAME_PORT": str(spec.port)})
         env.update(spec.secret_env)
         name = f"{self.prefix}-{spec.name}-{self.run_id}"
         kwargs: dict[str, Any] = {
@@ -245,7 +245,7 @@ class DockerSandbox(Sandbox):
         if spec.serve:
             # The replay server needs no episode network; the game joins it below with its alias.
             kwargs["network"] = self.runtime.public_network().id
-            kwargs["ports"] = {f"{GAME_PORT}/tcp": ("127.0.0.1", None)}
+            kwargs["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", None)}
         else:
             kwargs["network"] = self.episode_net.name
         try:
@@ -286,7 +286,7 @@ class DockerSandbox(Sandbox):
         return f"file://{container_dir}/{name}"
 
     def player_ws_base(self, game: Launched) -> str:
-        return f"ws://{self.alias}:{GAME_PORT}"
+        return f"ws://{self.alias}:{game.spec.port}"
 
     def close(self) -> None:
         with self._lock:

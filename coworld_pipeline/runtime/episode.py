@@ -26,9 +26,13 @@ from coworld_pipeline.contract.episode_request import EpisodeRequest
 from coworld_pipeline.contract.problems import ContractError, jsonschema_problems
 from coworld_pipeline.contract.results import validate_results
 from coworld_pipeline.runtime import probes
-from coworld_pipeline.runtime.base import Launched, LaunchSpec, Runtime, Sandbox
+from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
+from coworld_pipeline.runtime.dialects import GameDialect, runnable_limits
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.replay_server import log_tail as _tail
+from coworld_pipeline.runtime.replay_server import start_replay_server
 from coworld_pipeline.runtime.signals import Terminated, shielded
+from coworld_pipeline.runtime.viewer_bundle import ViewerServer, bundle_dir
 
 # Files the runner (re)writes; stale copies from an earlier run in the same directory are removed first.
 RUN_ARTIFACTS = (
@@ -70,6 +74,8 @@ class EpisodeOptions:
     # `fetch_output(name)` then pulls those bytes back for validation.
     game_output_uris: dict[str, str] | None = None
     fetch_output: Callable[[str], bytes | None] | None = None
+    # The package directory (a local manifest's): where a 0.1.64 `replay_viewer.bundle` lives.
+    package_dir: Path | None = None
 
 
 @dataclass
@@ -109,14 +115,6 @@ class EpisodeOutcome:
         }
 
 
-def _tail(path: Path, limit: int = 4000) -> str:
-    try:
-        data = path.read_bytes()
-    except OSError:
-        return ""
-    return data[-limit:].decode("utf-8", errors="replace")
-
-
 class _Episode:
     def __init__(self, request: EpisodeRequest, workspace: Path, runtime: Runtime, options: EpisodeOptions):
         self.request = request
@@ -131,6 +129,7 @@ class _Episode:
         self.outcome = EpisodeOutcome(self.workspace, self.run_id, request.slot_count, 0.0)
         self.game: Launched | None = None
         self.players: list[Launched] = []
+        self.dialect = GameDialect(self.manifest)
 
     # ---- bookkeeping -----------------------------------------------------------------------
 
@@ -210,6 +209,8 @@ class _Episode:
             stderr_path=self.logs / "game.stderr.log",
             workspace=self.workspace,
             serve=True,
+            port=self.dialect.port,
+            limits=runnable_limits(runnable, self.default_limits("game")),
         )
         # The sandbox decides the URIs (container paths vs host paths) once it knows the workspace.
         box.workspace = self.workspace
@@ -218,22 +219,35 @@ class _Episode:
             self.game = box.start(spec)
         return self.game
 
+    def default_limits(self, role: str) -> ResourceLimits:
+        return getattr(self.runtime, "limits", {}).get(role) or ResourceLimits()
+
     def wait_healthy(self, game: Launched) -> None:
         self.enter("health")
-        startup = self.options.startup_timeout_seconds or min(self.options.timeout_seconds, 60.0)
+        startup = self.options.startup_timeout_seconds or self.dialect.startup_timeout(
+            min(self.options.timeout_seconds, 60.0)
+        )
+        path = self.dialect.health_path
         try:
-            probes.wait_healthy(game, startup)
+            probes.wait_healthy(game, startup, path)
         except probes.ProbeFailed as exc:
-            raise self.fail(ErrorType.GAME_START_FAILED, f"game {exc}") from None
-        self.outcome.checks.append(("game /healthz answers 200", True, ""))
+            message = f"game {exc}"
+            if "address already in use" in _tail(self.logs / "game.stderr.log", 4000).lower():
+                # A game that binds a fixed port itself (0.1.0 binds 0.0.0.0:8080 and ignores
+                # COGAME_PORT) cannot start on a host where that port is taken.
+                message += (
+                    "; its port was taken: the game binds a fixed port itself instead of COGAME_PORT "
+                    "(0.1.0 games bind 0.0.0.0:8080). Free that port, or use --runtime docker"
+                )
+            raise self.fail(ErrorType.GAME_START_FAILED, message) from None
+        self.outcome.checks.append((f"game {path} answers 200", True, ""))
 
     def probe_game(self, game: Launched, tokens: list[str]) -> None:
         self.enter("probes")
         base = game.base_url
-        query = urlencode({"slot": 0, "token": tokens[0]})
         self.check(
-            "/client/player answers 2xx",
-            lambda: probes.check_route(base, f"/client/player?{query}"),
+            "player page answers 2xx (/client/player, or /clients/player in 0.1.0)",
+            lambda: self.dialect.discover_prefix(base, {"slot": 0, "token": tokens[0]}),
             ErrorType.CONTRACT_VIOLATION,
         )
         bad = probes.ws_url(base, "/player?" + urlencode({"slot": 0, "token": "bad-" + secrets.token_hex(4)}))
@@ -243,8 +257,8 @@ class _Episode:
             ErrorType.CONTRACT_VIOLATION,
         )
         self.check(
-            "/client/global answers 2xx",
-            lambda: probes.check_route(base, "/client/global"),
+            f"{self.dialect.route('global')} answers 2xx",
+            lambda: probes.check_route(base, self.dialect.route("global")),
             ErrorType.CONTRACT_VIOLATION,
         )
 
@@ -252,20 +266,27 @@ class _Episode:
         self, box: Sandbox, game: Launched, tokens: list[str]
     ) -> list[Callable[[], Launched]]:
         """Let the runtime get players ready (docker: create containers) while the game starts up."""
-        starters = []
-        for slot, (player, token) in enumerate(zip(self.request.players, tokens, strict=True)):
+        def spec_for(slot: int, player: Any, token: str) -> LaunchSpec:
             url = f"{box.player_ws_base(game)}/player?" + urlencode({"slot": slot, "token": token})
-            spec = LaunchSpec(
+            return LaunchSpec(
                 role="player",
                 name=f"player-{slot}",
                 image=player.image,
                 run=list(player.run),
-                env={**player.env, "COWORLD_PLAYER_WS_URL": url},
+                env={**player.env, **self.dialect.player_env(url)},
                 secret_env=dict(self.options.secret_env.get(slot, {})),
                 stdout_path=self.logs / f"policy_agent_{slot}.log",
                 slot=slot,
             )
-            starters.append(box.prepare(spec))
+
+        starters: list[Callable[[], Launched]] = []
+        for slot, (player, token) in enumerate(zip(self.request.players, tokens, strict=True)):
+            if box.parallel_start:
+                starters.append(box.prepare(spec_for(slot, player, token)))
+            else:
+                # Host processes start later, once the game's port is settled (it may have ignored
+                # COGAME_PORT and been adopted where it listens): their URL is made then.
+                starters.append(lambda s=slot, p=player, t=token: box.start(spec_for(s, p, t)))
         return starters
 
     def start_players(self, box: Sandbox, starters: list[Callable[[], Launched]]) -> None:
@@ -291,13 +312,14 @@ class _Episode:
         if not self.options.on_game_ready:
             return
         base = game.base_url
+        route = self.dialect.route
         links = EpisodeLinks(
             base_url=base,
             players=[
-                f"{base}/client/player?" + urlencode({"slot": s, "token": t}) for s, t in enumerate(tokens)
+                f"{base}{route('player')}?" + urlencode({"slot": s, "token": t}) for s, t in enumerate(tokens)
             ],
-            global_url=f"{base}/client/global",
-            admin_url=f"{base}/client/admin",
+            global_url=f"{base}{route('global')}",
+            admin_url=f"{base}{route('admin')}",
         )
         self.options.on_game_ready(links)
 
@@ -386,40 +408,56 @@ class _Episode:
 
     def verify_replay(self, box: Sandbox) -> None:
         self.enter("replay")
-        if not (self.workspace / "replay.json").exists():
+        replay_file = self.workspace / "replay.json"
+        if not replay_file.exists():
             raise self.fail(ErrorType.MISSING_REPLAY, "the game wrote no replay.json")
+        bundle = bundle_dir(self.manifest, self.options.package_dir)
+        if bundle is not None:
+            # 0.1.64: a declared static viewer replaces the game's replay routes (as its certifier).
+            viewer = ViewerServer(bundle, replay_file, self.logs)
+            try:
+                self.check(
+                    "replay_viewer bundle serves index.html and the replay",
+                    lambda: [probes.check_route(viewer.base_url, p) for p in ("/index.html", "/replay")],
+                    ErrorType.REPLAY_FAILED,
+                )
+            finally:
+                viewer.stop()
+            return
+        uri = box.workspace_uri("replay.json")
         replay = start_replay_server(
             box,
             self.manifest,
             self.workspace,
             self.logs,
             startup_timeout=min(self.options.timeout_seconds, 60.0),
+            replay_uri=uri,
         )
         base = replay.base_url
-        uri = box.workspace_uri("replay.json")
-        missing = box.workspace_uri("missing-replay.json")
+        query = probes.replay_query(uri)
+        page = self.dialect.route("replay")
         self.outcome.checks.append(("replay server /healthz answers 200", True, ""))
         self.check(
-            "/client/replay answers 2xx/3xx",
-            lambda: probes.check_route(base, f"/client/replay?{probes.replay_query(uri)}", True),
+            f"{page} answers 2xx/3xx",
+            lambda: probes.check_route(base, f"{page}?{query}", True),
             ErrorType.REPLAY_FAILED,
         )
         self.check(
             "/replay sends a first message",
             lambda: probes.first_message(
-                probes.ws_url(base, f"/replay?{probes.replay_query(uri)}"),
-                min(self.options.timeout_seconds, 10.0),
-                "/replay",
+                probes.ws_url(base, f"/replay?{query}"), min(self.options.timeout_seconds, 10.0), "/replay"
             ),
             ErrorType.REPLAY_FAILED,
         )
-        self.check(
-            "/replay refuses a missing replay",
-            lambda: probes.expect_refused(
-                probes.ws_url(base, f"/replay?{probes.replay_query(missing)}"), "missing replay", (400, 404)
-            ),
-            ErrorType.REPLAY_FAILED,
-        )
+        if self.dialect.replay_uri_in_query:
+            missing = probes.replay_query(box.workspace_uri("missing-replay.json"))
+            self.check(
+                "/replay refuses a missing replay",
+                lambda: probes.expect_refused(
+                    probes.ws_url(base, f"/replay?{missing}"), "missing replay", (400, 404)
+                ),
+                ErrorType.REPLAY_FAILED,
+            )
         replay.stop()
 
     def collect_results(self) -> None:
@@ -458,11 +496,12 @@ class _Episode:
                     # Checked before the players start (the reference checks after): a fast game
                     # may already have ended by then, and a game waiting for players must be alive.
                     self.check(
-                        "/global sends a first message",
+                        "/global sends a first message" + (" and a Pong" * self.dialect.requires_pong),
                         lambda: probes.first_message(
                             probes.ws_url(game.base_url, "/global"),
                             min(self.options.timeout_seconds, 10.0),
                             "/global",
+                            ping=self.dialect.requires_pong,
                         ),
                         ErrorType.CONTRACT_VIOLATION,
                     )
@@ -500,43 +539,6 @@ class _Episode:
                     json.dumps(self.outcome.error.to_json(), indent=2)
                 )
             (self.workspace / "episode.json").write_text(json.dumps(self.outcome.summary(), indent=2))
-
-
-def start_replay_server(
-    box: Sandbox,
-    manifest: Any,
-    workspace: Path,
-    logs: Path,
-    startup_timeout: float,
-    readonly_dirs: dict[str, Path] | None = None,
-) -> Launched:
-    """Start the game image in replay mode (COGAME_REPLAY_SERVER=1) and wait for /healthz."""
-    runnable = manifest.game.runnable
-    spec = LaunchSpec(
-        role="replay",
-        name="replay",
-        image=runnable.image,
-        run=list(runnable.run),
-        env={**runnable.env, "COGAME_REPLAY_SERVER": "1"},
-        stdout_path=logs / "game.stdout.log",
-        stderr_path=logs / "game.stderr.log",
-        workspace=workspace,
-        readonly_dirs=readonly_dirs or {},
-        serve=True,
-    )
-    box.workspace = workspace
-    with shielded():
-        server = box.start(spec)
-    try:
-        probes.wait_healthy(server, startup_timeout)
-    except probes.ProbeFailed as exc:
-        raise EpisodeFailure(
-            ErrorType.REPLAY_FAILED,
-            f"replay server {exc}",
-            phase="replay",
-            details={"game_stderr_tail": _tail(logs / "game.stderr.log", 2000)},
-        ) from None
-    return server
 
 
 def run_episode(

@@ -21,6 +21,14 @@ class ErrorType(StrEnum):
     REPLAY_FAILED = "replay_failed"
     INTERRUPTED = "interrupted"
     PLATFORM_ERROR = "platform_error"
+    # Supporting roles (reporter, grader, diagnoser, optimizer) run after an episode: their failures
+    # never touch the episode's own data or ratings, and a league retries them like infrastructure.
+    ROLE_START_FAILED = "role_start_failed"
+    ROLE_CRASHED = "role_crashed"
+    ROLE_TIMEOUT = "role_timeout"
+    ROLE_MISSING_OUTPUT = "role_missing_output"
+    ROLE_INVALID_OUTPUT = "role_invalid_output"
+    ROLE_OUTPUT_TOO_LARGE = "role_output_too_large"
 
 
 # Who a failure is charged to. Only "player" failures count against a policy (quarantine);
@@ -33,6 +41,7 @@ _BLAME = {
     ErrorType.CONFIG_ERROR: "platform",
     ErrorType.INTERRUPTED: "platform",
     ErrorType.PLATFORM_ERROR: "platform",
+    **{t: "role" for t in ErrorType if t.value.startswith("role_")},
 }
 
 

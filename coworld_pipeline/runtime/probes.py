@@ -23,21 +23,27 @@ class ProbeFailed(Exception):
     pass
 
 
-def wait_healthy(game: Launched, timeout: float) -> None:
-    """Poll /healthz until it answers exactly 200; stop early when the game process exits."""
+def wait_healthy(game: Launched, timeout: float, path: str = "/healthz") -> None:
+    """Poll `path` until it answers exactly 200; stop early when the game process exits."""
     started = time.monotonic()
     deadline = started + timeout
     last = "no answer yet"
+    next_port_look = started + 0.3
     while True:
         if game.poll() is not None:
-            raise ProbeFailed(f"exited with code {game.poll()} before /healthz answered")
+            raise ProbeFailed(f"exited with code {game.poll()} before {path} answered")
         try:
-            status = http_status(game.base_url, "/healthz", timeout=1.0)
+            status = http_status(game.base_url, path, timeout=1.0)
             if status == 200:
                 return
-            last = f"/healthz answered {status}"
+            last = f"{path} answered {status}"
         except (OSError, http.client.HTTPException) as exc:
-            last = f"/healthz: {type(exc).__name__}"
+            last = f"{path}: {type(exc).__name__}"
+            if time.monotonic() >= next_port_look:
+                # Nothing on the given port yet: is the game listening elsewhere (a fixed port)?
+                next_port_look = time.monotonic() + 0.3
+                if game.adopt_listening_port():
+                    continue
         now = time.monotonic()
         if now >= deadline:
             raise ProbeFailed(f"not healthy within {timeout:.0f} s ({last})")
@@ -94,10 +100,15 @@ def expect_refused(ws_url: str, what: str, refuse_statuses: tuple[int, ...]) -> 
         return  # other handshake failures count as a refusal, as in the reference
 
 
-def first_message(ws_url: str, timeout: float, what: str) -> str | bytes:
+def first_message(ws_url: str, timeout: float, what: str, ping: bool = False) -> str | bytes:
+    """The first message a websocket sends; with `ping`, it must also answer a Ping (0.1.64)."""
     try:
         with connect(ws_url, open_timeout=OPEN_TIMEOUT, close_timeout=1, max_size=None) as ws:
             msg = ws.recv(timeout=timeout)
+            if ping and not ws.ping(b"coworld-ping").wait(timeout):
+                raise ProbeFailed(f"{what}: no Pong for a WebSocket Ping within {timeout:.0f} s")
+    except ProbeFailed:
+        raise
     except TimeoutError:
         raise ProbeFailed(f"{what}: no message within {timeout:.0f} s") from None
     except InvalidStatus as exc:

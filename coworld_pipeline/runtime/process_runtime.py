@@ -62,6 +62,16 @@ class _Process(Launched):
             raise RuntimeError(f"{self.spec.name} does not serve")
         return self._port
 
+    def adopt_listening_port(self) -> bool:
+        if self._port is None or self.proc.poll() is not None:
+            return False
+        ports = listening_ports(self.proc.pid)
+        if not ports or self._port in ports:
+            return False
+        # A game that ignores COGAME_PORT (0.1.0 binds 0.0.0.0:8080) is served where it listens.
+        self._port = 8080 if 8080 in ports else min(ports)
+        return True
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -78,6 +88,40 @@ class _Process(Launched):
         for f in self._files:
             with contextlib.suppress(Exception):
                 f.close()
+
+
+def _socket_inodes(pgid: int) -> set[str]:
+    """Socket inodes held by the processes of a process group (Linux /proc)."""
+    inodes: set[str] = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if int((entry / "stat").read_text().rsplit(")", 1)[1].split()[2]) != pgid:
+                continue
+            for fd in (entry / "fd").iterdir():
+                target = os.readlink(fd)
+                if target.startswith("socket:["):
+                    inodes.add(target[8:-1])
+        except (OSError, ValueError, IndexError):
+            continue
+    return inodes
+
+
+def listening_ports(pgid: int) -> set[int]:
+    """TCP ports the process group listens on (empty where /proc is not available)."""
+    inodes = _socket_inodes(pgid)
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
+                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
 
 
 class ProcessSandbox(Sandbox):

@@ -120,7 +120,11 @@ BROKEN = {
     "unknown parent variant": (_set(["variants", 0, "parent_id"], "ghost"), "$.variants[0].parent_id"),
     "version not PEP 440": (_set(["game", "version"], "one point oh"), "$.game.version"),
     "missing game name": (_del(["game", "name"]), "$.game.name"),
-    "unknown top-level field": (_set(["leagues"], []), "$.leagues"),
+    "fewer than three tags (0.1.64 field, wrong shape)": (_set(["tags"], ["a"]), "$.tags"),
+    "startup port out of range": (
+        _set(["game", "runnable", "startup"], {"port": 80}),
+        "$.game.runnable.startup.port",
+    ),
     "no players": (_set(["player"], []), "$.player"),
     "uri doc that is not http": (
         _set(["game", "protocols", "player", "value"], "ftp://x"),

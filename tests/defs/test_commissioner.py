@@ -177,8 +177,8 @@ def test_round_under_the_commissioner_in_process(league_home):
 
     kinds = [r.tags[TAG_KIND] for r in executed]
     assert kinds.count("round_results") == 1 and kinds.count("standings") == 1
-    rnd = service.rounds(league_ref=league["id"], limit=1)["entries"][0]
-    assert rnd["status"] == "completed" and rnd["episodes"] == {"succeeded": 6}, rnd
+    rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
+    assert rnd.status == "completed" and rnd.episodes == {"succeeded": 6}, rnd
     assert elapsed < 120
 
 
@@ -214,7 +214,7 @@ def test_materializations_metadata_and_check(league_home):
         assert rr.asset_materialization.metadata["status"].value == "completed"
         assert rr.asset_materialization.metadata["rankings"].value.records
         st = instance.fetch_materializations(dg.AssetKey("standings"), limit=1).records[0]
-        assert st.partition_key == league["id"]
+        assert st.partition_key == league.id
         order = st.asset_materialization.metadata["order"].value
         assert sorted(order) == ["greedy:v1", "planner:v1", "random:v1"]
         assert "| rank | policy |" in st.asset_materialization.metadata["standings"].value
@@ -267,14 +267,14 @@ def test_dead_run_episodes_are_requeued_and_counted_once(league_home):
             assert execute(defs, instance, r).success
         drive(defs, instance, service, settings)
 
-    (episode,) = service.episodes(ereq_ref=victim)
-    assert episode["status"] == "succeeded" and episode["attempts"] == 2
-    assert [e["error_type"] for e in episode["attempt_errors"]] == ["interrupted"]
-    rated = service.events(league["id"], event_type="episode_rated", limit=100)
-    assert [e["episode_request_id"] for e in rated].count(victim) == 1
-    assert service.events(league["id"], event_type="late_result_ignored", limit=10)
-    standings_rows = service.standings(league["id"])[0]["standings"]
-    assert sum(r["episodes"] for r in standings_rows) == 2 * 3  # 3 episodes, 2 seats, each counted once
+    episode = service.episode(victim)
+    assert episode.status == "succeeded" and episode.attempts == 2
+    assert [e["error_type"] for e in episode.attempt_errors] == ["interrupted"]
+    rated = service.events(league.id, event_type="episode_rated", limit=100)
+    assert [e.episode_request_id for e in rated].count(victim) == 1
+    assert service.events(league.id, event_type="late_result_ignored", limit=10)
+    standings_rows = service.standings(league.id)[0].standings
+    assert sum(r.episodes for r in standings_rows) == 2 * 3  # 3 episodes, 2 seats, each counted once
 
 
 def test_a_tick_with_1000_episodes_stays_fast(league_home):
@@ -283,7 +283,7 @@ def test_a_tick_with_1000_episodes_stays_fast(league_home):
     settings = OrchestrationSettings(episodes_per_run=16, max_runs_per_tick=40)
     with dg.instance_for_test() as instance:
         t0 = time.monotonic()
-        assert service.open_round(league["id"], "test")
+        assert service.open_round(league.id, "test").opened
         opened = time.monotonic() - t0
         started = time.monotonic()
         result, report = commissioner_tick(instance, service, settings)
@@ -326,7 +326,7 @@ def test_sensor_and_schedule_definitions_evaluate(league_home):
             result = commissioner(context)
         assert isinstance(result, dg.SensorResult)
         assert {r.tags[TAG_ROUND] for r in result.run_requests} == {
-            service.rounds(limit=1)["entries"][0]["id"]
+            service.rounds(limit=1).entries[0].id
         }
         assert all(TAG_RANGE_START in r.tags and TAG_RANGE_END in r.tags for r in result.run_requests)
         with dg.build_schedule_context(
@@ -349,16 +349,16 @@ def test_schedule_opens_due_rounds_and_requests_their_first_runs(league_home):
             instance=instance, resources=resources, scheduled_execution_time=datetime.now(UTC)
         ) as context:
             requests = open_rounds(context)
-        rnd = service.rounds(league_ref=league["id"], limit=1)["entries"][0]
-        assert rnd["status"] == "running" and rnd["trigger"].startswith("schedule")
+        rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
+        assert rnd.status == "running" and rnd.trigger.startswith("schedule")
         order = KeyOrder(instance.get_dynamic_partitions("episodes"))
         assert len(order.keys) == 6
         assert sorted(k for r in requests for k in order.covered(r.tags)) == sorted(order.keys)
-        assert {r.tags[TAG_ROUND] for r in requests} == {rnd["id"]}
+        assert {r.tags[TAG_ROUND] for r in requests} == {rnd.id}
         # One run (6 < K) that uses both idle pool slots: twice the per-run parallelism.
         (request,) = requests
         assert request.run_key and request.tags[TAG_PARALLELISM] == "4"
-        assert instance.get_dynamic_partitions("rounds") == [rnd["id"]]
+        assert instance.get_dynamic_partitions("rounds") == [rnd.id]
         # The sensor leaves the fresh round to the schedule's runs: no duplicate requests.
         result, _ = commissioner_tick(
             instance, service, OrchestrationSettings(), LocalArtifactStore(league_home)

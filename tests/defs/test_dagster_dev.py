@@ -97,13 +97,13 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
     league = ensure_demo_league(
         service, name="sigkill", episodes_per_pair=8, kick_off=False, interval_minutes=None
     )
-    round_id = service.open_round(league["id"], "test")
+    round_id = service.open_round(league.id, "test").round_id
     assert round_id
-    round_pub = f"round_{round_id}" if not round_id.startswith("round_") else round_id
+    round_pub = f"round_{round_id}"
 
     def worker_to_kill():
         """(run, worker pid, game pid) of a run worker playing an episode, once a few are done."""
-        done = service.rounds(round_ref=round_pub)["entries"][0]["episodes"].get("succeeded", 0)
+        done = service.round(round_pub).episodes.get("succeeded", 0)
         if done < 3:
             return None
         workers = {
@@ -128,25 +128,25 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
     )
 
     def round_closed():
-        info = service.rounds(round_ref=round_pub)["entries"][0]
-        return info if info["status"] != "running" else None
+        info = service.round(round_pub)
+        return info if info.status != "running" else None
 
     info = wait_for(round_closed, 300, "the round to complete after the kill", 1)
     print(f"round completed {time.monotonic() - killed_at:.1f}s after the SIGKILL")
     total = 3 * 8
-    assert info["status"] == "completed", info
-    assert info["episodes"] == {"succeeded": total}, info
+    assert info.status == "completed", info
+    assert info.episodes == {"succeeded": total}, info
 
     episodes = service.episodes(round_ref=round_pub, limit=1000)
     assert len(episodes) == total
-    interrupted = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e["attempt_errors"])]
+    interrupted = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e.attempt_errors)]
     assert interrupted, "the kill should have interrupted at least one episode"
     rated = [
-        e["episode_request_id"] for e in service.events(league["id"], event_type="episode_rated", limit=1000)
+        e.episode_request_id for e in service.events(league.id, event_type="episode_rated", limit=1000)
     ]
-    assert sorted(rated) == sorted(e["id"] for e in episodes), "every episode counted exactly once"
-    rows = service.standings(league["id"])[0]["standings"]
-    assert sum(r["episodes"] for r in rows) == 2 * total
+    assert sorted(rated) == sorted(e.id for e in episodes), "every episode counted exactly once"
+    rows = service.standings(league.id)[0].standings
+    assert sum(r.episodes for r in rows) == 2 * total
 
     # Dagster recorded the killed run as failed.
     statuses = {r["runId"]: r["status"] for r in dev.runs({"coworld/round": round_pub})}
@@ -155,7 +155,7 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
     wait_for(
         lambda: (
             {m["partition"] for m in dev.materializations("episodes", limit=1000)}
-            >= {e["id"] for e in episodes}
+            >= {e.id for e in episodes}
         ),
         120,
         "every episode partition materialized",
@@ -192,13 +192,13 @@ def test_league_with_s3_artifacts(dev_factory, monkeypatch):
         (league,) = service.leagues("orchard-demo")
         (rnd,) = [
             r
-            for r in service.rounds(league_ref=league["id"], limit=10)["entries"]
-            if r["status"] == "completed"
+            for r in service.rounds(league_ref=league.id, limit=10).entries
+            if r.status == "completed"
         ][:1]
-        episodes = service.episodes(round_ref=rnd["id"], limit=100)
-        assert episodes and all(e["status"] == "succeeded" for e in episodes)
+        episodes = service.episodes(round_ref=rnd.id, limit=100)
+        assert episodes and all(e.status == "succeeded" for e in episodes)
         for e in episodes:
-            files = store.list_files(e["id"])
+            files = store.list_files(e.id)
             assert {
                 "results.json",
                 "replay.json",
@@ -206,16 +206,14 @@ def test_league_with_s3_artifacts(dev_factory, monkeypatch):
                 "config.json",
                 "logs/game.stdout.log",
             } <= set(files)
-            assert all(uri.startswith("s3://coworld-league/e2e/episodes/") for uri in e["artifacts"].values())
+            assert all(uri.startswith("s3://coworld-league/e2e/episodes/") for uri in (e.artifacts or {}).values())
         meta = next(
-            m for m in dev.materializations("episodes", limit=200) if m["partition"] == episodes[0]["id"]
+            m for m in dev.materializations("episodes", limit=200) if m["partition"] == episodes[0].id
         )
         assert meta["metadata"]["artifact:results.json"].startswith("s3://coworld-league/")
 
         # Read back through the store API (what `coworld episode-logs` / `replays` use): see test_s3_cli.py.
         for e in episodes:
-            assert json.loads(store.fetch(e["id"], "results.json"))["scores"] == [
-                s["score"] for s in e["scores"]
-            ]
+            assert json.loads(store.fetch(e.id, "results.json"))["scores"] == e.scores
     finally:
         moto.stop()

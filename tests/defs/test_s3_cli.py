@@ -14,7 +14,6 @@ import pytest
 
 from coworld_pipeline.demo import ensure_demo_league
 from coworld_pipeline.league import LeagueService
-from coworld_pipeline.league.runner import run_round
 from coworld_pipeline.runtime.artifacts import S3ArtifactStore
 from tests.defs.helpers import REPO, MotoServer
 
@@ -37,13 +36,14 @@ def test_cli_reads_league_artifacts_from_s3(tmp_path: Path, moto_s3: MotoServer)
     service = LeagueService(home=home)
     league = ensure_demo_league(service, name="s3cli", episodes_per_pair=1, kick_off=False)
     store = S3ArtifactStore("coworld-cli", "t", endpoint_url=moto_s3.url, create_bucket=True)
-    played = run_round(service, league["id"], parallel=3, runtime_name="process", artifact_store=store)
-    assert played.progress.status == "completed"
+    played = service.run_round(league.id, parallel=3, runtime_name="process", artifact_store=store)
+    assert played.progress is not None and played.progress.status == "completed"
+    assert played.round_id is not None
     episodes = service.episodes(round_ref=played.round_id, limit=100)
     assert len(episodes) == 3
     for e in episodes:
         assert {"results.json", "replay.json", "replay.json.z", "logs/game.stdout.log"} <= set(
-            store.list_files(e["id"])
+            store.list_files(e.id)
         )
 
     shutil.rmtree(home / "episodes")
@@ -55,7 +55,7 @@ def test_cli_reads_league_artifacts_from_s3(tmp_path: Path, moto_s3: MotoServer)
         "COWORLD_S3_ENDPOINT_URL": moto_s3.url,
     }
     cli_env = {**os.environ, **env}
-    ereq = episodes[0]["id"]
+    ereq = episodes[0].id
     logs = subprocess.run(
         [sys.executable, "-m", "coworld_cli.main", "episode-logs", ereq, "--game"],
         cwd=REPO,
@@ -76,7 +76,7 @@ def test_cli_reads_league_artifacts_from_s3(tmp_path: Path, moto_s3: MotoServer)
             "coworld_cli.main",
             "replays",
             "--round",
-            played.round_id,
+            f"round_{played.round_id}",
             "--download-dir",
             str(out),
         ],
@@ -88,6 +88,4 @@ def test_cli_reads_league_artifacts_from_s3(tmp_path: Path, moto_s3: MotoServer)
     )
     assert replays.returncode == 0, replays.stderr + replays.stdout
     for e in episodes:
-        assert json.loads((out / f"{e['id']}.json").read_text()) == json.loads(
-            store.fetch(e["id"], "replay.json")
-        )
+        assert json.loads((out / f"{e.id}.json").read_text()) == json.loads(store.fetch(e.id, "replay.json"))

@@ -14,6 +14,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from coworld_pipeline.league.service import LeagueService
+from coworld_pipeline.league.views import LeagueView, StandingRow
 from tests.conftest import IN_CI, ORCHARD_DIR
 
 ORCHARD_MANIFEST = ORCHARD_DIR / "coworld_manifest.json"
@@ -80,7 +81,7 @@ def orchard_league(
     variant: str = "duel",
     overrides: dict[str, Any] | None = None,
     **kwargs: Any,
-) -> dict[str, Any]:
+) -> LeagueView:
     svc.upload_coworld(ORCHARD_MANIFEST)
     for p in players:
         svc.upload_policy("coworld/orchard:0.1.0", p, run=["python", "-m", f"orchard.players.{p}"])
@@ -137,5 +138,5 @@ def scores_by_slot(*values: float):
     return runner
 
 
-def by_label(svc: LeagueService, league: str) -> dict[str, dict[str, Any]]:
-    return {r["label"]: r for g in svc.standings(league) for r in g["standings"]}
+def by_label(svc: LeagueService, league: str) -> dict[str, StandingRow]:
+    return {r.label: r for g in svc.standings(league) for r in g.standings}

@@ -82,7 +82,7 @@ def test_two_cli_processes_lose_no_rows(db_url: str, home: Path):
             assert "Traceback" not in err
     svc = LeagueService(db_url, home)
     try:
-        labels = {p["label"] for p in svc.policies()}
+        labels = {p.label for p in svc.policies()}
         assert {"a0:v1", "a1:v1", "b0:v1", "b1:v1", "shared:v1", "shared:v2"} <= labels
         submitted = {
             json.loads(out)["id"]
@@ -90,21 +90,21 @@ def test_two_cli_processes_lose_no_rows(db_url: str, home: Path):
             for args, _, out, _ in runs
             if args[0] == "submit"
         }
-        assert submitted <= {s["id"] for s in svc.submissions("Busy")} and len(submitted) == 4
+        assert submitted <= {s.id for s in svc.submissions("Busy")} and len(submitted) == 4
         assert len(svc.memberships("Busy")) == 6
-        rounds = svc.rounds(league_ref="Busy", limit=200)["entries"]
-        assert rounds and {r["status"] for r in rounds} == {"completed"}
-        numbers = sorted(r["round_number"] for r in rounds)
+        rounds = svc.rounds(league_ref="Busy", limit=200).entries
+        assert rounds and {r.status for r in rounds} == {"completed"}
+        numbers = sorted(r.round_number for r in rounds)
         assert numbers == list(range(1, len(numbers) + 1))
         episodes = svc.episodes(league_ref="Busy", limit=1000)
-        assert {e["status"] for e in episodes} == {"succeeded"}
-        assert all(e["attempts"] == 1 for e in episodes)  # nothing ran twice
+        assert {e.status for e in episodes} == {"succeeded"}
+        assert all(e.attempts == 1 for e in episodes)  # nothing ran twice
         rated = sum(1 for e in svc.events("Busy", event_type="episode_rated", limit=100000))
         assert rated == len(episodes)
-        per_entrant = {r["label"]: r["episodes"] for g in svc.standings("Busy") for r in g["standings"]}
+        per_entrant = {r.label: r.episodes for g in svc.standings("Busy") for r in g.standings}
         played = {}
         for e in episodes:
-            for p in {p["label"] for p in e["participants"]}:
+            for p in {s.label for s in e.seats}:
                 played[p] = played.get(p, 0) + 1
         assert {k: v for k, v in per_entrant.items() if v} == played
     finally:

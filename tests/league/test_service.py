@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, text
 from coworld_pipeline.contract import ContractError
 from coworld_pipeline.contract.commissioner import CommissionerProtocolError
 from coworld_pipeline.league.db import HEAD_REVISION, MIGRATIONS_DIR
-from coworld_pipeline.league.runner import run_round
+from coworld_pipeline.league.handoff import EpisodeOutcome
 from coworld_pipeline.league.service import LeagueError, LeagueService, NotFound
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from tests.league.conftest import ORCHARD_MANIFEST, FakeOutcome, by_label, orchard_league, scores_by_slot
@@ -73,14 +73,16 @@ def test_secret_env_encrypted_at_rest_and_never_shown(svc: LeagueService, db_url
         run=["python", "-m", "orchard.players.random"],
         secret_env={"API_TOKEN": "hunter2-very-secret"},
     )
-    assert out["secret_env_keys"] == ["API_TOKEN"] and "hunter2" not in json.dumps(out)
+    assert out.secret_env_keys == ("API_TOKEN",) and "hunter2" not in json.dumps(out.to_json())
     svc.submit("secretive", "L")
-    rid = svc.open_round(svc.resolve_league_id("L"))
-    ereq = next(e for e in svc.pending_episodes(rid) if out["id"] in svc.episodes(e)[0]["policy_version_ids"])
-    request, secrets, _ = svc.prepare_episode(ereq)
-    slot = svc.episodes(ereq)[0]["policy_version_ids"].index(out["id"])
-    assert secrets == {slot: {"API_TOKEN": "hunter2-very-secret"}}
-    assert all("API_TOKEN" not in p.env for p in request.players)
+    rid = svc.open_round(svc.resolve_league_id("L")).round_id
+    ereq = next(e for e in svc.pending_episodes(rid) if out.id in svc.episode(e).policy_version_ids)
+    prepared, status = svc.claim_and_prepare(ereq)
+    assert status == "running" and prepared is not None
+    slot = svc.episode(ereq).policy_version_ids.index(out.id)
+    assert prepared.secrets == {slot: {"API_TOKEN": "hunter2-very-secret"}}
+    assert "hunter2" not in repr(prepared)
+    assert all("API_TOKEN" not in p.env for p in prepared.request.players)
     engine = create_engine(db_url)
     with engine.connect() as conn:
         dump = json.dumps(
@@ -92,13 +94,13 @@ def test_secret_env_encrypted_at_rest_and_never_shown(svc: LeagueService, db_url
         )
     engine.dispose()
     assert "hunter2" not in dump and "API_TOKEN" in dump
-    assert "hunter2" not in json.dumps(svc.policies() + svc.events(limit=1000))
+    assert "hunter2" not in json.dumps([v.to_json() for v in [*svc.policies(), *svc.events(limit=1000)]])
 
 
 def test_commissioner_schedule_is_validated(svc: LeagueService):
     orchard_league(svc, "L")
-    rid = svc.open_round(svc.resolve_league_id("L"))
-    pvs = [m["policy_version"]["id"] for m in svc.memberships("L")]
+    rid = svc.open_round(svc.resolve_league_id("L")).round_id
+    pvs = [m.policy_version.id for m in svc.memberships("L")]
     before = svc.counts()
     answers = svc.commissioner_message(
         rid,
@@ -129,7 +131,7 @@ def test_commissioner_schedule_is_validated(svc: LeagueService):
     after = svc.counts()
     assert after["episode_requests"] == before["episode_requests"]
     assert after["events"] == before["events"] + 1
-    assert svc.events("L", event_type="episodes_rejected")[-1]["payload"]["errors"] == errors
+    assert svc.events("L", event_type="episodes_rejected")[-1].payload["errors"] == errors
     with pytest.raises(CommissionerProtocolError, match="unknown message type"):
         svc.commissioner_message(rid, {"type": "launch_rockets"})
     ok = svc.commissioner_message(
@@ -147,7 +149,7 @@ def test_commissioner_schedule_is_validated(svc: LeagueService):
 def test_seat_swap_swaps_credit(svc: LeagueService):
     orchard_league(svc, "L", players=("random", "greedy"))
     lid = svc.resolve_league_id("L")
-    rid = svc.open_round(lid)
+    rid = svc.open_round(lid).round_id
     runner = scores_by_slot(10, 0)  # slot 0 always wins
     for e in svc.pending_episodes(rid):
         assert svc.execute_episode(e, episode_runner=runner) == "succeeded"
@@ -155,14 +157,14 @@ def test_seat_swap_swaps_credit(svc: LeagueService):
     eps = svc.episodes(round_ref=rid)
     assert len(eps) == 2
     for ep in eps:
-        first = ep["participants"][0]["policy_version_id"]
-        assert ep["scores"][0] == {"position": 0, "policy_version_id": first, "score": 10.0}
-    seated_first = {ep["participants"][0]["label"] for ep in eps}
+        first = ep.seats[0].policy_version_id
+        assert ep.to_json()["scores"][0] == {"position": 0, "policy_version_id": first, "score": 10.0}
+    seated_first = {ep.seats[0].label for ep in eps}
     assert seated_first == {"random:v1", "greedy:v1"}  # both sat in the winning seat once...
     table = by_label(svc, "L")
-    assert table["random:v1"]["wins"] == table["greedy:v1"]["wins"] == 1  # ...so each won once
+    assert table["random:v1"].wins == table["greedy:v1"].wins == 1  # ...so each won once
     rated = [ev for ev in svc.events("L", event_type="episode_rated")]
-    assert {tuple(s["label"] for s in ev["payload"]["seats"]) for ev in rated} == {
+    assert {tuple(s["label"] for s in ev.payload["seats"]) for ev in rated} == {
         ("random:v1", "greedy:v1"),
         ("greedy:v1", "random:v1"),
     }
@@ -170,24 +172,24 @@ def test_seat_swap_swaps_credit(svc: LeagueService):
 
 def test_entrant_in_several_seats_is_credited_once(svc: LeagueService):
     orchard_league(svc, "L", players=("random", "greedy", "planner"), variant="four")
-    rid = svc.open_round(svc.resolve_league_id("L"))
+    rid = svc.open_round(svc.resolve_league_id("L")).round_id
     runner = scores_by_slot(4, 1, 2, 9)
     for e in svc.pending_episodes(rid):
         svc.execute_episode(e, episode_runner=runner)
     progress = svc.advance_round(rid)
     assert progress.done and progress.counts == {"succeeded": 4}
     table = by_label(svc, "L")
-    assert {r["episodes"] for r in table.values()} == {4}  # 4 episodes, 4 seats each, one credit per entrant
+    assert {r.episodes for r in table.values()} == {4}  # 4 episodes, 4 seats each, one credit per entrant
     for ev in svc.events("L", event_type="episode_rated"):
-        seats = ev["payload"]["seats"]
+        seats = ev.payload["seats"]
         twice = [s for s in seats if sum(t["label"] == s["label"] for t in seats) == 2]
-        assert ev["payload"]["credited"][twice[0]["label"]] == sum(s["score"] for s in twice) / 2
+        assert ev.payload["credited"][twice[0]["label"]] == sum(s["score"] for s in twice) / 2
 
 
 def test_failures_never_touch_ratings_and_quarantine(svc: LeagueService):
     orchard_league(svc, "L", players=("random", "greedy", "planner"), failure_policy={"quarantine_after": 2})
     lid = svc.resolve_league_id("L")
-    crasher = svc.memberships("L", policy_ref="planner")[0]["policy_version"]["id"]
+    crasher = svc.memberships("L", policy_ref="planner")[0].policy_version.id
 
     def runner(request, workspace, secrets):
         workspace.mkdir(parents=True, exist_ok=True)
@@ -196,7 +198,7 @@ def test_failures_never_touch_ratings_and_quarantine(svc: LeagueService):
             return FakeOutcome(workspace, error=EpisodeFailure(ErrorType.PLAYER_CRASHED, "boom", slot=slot))
         return FakeOutcome(workspace, [3.0, 1.0])
 
-    rid = svc.open_round(lid)
+    rid = svc.open_round(lid).round_id
     for e in svc.pending_episodes(rid):
         svc.execute_episode(e, episode_runner=runner)
         svc.advance_round(rid)
@@ -205,14 +207,14 @@ def test_failures_never_touch_ratings_and_quarantine(svc: LeagueService):
     counts = progress.counts
     assert counts["failed"] == 2 and counts["succeeded"] == 2 and counts["cancelled"] == 2
     member = svc.memberships("L", policy_ref="planner")[0]
-    assert member["status"] == "quarantined" and "2 consecutive player failures" in member["status_reason"]
-    q = svc.events("L", event_type="policy_quarantined")[0]["payload"]
+    assert member.status == "quarantined" and "2 consecutive player failures" in str(member.status_reason)
+    q = svc.events("L", event_type="policy_quarantined")[0].payload
     assert len(q["failing_episodes"]) == 2 and all(f["log"].endswith(".log") for f in q["failing_episodes"])
     table = by_label(svc, "L")
-    assert table["planner:v1"]["episodes"] == 0 and table["planner:v1"]["mu"] == 25.0
-    assert table["random:v1"]["episodes"] == table["greedy:v1"]["episodes"] == 2
-    rid2 = svc.open_round(lid)
-    scheduled = {pv for e in svc.episodes(round_ref=rid2) for pv in e["policy_version_ids"]}
+    assert table["planner:v1"].episodes == 0 and table["planner:v1"].mu == 25.0
+    assert table["random:v1"].episodes == table["greedy:v1"].episodes == 2
+    rid2 = svc.open_round(lid).round_id
+    scheduled = {pv for e in svc.episodes(round_ref=rid2) for pv in e.policy_version_ids}
     assert crasher not in scheduled and len(scheduled) == 2
     with pytest.raises(LeagueError, match="quarantined"):
         svc.submit("planner", "L")
@@ -229,59 +231,63 @@ def test_infrastructure_failure_retried_then_recorded(svc: LeagueService):
         (workspace / "error_info.json").write_text("{}")
         return FakeOutcome(workspace, error=EpisodeFailure(ErrorType.IMAGE_MISSING, "no such image"))
 
-    rid = svc.open_round(lid)
+    rid = svc.open_round(lid).round_id
     first = svc.pending_episodes(rid)[0]
     statuses = [svc.execute_episode(first, episode_runner=runner) for _ in range(4)]
     assert statuses == ["pending", "pending", "failed", "failed"]  # 1 try + 2 retries; then never again
     assert len(calls) == 3
-    ep = svc.episodes(first)[0]
-    assert ep["attempts"] == 3 and ep["error"]["error_type"] == "image_missing"
-    assert (Path(ep["workspace"]) / "previous_attempts" / "attempt-1" / "error_info.json").exists()
+    ep = svc.episode(first)
+    assert ep.attempts == 3 and ep.error_type == "image_missing"
+    assert (Path(ep.workspace) / "previous_attempts" / "attempt-1" / "error_info.json").exists()
     assert len(svc.events("L", event_type="episode_retried")) == 2
-    assert all(r["episodes"] == 0 for r in by_label(svc, "L").values())
+    assert all(r.episodes == 0 for r in by_label(svc, "L").values())
 
 
 def test_claims_and_late_results_are_idempotent(svc: LeagueService):
     orchard_league(svc, "L", players=("random", "greedy", "planner"))
-    rid = svc.open_round(svc.resolve_league_id("L"))
+    rid = svc.open_round(svc.resolve_league_id("L")).round_id
     e = svc.pending_episodes(rid)[0]
     runner = scores_by_slot(2, 1)
     assert svc.execute_episode(e, episode_runner=runner) == "succeeded"
     assert svc.execute_episode(e, episode_runner=runner) == "succeeded"
     assert len(runner.calls) == 1
     ws = svc.episode_workspace(e)
-    assert svc.record_outcome(e, 1, FakeOutcome(ws, [0.0, 5.0])) == "succeeded"  # duplicate writer: ignored
-    assert svc.episodes(e)[0]["scores"][0]["score"] == 2.0
+    late = EpisodeOutcome.of(FakeOutcome(ws, [0.0, 5.0]), ws)
+    assert svc.record_outcome(e, 1, late).status == "succeeded"  # duplicate writer: ignored
+    assert svc.episode(e).scores == [2.0, 1.0]
     assert svc.events("L", event_type="late_result_ignored")
     # a claimed row whose worker vanished is re-queued once it is stale, and its late result ignored
     other = svc.pending_episodes(rid)[0]
-    attempt = svc._claim(other)
+    prepared, _ = svc.claim_and_prepare(other)
+    assert prepared is not None and svc.claim_and_prepare(other) == (None, "running")
     assert svc.requeue_stale(older_than_seconds=3600) == []
     assert svc.requeue_stale(older_than_seconds=-1) == [other]
-    assert svc.record_outcome(other, attempt, FakeOutcome(ws, [1.0, 1.0])) == "pending"
+    lost = EpisodeOutcome.of(FakeOutcome(ws, [1.0, 1.0]), ws)
+    assert svc.record_outcome(other, prepared.attempt, lost).status == "pending"
     assert svc.execute_episode(other, episode_runner=runner) == "succeeded"
     third = svc.pending_episodes(rid)[0]
-    svc._claim(third)
+    svc.claim_and_prepare(third)
     assert svc.requeue_episodes([f"ereq_{third}", f"ereq_{other}"], "run worker died") == [f"ereq_{third}"]
-    assert svc.episodes(third)[0]["attempt_errors"][0]["message"] == "run worker died (attempt 1)"
+    assert svc.episode(third).attempt_errors[0]["message"] == "run worker died (attempt 1)"
     assert svc.execute_episode(third, episode_runner=runner) == "succeeded"
-    assert sum(r["episodes"] for r in by_label(svc, "L").values()) == 6
+    assert sum(r.episodes for r in by_label(svc, "L").values()) == 6
 
 
 def test_open_round_refusals_are_events(svc: LeagueService):
     orchard_league(svc, "L", players=("random",))
     lid = svc.resolve_league_id("L")
-    assert svc.open_round(lid, "test") is None
-    assert "fewer than 2 eligible" in svc.events("L", event_type="round_refused")[-1]["headline"]
+    refused = svc.open_round(lid, "test")
+    assert refused.round_id is None and "fewer than 2 eligible" in str(refused.refused)
+    assert "fewer than 2 eligible" in svc.events("L", event_type="round_refused")[-1].headline
     svc.upload_policy("img", "greedy", run=["python", "-m", "orchard.players.greedy"])
     svc.submit("greedy", "L")
     svc.set_paused("L", True)
-    assert svc.open_round(lid) is None
-    assert svc.events("L", event_type="round_refused")[-1]["payload"]["reason"] == "league is paused"
+    assert svc.open_round(lid).refused == "league is paused"
+    assert svc.events("L", event_type="round_refused")[-1].payload["reason"] == "league is paused"
     svc.set_paused("L", False)
-    rid = svc.open_round(lid)
-    assert rid is not None and svc.open_round(lid) is None
-    assert "still open" in svc.events("L", event_type="round_refused")[-1]["headline"]
+    assert svc.open_round(lid).opened
+    assert "still open" in str(svc.open_round(lid).refused)
+    assert "still open" in svc.events("L", event_type="round_refused")[-1].headline
     svc.nothing_to_do("L", "a round is already open")
     assert svc.events("L", event_type="nothing_to_do")
 
@@ -290,10 +296,10 @@ def test_due_leagues_and_stalled_commissioner(svc: LeagueService):
     orchard_league(svc, "L", players=("random", "greedy"), interval_minutes=5)
     lid = svc.resolve_league_id("L")
     assert svc.due_leagues() == [lid]
-    rid = svc.open_round(lid, "schedule")
+    rid = svc.open_round(lid, "schedule").round_id
     assert svc.due_leagues() == []
-    run_round(svc, "L", episode_runner=scores_by_slot(1, 0))
-    assert svc.rounds(rid)["entries"][0]["status"] == "completed"
+    svc.run_round("L", episode_runner=scores_by_slot(1, 0))
+    assert svc.round(rid).status == "completed"
     assert svc.due_leagues() == []
     from datetime import timedelta
 
@@ -312,16 +318,16 @@ def test_standings_recompute_matches_incremental(svc: LeagueService):
         )
 
     for _ in range(3):
-        run = run_round(svc, "L", parallel=2, episode_runner=runner)
-        assert run.progress.status == "completed"
+        run = svc.run_round("L", parallel=2, episode_runner=runner)
+        assert run.progress is not None and run.progress.status == "completed"
     table = by_label(svc, "L")
-    assert [r["label"] for r in sorted(table.values(), key=lambda r: r["rank"])] == [
+    assert [r.label for r in sorted(table.values(), key=lambda r: r.rank)] == [
         "planner:v1",
         "greedy:v1",
         "random:v1",
     ]
     fresh = svc.recompute_standings("L")
     for row in table.values():
-        st = next(v for (d, pv), v in fresh.items() if pv == row["policy_version_id"])
-        assert st.mu == pytest.approx(row["mu"], abs=1e-12) and st.episodes == row["episodes"] == 12
-    assert len(svc.rounds(league_ref="L")["entries"]) == 3
+        st = next(v for (d, pv), v in fresh.items() if pv == row.policy_version_id)
+        assert st.mu == pytest.approx(row.mu, abs=1e-12) and st.episodes == row.episodes == 12
+    assert len(svc.rounds(league_ref="L").entries) == 3

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from coworld_pipeline.league.errors import NotFound
-from coworld_pipeline.league.runner import run_round
 from coworld_pipeline.league.service import LeagueService
 from coworld_pipeline.league.standings_reader import read_standings
 from tests.conftest import REPO, run_cli
@@ -33,7 +32,8 @@ def _graduated_league(svc: LeagueService) -> None:
     def runner(request, workspace, secrets):
         return FakeOutcome(workspace, [strength[n] + 0.25 * i for i, n in enumerate(request.policy_names)])
 
-    assert run_round(svc, "L", parallel=1, episode_runner=runner).progress.status == "completed"
+    run = svc.run_round("L", parallel=1, episode_runner=runner)
+    assert run.progress is not None and run.progress.status == "completed"
     svc.upload_policy("img", "late", run=["x"])
     svc.submit("late", "L")
 
@@ -42,17 +42,17 @@ def test_reader_matches_service(svc: LeagueService, db_url: str):
     _graduated_league(svc)
     groups = svc.standings("L")
     assert len(groups) == 2
-    moved = [m for m in svc.memberships("L") if m["division"]["id"] != groups[0]["division"]["id"]]
+    moved = [m for m in svc.memberships("L") if m.division.id != groups[0].division.id]
     assert moved, "graduation should have moved a member to the other division"
-    rows = [r for g in groups for r in g["standings"]]
-    assert any(r["label"] == "late:v1" and r["episodes"] == 0 for r in rows)
-    assert sum(r["episodes"] > 0 for r in rows) >= 2
+    rows = [r for g in groups for r in g.standings]
+    assert any(r.label == "late:v1" and r.episodes == 0 for r in rows)
+    assert sum(r.episodes > 0 for r in rows) >= 2
 
-    league_id = groups[0]["league"]["id"]
+    league_id = groups[0].league.id
     assert read_standings(db_url, "L") == groups
     assert read_standings(db_url, league_id) == groups
     for g in groups:
-        div_id = g["division"]["id"]
+        div_id = g.division.id
         assert read_standings(db_url, div_id) == svc.standings(league_id, div_id) == [g]
 
     for ref, message in (("nope", "unknown league 'nope'"), ("div_nope", "unknown division 'div_nope'")):
@@ -89,7 +89,7 @@ def test_cli_results_reads_without_the_service(tmp_path: Path, home: Path):
     url = f"sqlite:///{tmp_path / 'league.db'}"
     svc = LeagueService(url, home)
     _graduated_league(svc)
-    expected = svc.standings("L")
+    expected = [g.to_json() for g in svc.standings("L")]
     svc.close()
     env = {"COWORLD_DATABASE_URL": url, "COWORLD_HOME": str(home)}
     env = {**os.environ, **env}

@@ -1,54 +1,85 @@
-"""Typed resources: the league database, the episode runtime and the artifact store."""
+"""Typed resources: the league database, the episode runtime and the artifact store.
+
+Each is a `ConfigurableResource` whose settings come from `dg.EnvVar`s (see `default_resources`), so
+the UI shows where a value comes from and nothing is read from the environment at import time.
+"""
 
 from __future__ import annotations
 
 import os
-import threading
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 
-from coworld_pipeline.defs.league.settings import SETTINGS
 from coworld_pipeline.runtime.artifacts import ArtifactStore, store_from_env, store_from_settings
+from coworld_pipeline.runtime.base import ResourceLimits
 
 if TYPE_CHECKING:
+    from coworld_pipeline.league.play import RuntimePlayer
     from coworld_pipeline.league.service import LeagueService
 
-_services: dict[tuple[str | None, str | None], Any] = {}
-_services_lock = threading.Lock()
+REPO = Path(__file__).resolve().parents[3]
+
+
+def source_checkout_home() -> Path | None:
+    """`<repo>/.coworld` when running from a source checkout (the demo's embedded default)."""
+    return REPO / ".coworld" if (REPO / "examples" / "orchard").is_dir() else None
 
 
 class LeagueResource(dg.ConfigurableResource):
     """The league database and commissioner (`coworld_pipeline.league.LeagueService`).
 
-    Unset fields fall back to the platform defaults: `COWORLD_DATABASE_URL`, else SQLite under the
-    platform home (`COWORLD_HOME`, else `~/.coworld`). Nothing connects until first use, so the code
-    location loads with no database running.
+    Unset fields fall back to the platform defaults: SQLite under the platform home (`~/.coworld`, or
+    the repo's `.coworld/` in a source checkout). The service is opened when a run, sensor or
+    schedule starts using the resource and closed when it is done; nothing connects at load time.
     """
 
     database_url: str | None = Field(default=None, description="SQLAlchemy URL of the league database.")
     home: str | None = Field(default=None, description="Platform home directory (workspaces, SQLite).")
+    _service: LeagueService | None = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        self._service = None  # opened on first use: a tick that needs no database opens none
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        if self._service is not None:
+            self._service.close()
+            self._service = None
 
     def service(self) -> LeagueService:
-        """A process-wide `LeagueService` for these settings (created on first use)."""
-        from coworld_pipeline.league.service import LeagueService
+        if self._service is None:
+            from coworld_pipeline.league.service import LeagueService
 
-        key = (self.database_url, self.home)
-        with _services_lock:
-            service = _services.get(key)
-            if service is None:
-                service = LeagueService(database_url=self.database_url, home=self.home)
-                _services[key] = service
-            return service
+            home = self.home or (str(source_checkout_home() or "") or None)
+            self._service = LeagueService(database_url=self.database_url or None, home=home)
+        return self._service
 
 
 class EpisodeRuntimeResource(dg.ConfigurableResource):
-    """How episodes are played: the runtime (`process` for the embedded demo, `docker` for images)
-    and how many episodes one run plays at the same time."""
+    """How episodes are played: the runtime (`process` for the embedded demo, `docker` for images),
+    how many episodes one run plays at the same time, and the per-container limits (docker)."""
 
     runtime: str = Field(default="process", description="Episode runtime: `process` or `docker`.")
     parallelism: int = Field(default=2, ge=1, description="Episodes a run plays concurrently.")
+    game_cpus: float = Field(default=1.0, gt=0, description="CPUs of a game container.")
+    game_memory: str = Field(default="1g", description="Memory of a game container (no swap).")
+    player_cpus: float = Field(default=1.0, gt=0, description="CPUs of a player container.")
+    player_memory: str = Field(default="1g", description="Memory of a player container (no swap).")
+    pids_limit: int = Field(default=512, ge=16, description="Processes per container.")
+
+    def limits(self) -> dict[str, ResourceLimits]:
+        return {
+            "game": ResourceLimits(self.game_cpus, self.game_memory, self.pids_limit),
+            "player": ResourceLimits(self.player_cpus, self.player_memory, self.pids_limit),
+        }
+
+    def player(self, artifact_store: ArtifactStore | None) -> RuntimePlayer:
+        """The episode player of one run: its runtimes are built once and reused for every episode."""
+        from coworld_pipeline.league.play import RuntimePlayer
+
+        return RuntimePlayer(self.runtime, self.limits(), artifact_store)
 
 
 class ArtifactStoreResource(dg.ConfigurableResource):
@@ -68,19 +99,38 @@ class ArtifactStoreResource(dg.ConfigurableResource):
 
     def store(self) -> ArtifactStore:
         if self.kind is None:
-            return store_from_env()
+            env = dict(os.environ)
+            checkout = source_checkout_home()
+            if checkout and not env.get("COWORLD_HOME") and not env.get("COWORLD_ARTIFACT_DIR"):
+                env["COWORLD_ARTIFACT_DIR"] = str(checkout)  # next to the league home, as the demo has it
+            return store_from_env(env)
         return store_from_settings(
             self.kind, self.root, self.bucket, self.prefix, self.endpoint_url, self.region
         )
 
 
+def _env(name: str) -> dg.EnvVar | None:
+    """`dg.EnvVar(name)` when it is set (resolved when the resource is used), else the field's default."""
+    return dg.EnvVar(name) if os.environ.get(name) else None
+
+
+def _env_int(name: str) -> dg.EnvVar | None:
+    return dg.EnvVar.int(name) if os.environ.get(name) else None
+
+
 def default_resources() -> dict[str, dg.ConfigurableResource]:
+    runtime_settings = {
+        "runtime": _env("COWORLD_RUNTIME"),
+        "parallelism": _env_int("COWORLD_EPISODE_PARALLELISM"),
+        "game_memory": _env("COWORLD_GAME_MEMORY"),
+        "player_memory": _env("COWORLD_PLAYER_MEMORY"),
+        "pids_limit": _env_int("COWORLD_PIDS_LIMIT"),
+    }
     return {
-        "league": LeagueResource(
-            database_url=os.environ.get("COWORLD_DATABASE_URL") or None,
-            home=os.environ.get("COWORLD_HOME") or None,
+        "league": LeagueResource(database_url=_env("COWORLD_DATABASE_URL"), home=_env("COWORLD_HOME")),
+        "episode_runtime": EpisodeRuntimeResource(
+            **{k: v for k, v in runtime_settings.items() if v is not None}
         ),
-        "episode_runtime": EpisodeRuntimeResource(runtime=SETTINGS.runtime, parallelism=SETTINGS.parallelism),
         "artifacts": ArtifactStoreResource(),
     }
 

@@ -7,8 +7,6 @@ schedule then adds the round's episode partitions and requests their first runs 
 does not wait for the next sensor tick), and the commissioner sensor takes it from there.
 """
 
-from typing import Any
-
 import dagster as dg
 
 from coworld_pipeline.defs.league.jobs import play_episodes_job
@@ -19,28 +17,30 @@ from coworld_pipeline.defs.league.partitions import (
     round_partitions,
 )
 from coworld_pipeline.defs.league.planning import KeyOrder
-from coworld_pipeline.defs.league.resources import LeagueResource
-from coworld_pipeline.defs.league.sensors import (
+from coworld_pipeline.defs.league.requests import (
     SCHEDULE_TRIGGER,
     episode_run_requests,
     free_episode_slots,
     with_parallelism,
 )
+from coworld_pipeline.defs.league.resources import LeagueResource
 from coworld_pipeline.defs.league.settings import SETTINGS, OrchestrationSettings
 from coworld_pipeline.league import ids
+from coworld_pipeline.league.service import LeagueService
 
 
-def open_due_rounds(service: Any, trigger: str) -> list[str]:
+def open_due_rounds(service: LeagueService, trigger: str) -> list[str]:
+    """Open a round in every due league; raw ids of the rounds opened (refusals are events)."""
     opened = []
     for league_id in service.due_leagues():
-        round_id = service.open_round(league_id, trigger=trigger)
-        if round_id is not None:
-            opened.append(round_id)
+        opening = service.open_round(league_id, trigger=trigger)
+        if opening.round_id is not None:
+            opened.append(opening.round_id)
     return opened
 
 
 def first_run_requests(
-    instance: dg.DagsterInstance, service: Any, round_ids: list[str], settings: OrchestrationSettings
+    instance: dg.DagsterInstance, service: LeagueService, round_ids: list[str], settings: OrchestrationSettings
 ) -> list[dg.RunRequest]:
     """Partitions and runs for the first episodes of freshly opened rounds (what the sensor would do
     on its next tick, without waiting for it)."""
@@ -49,8 +49,8 @@ def first_run_requests(
     known_leagues = set(instance.get_dynamic_partitions(league_partitions.name))
     requests: list[dg.RunRequest] = []
     for round_id in round_ids:
-        info = service.rounds(round_ref=round_id)["entries"][0]
-        public_round, league_id = info["id"], info["league"]["id"]
+        info = service.round(round_id)
+        public_round, league_id = info.id, info.league.id
         todo = [ids.public("ereq", e) for e in service.pending_episodes(round_id)]
         for partitions_def, keys in (
             (episode_partitions, order.extend(todo)),

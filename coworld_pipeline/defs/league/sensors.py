@@ -24,52 +24,48 @@ takes a few hundred milliseconds even with 1,000 episodes in a round.
 
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from typing import Any
 
 import dagster as dg
 
-from coworld_pipeline.defs.league.assets import episode_metadata
 from coworld_pipeline.defs.league.jobs import (
     COLLATE_ROUND,
-    PLAY_EPISODES,
     REFRESH_STANDINGS,
     collate_round_job,
     play_episodes_job,
     refresh_standings_job,
 )
+from coworld_pipeline.defs.league.metadata import episode_metadata
 from coworld_pipeline.defs.league.partitions import (
     add_requests,
     episode_partitions,
     league_partitions,
     round_partitions,
 )
-from coworld_pipeline.defs.league.planning import KeyOrder, plan_batches
+from coworld_pipeline.defs.league.planning import KeyOrder
 from coworld_pipeline.defs.league.recovery import fail_lost_run, worker_alive, worker_gone
+from coworld_pipeline.defs.league.requests import (
+    IN_FLIGHT,
+    episode_run_requests,
+    free_episode_slots,
+    opened_by_schedule_just_now,
+    with_parallelism,
+)
 from coworld_pipeline.defs.league.resources import ArtifactStoreResource, LeagueResource
 from coworld_pipeline.defs.league.settings import (
-    EPISODE_POOL,
     SETTINGS,
     TAG_KIND,
     TAG_LEAGUE,
-    TAG_PARALLELISM,
     TAG_ROUND,
     OrchestrationSettings,
 )
 from coworld_pipeline.league import ids
+from coworld_pipeline.league.service import LeagueService
+from coworld_pipeline.league.status import EpisodeStatus, RoundStatus
+from coworld_pipeline.league.views import RoundView
 from coworld_pipeline.runtime.artifacts import ArtifactStore, store_from_env
 
-IN_FLIGHT = [
-    dg.DagsterRunStatus.QUEUED,
-    dg.DagsterRunStatus.NOT_STARTED,
-    dg.DagsterRunStatus.STARTING,
-    dg.DagsterRunStatus.STARTED,
-    dg.DagsterRunStatus.CANCELING,
-]
 DEAD = [dg.DagsterRunStatus.FAILURE, dg.DagsterRunStatus.CANCELED]
 RECENT_CLOSED_ROUNDS = 20
-SCHEDULE_TRIGGER = "schedule"
-SCHEDULE_HANDOFF_SECONDS = 20
 EPISODES_KEY = dg.AssetKey("episodes")
 JANITOR_EVERY_SECONDS = 60.0
 
@@ -101,7 +97,7 @@ class TickReport:
         )
 
 
-def _reap_orphans_now_and_then(context_log: Any) -> None:
+def _reap_orphans_now_and_then(context_log: dg.DagsterLogManager) -> None:
     global _last_janitor
     now = time.monotonic()
     if now - _last_janitor < JANITOR_EVERY_SECONDS:
@@ -117,76 +113,9 @@ def _reap_orphans_now_and_then(context_log: Any) -> None:
         context_log.warning(f"janitor failed: {exc}")
 
 
-def opened_by_schedule_just_now(rnd: dict[str, Any]) -> bool:
-    """A round the schedule opened less than SCHEDULE_HANDOFF_SECONDS ago (it requested its first runs)."""
-    if not str(rnd.get("trigger") or "").startswith(SCHEDULE_TRIGGER) or not rnd.get("started_at"):
-        return False
-    started = datetime.fromisoformat(str(rnd["started_at"]).rstrip("Z"))
-    return datetime.now(UTC).replace(tzinfo=None) - started < timedelta(seconds=SCHEDULE_HANDOFF_SECONDS)
-
-
-def episode_run_slots(instance: dg.DagsterInstance) -> int:
-    """How many episode runs may execute at once: the `coworld_episodes` pool limit (default 1)."""
-    try:
-        info = instance.event_log_storage.get_concurrency_info(EPISODE_POOL)
-        if info.slot_count:
-            return max(1, int(info.slot_count))
-        return max(1, int(instance.global_op_concurrency_default_limit or 1))
-    except Exception:
-        return 1
-
-
-def free_episode_slots(instance: dg.DagsterInstance) -> int:
-    """Run slots of the `coworld_episodes` pool not taken by a queued or in-progress episode run."""
-    slots = episode_run_slots(instance)
-    busy = instance.get_run_records(
-        dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_KIND: "episodes"}), limit=slots
-    )
-    return max(0, slots - len(busy))
-
-
-def episode_run_requests(
-    order: KeyOrder,
-    todo: list[str],
-    round_id: str,
-    league_id: str,
-    settings: OrchestrationSettings,
-    max_runs: int,
-    with_run_keys: bool = False,
-) -> list[dg.RunRequest]:
-    """Runs of `play_episodes` for these episode keys: partition ranges of at most K adjacent keys.
-
-    Schedules need run keys when they return several runs; the sensor does not use them (a retried
-    batch may repeat a range). Call `with_parallelism` on the result before returning it.
-    """
-    return [
-        dg.RunRequest(
-            job_name=PLAY_EPISODES,
-            run_key=f"{round_id}/{batch.start}..{batch.end}" if with_run_keys else None,
-            tags={**batch.tags(), TAG_KIND: "episodes", TAG_ROUND: round_id, TAG_LEAGUE: league_id},
-        )
-        for batch in plan_batches(order, todo, settings.episodes_per_run, max_runs)
-    ]
-
-
-def with_parallelism(
-    requests: list[dg.RunRequest], settings: OrchestrationSettings, free_slots: int
-) -> list[dg.RunRequest]:
-    """Tag each run with the episodes it plays at once.
-
-    Normally the per-run parallelism p. When fewer runs are requested than there are free pool slots
-    (a small round), each run gets p x (free slots // runs) instead: one run of 40 episodes playing
-    4 at a time starts faster than two runs of 20 playing 2 at a time (one run-worker start-up, not
-    two), for the same number of episodes at once.
-    """
-    boost = max(1, free_slots // len(requests)) if requests else 1
-    parallelism = str(settings.parallelism * boost)
-    return [r.with_replaced_attrs(tags={**r.tags, TAG_PARALLELISM: parallelism}) for r in requests]
-
-
 def backfill_episode_materializations(
     instance: dg.DagsterInstance,
-    service: Any,
+    service: LeagueService,
     store: ArtifactStore,
     round_id: str,
     order: KeyOrder,
@@ -199,8 +128,9 @@ def backfill_episode_materializations(
     """
     count = 0
     for episode in service.episodes(round_ref=round_id, limit=100_000):
-        key = episode["id"]
-        if episode["status"] not in ("succeeded", "failed") or key in materialized or key not in order:
+        key = episode.id
+        final = episode.status in (EpisodeStatus.SUCCEEDED, EpisodeStatus.FAILED)
+        if not final or key in materialized or key not in order:
             continue
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
@@ -216,7 +146,7 @@ def backfill_episode_materializations(
 
 def commissioner_tick(
     instance: dg.DagsterInstance,
-    service: Any,
+    service: LeagueService,
     settings: OrchestrationSettings = SETTINGS,
     store: ArtifactStore | None = None,
 ) -> tuple[dg.SensorResult, TickReport]:
@@ -243,13 +173,13 @@ def commissioner_tick(
             known_leagues.add(league_id)
             new_leagues.append(league_id)
 
-    open_rounds = service.rounds(status="running", limit=1000)["entries"]
+    open_rounds = service.rounds(status=RoundStatus.RUNNING, limit=1000).entries
     report.open_rounds = len(open_rounds)
     budget = settings.max_runs_per_tick
-    todo_by_round: list[tuple[dict[str, Any], list[str]]] = []
+    todo_by_round: list[tuple[RoundView, list[str]]] = []
     new_episode_keys: list[str] = []
     for rnd in open_rounds:
-        round_id, league_id = rnd["id"], rnd["league"]["id"]
+        round_id, league_id = rnd.id, rnd.league.id
         note_round(round_id, league_id)
         if opened_by_schedule_just_now(rnd):
             continue  # the schedule requested its first runs; their runs may not exist yet
@@ -299,7 +229,7 @@ def commissioner_tick(
 
     episode_requests: list[dg.RunRequest] = []
     for rnd, todo in todo_by_round:
-        requests = episode_run_requests(order, todo, rnd["id"], rnd["league"]["id"], settings, budget)
+        requests = episode_run_requests(order, todo, rnd.id, rnd.league.id, settings, budget)
         budget -= len(requests)
         planned = sum(len(order.covered(r.tags)) for r in requests)
         report.requested_episodes += planned
@@ -312,9 +242,9 @@ def commissioner_tick(
     # collated once no episode run of theirs is in flight any more.
     collated = instance.get_materialized_partitions(dg.AssetKey("round_results"))
     materialized: set[str] | None = None
-    for rnd in service.rounds(limit=RECENT_CLOSED_ROUNDS)["entries"]:
-        round_id, league_id = rnd["id"], rnd["league"]["id"]
-        if rnd["status"] == "running" or round_id in collated:
+    for rnd in service.rounds(limit=RECENT_CLOSED_ROUNDS).entries:
+        round_id, league_id = rnd.id, rnd.league.id
+        if rnd.status == RoundStatus.RUNNING or round_id in collated:
             continue
         if instance.get_run_records(
             dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"}), limit=1
@@ -326,7 +256,7 @@ def commissioner_tick(
             instance, service, store, round_id, order, materialized
         )
         note_round(round_id, league_id)
-        report.closed_rounds.append(f"{rnd['league']['name']}#{rnd['round_number']}")
+        report.closed_rounds.append(f"{rnd.league.name}#{rnd.round_number}")
         tags = {TAG_ROUND: round_id, TAG_LEAGUE: league_id}
         run_requests.append(
             dg.RunRequest(

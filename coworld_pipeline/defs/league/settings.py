@@ -9,7 +9,12 @@
 | `COWORLD_SENSOR_INTERVAL_SECONDS` | `5` | commissioner sensor interval (the daemon loops every >= 5 s) |
 | `COWORLD_ROUND_SCHEDULE` | `* * * * *` | cron of the schedule that opens rounds of due leagues |
 | `COWORLD_STALE_RUNNING_SECONDS` | `7200` | last-resort requeue of episodes marked running for this long |
-| `COWORLD_DEMO` | `1` when the home is the repo's `.coworld/` | seed the orchard demo league on first tick |
+| `COWORLD_DEMO` | on when served from a source checkout with `COWORLD_HOME` unset | seed the orchard demo league on first tick |
+
+Resource settings (read through `dg.EnvVar` by `resources.py`): `COWORLD_DATABASE_URL`,
+`COWORLD_HOME`, `COWORLD_RUNTIME`, `COWORLD_EPISODE_PARALLELISM`, `COWORLD_GAME_MEMORY`,
+`COWORLD_PLAYER_MEMORY`, `COWORLD_PIDS_LIMIT`, and the artifact store's `COWORLD_ARTIFACT_STORE` /
+`COWORLD_S3_*`.
 
 The number of episode runs executing at once is the `coworld_episodes` concurrency pool
 (`dagster.yaml` `concurrency.pools.default_limit`, or `dagster instance concurrency set coworld_episodes N`).
@@ -18,7 +23,8 @@ The number of episode runs executing at once is the `coworld_episodes` concurren
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 
 EPISODE_POOL = "coworld_episodes"
 
@@ -74,3 +80,13 @@ class OrchestrationSettings:
 
 
 SETTINGS = OrchestrationSettings.from_env()
+
+
+def use_checkout_defaults() -> None:
+    """Called by the code location before it loads the definitions: served from a source checkout
+    with no home set, it plays the embedded demo league (as `make demo` does) unless COWORLD_DEMO says
+    otherwise. Tests and other importers keep the plain defaults."""
+    global SETTINGS
+    checkout = (Path(__file__).resolve().parents[3] / "examples" / "orchard").is_dir()
+    if checkout and not os.environ.get("COWORLD_HOME") and not os.environ.get("COWORLD_DEMO"):
+        SETTINGS = replace(SETTINGS, demo=True)

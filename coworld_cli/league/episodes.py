@@ -1,0 +1,307 @@
+"""League episodes and their files: episodes, episode-results, episode-logs, replays, replay-open."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from coworld_cli.league import render
+from coworld_cli.league.artifacts import EpisodeArtifacts
+from coworld_cli.league.options import (
+    AsJson,
+    Db,
+    Home,
+    LeagueFilter,
+    Offset,
+    PolicyFilter,
+    RoundFilter,
+    Runtime,
+    limit,
+)
+from coworld_cli.league.session import league_service
+from coworld_cli.output import console, err_console, fail_usage, print_json
+
+if TYPE_CHECKING:
+    from coworld_pipeline.league.views import EpisodeView
+
+EpisodeId = Annotated[str, typer.Argument(help="Episode request id (ereq_…).")]
+
+
+def episodes(
+    episode_id: Annotated[str | None, typer.Argument(help="Show one episode request (ereq_…).")] = None,
+    league: LeagueFilter = None,
+    round_id: RoundFilter = None,
+    policy: PolicyFilter = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="pending | running | succeeded | failed | cancelled")
+    ] = None,
+    with_replay: Annotated[bool, typer.Option("--with-replay", help="Only episodes with a replay.")] = False,
+    max_rows: Annotated[int, limit(1000, "episodes")] = 200,
+    offset: Offset = 0,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Episode requests: status, seed, seats, per-seat scores, error, replay."""
+    refs = {"the episode id": episode_id, "--league": league, "--round": round_id, "--policy": policy}
+    with league_service(db, home, as_json, {**refs, "--status": status}) as svc:
+        if episode_id is not None:
+            rows = [svc.episode(episode_id)]
+        else:
+            rows = svc.episodes(None, league, round_id, policy, status, with_replay, max_rows, offset)
+    if as_json:
+        print_json(rows[0].to_json() if episode_id is not None else [e.to_json() for e in rows])
+        return
+    render.table(
+        "episodes",
+        ["id", "status", "variant", "seed", "seats", "scores", "attempts", "error", "replay"],
+        [
+            [
+                e.id,
+                e.status,
+                e.variant_id,
+                e.seed,
+                render.seats(e),
+                render.seat_scores(e),
+                e.attempts,
+                e.error_type,
+                bool(e.replay_path),
+            ]
+            for e in rows
+        ],
+    )
+
+
+def episode_results(
+    episode_id: EpisodeId,
+    output: Annotated[str | None, typer.Option("--output", "-o", help="Write results.json here.")] = None,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """The raw results.json of an episode (it is JSON either way)."""
+    with league_service(db, home, as_json, {"the episode id": episode_id}) as svc:
+        files = EpisodeArtifacts.of(svc.episode(episode_id))
+    data = files.read("results.json")
+    if data is None:
+        fail_usage(f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json)
+    if output:
+        Path(output).write_bytes(data)
+        render.line("wrote {}", output)
+    else:
+        print_json(json.loads(data))
+
+
+def _print_log(name: str, data: bytes, episode: EpisodeView) -> None:
+    """A log as it is; an empty one says so, with the episode's error (a crashed player's usually is)."""
+    if data.strip():
+        text = data.decode(errors="replace")
+        console.out(text, highlight=False, end="" if text.endswith("\n") else "\n")
+        return
+    err_console.print(f"{name} of {episode.id} is empty", markup=False)
+    if episode.error:
+        slot = episode.error.get("slot")
+        where = f" (slot {slot})" if slot is not None else ""
+        message = episode.error.get("message") or ""
+        err_console.print(f"episode error: {episode.error_type}{where}: {message}", markup=False)
+
+
+def episode_logs(
+    episode_id: EpisodeId,
+    list_only: Annotated[bool, typer.Option("--list", help="List the available logs (default).")] = False,
+    game: Annotated[bool, typer.Option("--game", help="Print the game's logs.")] = False,
+    agent: Annotated[
+        int | None, typer.Option("--agent", min=0, help="Print the log of this slot's player.")
+    ] = None,
+    download_dir: Annotated[
+        str | None, typer.Option("--download-dir", "-d", help="Copy every log into this directory.")
+    ] = None,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List, print or download an episode's game and player logs."""
+    with league_service(db, home, as_json, {"the episode id": episode_id}) as svc:
+        episode = svc.episode(episode_id)
+    files = EpisodeArtifacts.of(episode)
+    if game:
+        found = False
+        for name in ("logs/game.stdout.log", "logs/game.stderr.log"):
+            data = files.read(name)
+            if data is not None:
+                found = True
+                console.print(f"[bold]== {Path(name).name}[/]")
+                _print_log(Path(name).name, data, episode)
+        if not found:
+            fail_usage(f"no game logs for {episode.id} (status {episode.status})", as_json)
+        return
+    if agent is not None:
+        if agent >= len(episode.seats):
+            fail_usage(
+                f"{episode.id} has {len(episode.seats)} seats: --agent 0-{len(episode.seats) - 1}", as_json
+            )
+        data = files.read(f"logs/policy_agent_{agent}.log")
+        if data is None:
+            fail_usage(f"no log for agent {agent} in {episode.id} (status {episode.status})", as_json)
+        _print_log(f"the log of agent {agent}", data, episode)
+        return
+    logs = [n for n in files.names("logs/") if n.endswith(".log")]
+    if download_dir:
+        out = Path(download_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        for name in logs:
+            (out / f"{files.episode_id}-{Path(name).name}").write_bytes(files.read(name) or b"")
+    if as_json:
+        print_json({"episode_request_id": files.episode_id, "logs": [files.location(n) for n in logs]})
+        return
+    for name in logs:
+        render.line("{}", files.location(name))
+
+
+def replays(
+    league: LeagueFilter = None,
+    round_id: RoundFilter = None,
+    policy: PolicyFilter = None,
+    download_dir: Annotated[
+        str | None,
+        typer.Option("--download-dir", "-o", help="Write <ereq>.json (decompressed) + index.json."),
+    ] = None,
+    max_rows: Annotated[int, limit(1000, "episodes")] = 1000,
+    offset: Offset = 0,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Episodes with a replay; optionally download them (decompressed) with an index.json."""
+    with league_service(
+        db, home, as_json, {"--league": league, "--round": round_id, "--policy": policy}
+    ) as svc:
+        rows = svc.episodes(None, league, round_id, policy, None, True, max_rows, offset)
+    index: list[dict[str, Any]] = []
+    for e in rows:
+        files = EpisodeArtifacts.of(e)
+        shape = e.to_json()
+        entry = {
+            "episode_request_id": e.id,
+            "replay_url": files.location("replay.json.z"),
+            "seed": e.seed,
+            "status": e.status,
+            "participants": shape["participants"],
+            "scores": shape["scores"],
+            "local_path": None,
+            "command": f"coworld replay-open {e.id}",
+        }
+        if download_dir:
+            out = Path(download_dir)
+            out.mkdir(parents=True, exist_ok=True)
+            data = files.replay_bytes()
+            if data is None:
+                fail_usage(f"the replay of {e.id} is neither on disk nor in the artifact store", as_json)
+            dest = out / f"{e.id}.json"
+            dest.write_bytes(data)
+            entry["local_path"] = str(dest)
+        index.append(entry)
+    if download_dir:
+        (Path(download_dir) / "index.json").write_text(json.dumps(index, indent=2))
+    if as_json:
+        print_json(index)
+        return
+    render.table(
+        "replays",
+        ["episode", "seats", "replay", "open with"],
+        [
+            [e.id, render.seats(e), i["local_path"] or i["replay_url"], i["command"]]
+            for e, i in zip(rows, index, strict=True)
+        ],
+    )
+
+
+def replay_open(
+    episode_id: EpisodeId,
+    runtime: Runtime = "process",
+    timeout: Annotated[
+        float, typer.Option("--timeout-seconds", min=1, help="Seconds the replay server may take to start.")
+    ] = 60.0,
+    print_only: Annotated[
+        bool, typer.Option("--print-only", help="Only print the replay and manifest paths.")
+    ] = False,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Serve an episode's replay with its Coworld's game in replay mode and print the viewer link."""
+    with league_service(db, home, as_json, {"the episode id": episode_id}) as svc:
+        ep = svc.episode(episode_id)
+        coworld_id = svc.leagues(ep.league_id)[0].coworld.id
+        cw = next(c for c in svc.coworlds() if c.id == coworld_id)
+        manifest = svc.coworld_manifest(cw.id)
+    files = EpisodeArtifacts.of(ep)
+    if not ep.replay_path:
+        fail_usage(f"episode {ep.id} has no replay (status {ep.status})", as_json)
+    info = {
+        "episode_request_id": ep.id,
+        "replay": ep.replay_path,
+        "coworld": cw.id,
+        "source_dir": cw.source_dir,
+    }
+    if print_only:
+        if as_json:
+            print_json(info)
+        else:
+            render.line("replay {} (coworld {}:{}, {})", ep.replay_path, cw.name, cw.version, cw.source_dir)
+        return
+    _serve(ep.id, Path(ep.replay_path), files, manifest, cw.source_dir, runtime, timeout, info, as_json)
+
+
+def _serve(
+    episode_id: str,
+    replay_file: Path,
+    files: EpisodeArtifacts,
+    manifest_doc: dict[str, Any],
+    source_dir: str | None,
+    runtime: str,
+    timeout: float,
+    info: dict[str, Any],
+    as_json: bool,
+) -> None:
+    """Run the game in replay mode on `replay_file` until it exits or Ctrl-C."""
+    import secrets
+    import tempfile
+    import time
+
+    from coworld_pipeline.contract import parse_manifest
+    from coworld_pipeline.runtime import RUNTIMES, make_runtime
+    from coworld_pipeline.runtime.replay_server import serve_replay
+
+    if runtime not in RUNTIMES:
+        fail_usage(f"unknown runtime {runtime!r} (choose: {', '.join(RUNTIMES)})", as_json)
+    rt = make_runtime(runtime, base_dir=Path(source_dir) if source_dir else None)
+    workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
+    if not replay_file.is_file():  # kept only in the artifact store (e.g. S3)
+        data = files.replay_bytes()
+        if data is None:
+            fail_usage(f"the replay of {episode_id} is neither on disk nor in the artifact store", as_json)
+        replay_file = workdir / "replay" / "replay.json"
+        replay_file.parent.mkdir(parents=True)
+        replay_file.write_bytes(data)
+    with rt.sandbox(secrets.token_hex(8), "replay") as box:
+        server, url = serve_replay(box, parse_manifest(manifest_doc), replay_file, workdir, timeout)
+        if as_json:
+            print_json({**info, "url": url})
+        else:
+            render.line("replay viewer: {}\n[dim]Ctrl-C to stop[/]", url)
+        with contextlib.suppress(KeyboardInterrupt):
+            while server.poll() is None:
+                time.sleep(0.2)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("episodes")(episodes)
+    app.command("episode-results")(episode_results)
+    app.command("episode-logs")(episode_logs)
+    app.command("replays")(replays)
+    app.command("replay-open")(replay_open)

@@ -1,0 +1,59 @@
+"""`coworld events`: the league's decisions, newest first, as the scheduler recorded them."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from coworld_cli.league import render
+from coworld_cli.league.options import (
+    AsJson,
+    Db,
+    DivisionFilter,
+    Home,
+    LeagueFilter,
+    PolicyFilter,
+    RoundFilter,
+    limit,
+)
+from coworld_cli.league.session import league_service
+from coworld_cli.output import print_json
+
+
+def events(
+    league: LeagueFilter = None,
+    division: DivisionFilter = None,
+    round_id: RoundFilter = None,
+    event_type: Annotated[
+        str | None,
+        typer.Option("--event-type", "--type", help="Only this kind, e.g. round_opened, policy_quarantined."),
+    ] = None,
+    policy: PolicyFilter = None,
+    max_rows: Annotated[int, limit(100000, "events")] = 50,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Scheduler decisions: rounds opened/refused, episodes scheduled/rejected/retried, quarantines, …"""
+    refs = {
+        "--league": league,
+        "--division": division,
+        "--round": round_id,
+        "--event-type": event_type,
+        "--policy": policy,
+    }
+    with league_service(db, home, as_json, refs) as svc:
+        rows = svc.events(league, round_id, event_type, policy, division, max_rows)
+    if as_json:
+        print_json([e.to_json() for e in rows])
+        return
+    render.table(
+        "events",
+        ["id", "time", "type", "headline"],
+        [[e.id, e.created_at, e.event_type, e.headline] for e in rows],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("events")(events)

@@ -1,0 +1,266 @@
+"""Leagues and what they are made of: `league create/pause/resume`, leagues, divisions, memberships,
+submissions."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+import typer
+
+from coworld_cli.league import render
+from coworld_cli.league.options import AsJson, Db, DivisionFilter, Home, LeagueFilter, PolicyFilter, limit
+from coworld_cli.league.session import league_service
+from coworld_cli.output import parse_env_pairs, print_json
+
+
+def league_create(
+    name: Annotated[str, typer.Argument(help="League name.")],
+    coworld: Annotated[str, typer.Option("--coworld", "-c", help="Coworld id, name or name:version.")],
+    variant: Annotated[
+        list[str] | None, typer.Option("--variant", help="Variant id (repeatable; default: the first).")
+    ] = None,
+    commissioner: Annotated[
+        str, typer.Option("--commissioner", help="round-robin | swiss | elimination")
+    ] = "round-robin",
+    episodes_per_pair: Annotated[
+        int | None, typer.Option("--episodes-per-pair", min=1, help="Episodes per pairing.")
+    ] = None,
+    graduation: Annotated[
+        str, typer.Option("--graduation", help="Moving between divisions: none | percentile | win-streak")
+    ] = "none",
+    promote_top_pct: Annotated[
+        float, typer.Option("--promote-top-pct", min=0, max=100, help="percentile: top % move up.")
+    ] = 10.0,
+    relegate_bottom_pct: Annotated[
+        float, typer.Option("--relegate-bottom-pct", min=0, max=100, help="percentile: bottom % move down.")
+    ] = 10.0,
+    streak_length: Annotated[
+        int, typer.Option("--streak-length", min=1, help="win-streak: wins in a row to move up.")
+    ] = 3,
+    divisions: Annotated[
+        int, typer.Option("--divisions", min=1, max=20, help="Number of division levels.")
+    ] = 1,
+    interval_minutes: Annotated[
+        float | None, typer.Option("--interval-minutes", help="Round cadence (scheduler).")
+    ] = None,
+    config: Annotated[
+        list[str] | None, typer.Option("--config", help="Game config override KEY=JSON (repeatable).")
+    ] = None,
+    infra_retries: Annotated[
+        int, typer.Option("--infra-retries", min=0, help="Retries of infrastructure failures.")
+    ] = 2,
+    quarantine_after: Annotated[
+        int, typer.Option("--quarantine-after", min=1, help="Consecutive player failures.")
+    ] = 3,
+    failed_slot_budget: Annotated[
+        int, typer.Option("--failed-slot-budget", min=0, help="Failed seats per round.")
+    ] = 20,
+    episode_timeout: Annotated[
+        float, typer.Option("--episode-timeout", min=1, help="Seconds per episode.")
+    ] = 600.0,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Create a league on an uploaded Coworld."""
+    overrides: dict[str, Any] = {}
+    for key, raw in parse_env_pairs(config or [], "--config", as_json).items():
+        try:
+            overrides[key] = json.loads(raw)
+        except json.JSONDecodeError:  # a bare word is meant as a string: --config mode=fast
+            overrides[key] = raw
+    settings: dict[str, Any] = {
+        "graduation": graduation,
+        "promote_top_pct": promote_top_pct,
+        "relegate_bottom_pct": relegate_bottom_pct,
+        "streak_length": streak_length,
+    }
+    if episodes_per_pair:
+        settings["episodes_per_pair"] = episodes_per_pair
+    with league_service(db, home, as_json, {"the league name": name, "--coworld": coworld}) as svc:
+        lg = svc.create_league(
+            name,
+            coworld,
+            variants=variant or None,
+            commissioner=commissioner,
+            commissioner_config=settings,
+            divisions=divisions,
+            interval_minutes=interval_minutes,
+            config_overrides=overrides,
+            failure_policy={
+                "infra_retries": infra_retries,
+                "quarantine_after": quarantine_after,
+                "failed_slot_budget": failed_slot_budget,
+                "episode_timeout_seconds": episode_timeout,
+            },
+        )
+    if as_json:
+        print_json(lg.to_json())
+        return
+    render.line(
+        "league {} created: {} ({}, variants {}, {} division(s))",
+        lg.name,
+        lg.id,
+        lg.commissioner_key,
+        ", ".join(lg.variants),
+        len(lg.divisions),
+    )
+
+
+LeagueArgument = Annotated[str, typer.Argument(help="League id or name.")]
+
+
+def set_paused(league: str, paused: bool, db: str | None, home: str | None, as_json: bool) -> None:
+    with league_service(db, home, as_json, {"the league": league}) as svc:
+        lg = svc.set_paused(league, paused)
+    if as_json:
+        print_json(lg.to_json())
+    else:
+        render.line("league {} " + ("paused" if paused else "resumed"), lg.name)
+
+
+def league_pause(league: LeagueArgument, db: Db = None, home: Home = None, as_json: AsJson = False) -> None:
+    """Stop opening new rounds (an open round still finishes)."""
+    set_paused(league, True, db, home, as_json)
+
+
+def league_resume(league: LeagueArgument, db: Db = None, home: Home = None, as_json: AsJson = False) -> None:
+    """Open rounds again."""
+    set_paused(league, False, db, home, as_json)
+
+
+def leagues(
+    league: Annotated[str | None, typer.Argument(help="Show one league (id or name).")] = None,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List leagues or show one."""
+    with league_service(db, home, as_json, {"the league": league}) as svc:
+        rows = svc.leagues(league)
+    if as_json:
+        print_json(rows[0].to_json() if league else [lg.to_json() for lg in rows])
+        return
+    render.table(
+        "leagues",
+        ["id", "name", "coworld", "commissioner", "variants", "members", "paused", "last round"],
+        [
+            [
+                lg.id,
+                lg.name,
+                lg.coworld.label,
+                lg.commissioner_key,
+                ", ".join(lg.variants),
+                render.counts(lg.memberships),
+                lg.paused,
+                f"#{lg.last_round.number} {lg.last_round.status}" if lg.last_round else None,
+            ]
+            for lg in rows
+        ],
+    )
+
+
+def divisions(
+    division: Annotated[str | None, typer.Argument(help="Show one division (div_…).")] = None,
+    league: LeagueFilter = None,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List divisions (optionally of one league) or show one."""
+    with league_service(db, home, as_json, {"the division id": division, "--league": league}) as svc:
+        rows = svc.divisions(division, league)
+    if as_json:
+        print_json(rows[0].to_json() if division else [d.to_json() for d in rows])
+        return
+    render.table(
+        "divisions",
+        ["id", "league", "name", "level", "members", "schedule"],
+        [[d.id, d.league.name, d.name, d.level, d.member_count, d.round_schedule] for d in rows],
+    )
+
+
+def memberships(
+    league: LeagueFilter = None,
+    division: DivisionFilter = None,
+    policy: PolicyFilter = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="qualifying | active | quarantined | retired")
+    ] = None,
+    active_only: Annotated[
+        bool, typer.Option("--active-only", help="Only members that can be scheduled.")
+    ] = False,
+    max_rows: Annotated[int, limit(1000, "memberships")] = 1000,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """League memberships with their status and reason."""
+    refs = {"--league": league, "--division": division, "--policy": policy, "--status": status}
+    with league_service(db, home, as_json, refs) as svc:
+        rows = svc.memberships(league, division, policy, status, max_rows)
+    if active_only:
+        rows = [m for m in rows if m.is_active]
+    if as_json:
+        print_json([m.to_json() for m in rows])
+        return
+    render.table(
+        "memberships",
+        ["id", "league", "division", "policy", "status", "reason", "failures"],
+        [
+            [
+                m.id,
+                m.league.name,
+                m.division.name,
+                m.policy_version.label,
+                m.status,
+                m.status_reason,
+                m.consecutive_failures,
+            ]
+            for m in rows
+        ],
+    )
+
+
+def submissions(
+    league: LeagueFilter = None,
+    policy: PolicyFilter = None,
+    max_rows: Annotated[int, limit(1000, "submissions")] = 1000,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """League submissions."""
+    with league_service(db, home, as_json, {"--league": league, "--policy": policy}) as svc:
+        rows = svc.submissions(league, policy, max_rows)
+    if as_json:
+        print_json([s.to_json() for s in rows])
+        return
+    render.table(
+        "submissions",
+        ["id", "league", "policy", "status", "membership", "created"],
+        [
+            [
+                s.id,
+                s.league.name,
+                s.policy_version.label,
+                s.status,
+                s.league_policy_membership_id,
+                s.created_at,
+            ]
+            for s in rows
+        ],
+    )
+
+
+def register(app: typer.Typer) -> None:
+    league_app = typer.Typer(help="Create and manage leagues.", no_args_is_help=True)
+    league_app.command("create")(league_create)
+    league_app.command("pause")(league_pause)
+    league_app.command("resume")(league_resume)
+    app.add_typer(league_app, name="league")
+    app.command("leagues")(leagues)
+    app.command("divisions")(divisions)
+    app.command("memberships")(memberships)
+    app.command("submissions")(submissions)

@@ -1,0 +1,240 @@
+"""Rounds: `round run` plays one now; `rounds` lists them; `results` shows standings or rankings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from coworld_cli.league import render
+from coworld_cli.league.options import (
+    AsJson,
+    Db,
+    GameCpus,
+    GameMemory,
+    Home,
+    LeagueFilter,
+    LeagueRequired,
+    Offset,
+    PidsLimit,
+    PlayerCpus,
+    PlayerMemory,
+    Runtime,
+    limit,
+)
+from coworld_cli.league.session import league_service, quick_standings, reject_empty
+from coworld_cli.output import console, fail_usage, print_json
+
+if TYPE_CHECKING:
+    from rich.progress import Progress, TaskID
+
+    from coworld_pipeline.league.play import Played
+    from coworld_pipeline.league.views import DivisionStandings, RankingView, RoundProgress
+
+
+class RoundProgressView:
+    """A round as it is played: a bar of finished episodes, and a line per episode played here.
+
+    The lines matter where the bar cannot be redrawn (output piped to a file or a CI log): there Rich
+    prints the bar once, at the end, and the lines are the progress a reader sees.
+    """
+
+    def __enter__(self) -> RoundProgressView:
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+        self.bar: Progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        )
+        self.bar.start()
+        self.task: TaskID = self.bar.add_task("round", total=None, detail="")
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.bar.stop()
+
+    def __call__(self, progress: RoundProgress, played: Played | None) -> None:
+        total = sum(progress.counts.values())
+        self.bar.update(
+            self.task,
+            total=total or None,
+            completed=progress.finished,
+            detail=render.counts(progress.counts),
+            description=f"round {progress.status}",
+        )
+        if played is None:
+            return
+        if played.platform_error:
+            render.line("[red]{}[/] not recorded: {}", played.ereq_id, played.platform_error)
+        elif played.episode is not None:
+            ep = played.episode
+            outcome = render.seat_scores(ep) if ep.error is None else _error_line(ep.error)
+            render.line("{} {}: {}  {}", ep.id, ep.status, render.seats(ep), outcome)
+
+
+def _error_line(error: dict[str, Any]) -> str:
+    message = str(error.get("message") or "").strip().splitlines()
+    return f"{error.get('error_type')}" + (f" ({message[0]})" if message else "")
+
+
+def round_run(
+    league: LeagueRequired,
+    parallel: Annotated[int, typer.Option("--parallel", min=1, max=64, help="Episodes at once.")] = 1,
+    runtime: Runtime = "process",
+    game_cpus: GameCpus = 1.0,
+    game_memory: GameMemory = "1g",
+    player_cpus: PlayerCpus = 1.0,
+    player_memory: PlayerMemory = "1g",
+    pids_limit: PidsLimit = 512,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Run one round of a league now (or finish its open round) and print the rankings."""
+    from coworld_pipeline.runtime import RUNTIMES
+    from coworld_pipeline.runtime.base import ResourceLimits
+
+    if runtime not in RUNTIMES:
+        fail_usage(f"unknown runtime {runtime!r} (choose: {', '.join(RUNTIMES)})", as_json)
+    limits = {
+        "game": ResourceLimits(game_cpus, game_memory, pids_limit),
+        "player": ResourceLimits(player_cpus, player_memory, pids_limit),
+    }
+    rankings: list[RankingView] = []
+    standings: list[DivisionStandings] = []
+    with league_service(db, home, as_json, {"--league": league}) as svc:
+        league = svc.resolve_league_id(league)  # an unknown league fails before the progress bar
+        if as_json:
+            run = svc.run_round(league, parallel, runtime, limits=limits)
+        else:
+            with RoundProgressView() as view:
+                run = svc.run_round(league, parallel, runtime, limits=limits, on_progress=view)
+        if run.round_id:
+            rankings = svc.round_rankings(run.round_id)
+            standings = svc.standings(run.league_id)
+    out = run.to_json()
+    if as_json:
+        if run.round_id:
+            out["rankings"] = [r.to_json() for r in rankings]
+            out["standings"] = [g.to_json() for g in standings]
+        print_json(out)
+        return
+    if run.round_id is None:
+        render.line("no round opened: {}", run.refused)
+        return
+    status = out["status"] + (f" ({out['error']})" if out["error"] else "")
+    render.line("round {}: {} in {}s", out["round_id"], status, render.num(run.wall_seconds, 1))
+    render.rankings_table("round rankings", rankings)
+    render.standings_tables(standings, render.TABLE_ROWS)
+
+
+def rounds(
+    round_id: Annotated[str | None, typer.Argument(help="Show one round (round_…) with its results.")] = None,
+    league: LeagueFilter = None,
+    status: Annotated[
+        str | None, typer.Option("--status", help="running | completed | failed | cancelled")
+    ] = None,
+    max_rows: Annotated[int, limit(200, "rounds")] = 25,
+    offset: Offset = 0,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """List rounds or show one."""
+    with league_service(
+        db, home, as_json, {"the round id": round_id, "--league": league, "--status": status}
+    ) as svc:
+        page = svc.rounds(round_id, league, status, max_rows, offset)
+    if as_json:
+        print_json(page.entries[0].to_json() if round_id else page.to_json())
+        return
+    render.table(
+        "rounds",
+        ["id", "league", "#", "status", "episodes", "failed seats", "started", "error"],
+        [
+            [
+                r.id,
+                r.league.name,
+                r.round_number,
+                r.status,
+                render.counts(r.episodes),
+                r.failed_slots,
+                r.started_at,
+                r.error,
+            ]
+            for r in page.entries
+        ],
+    )
+    if not round_id:
+        shown = len(page.entries)
+        console.print(f"Rows {offset + 1 if shown else 0}-{offset + shown} of {page.total_count}")
+        return
+    one = page.entries[0]
+    render.rankings_table("results", one.results or ())
+    if one.graduation_changes:
+        render.table(
+            "graduation",
+            ["membership", "from", "to", "reason"],
+            [
+                [g.membership_id, g.from_division_id, g.to_division_id, g.reason]
+                for g in one.graduation_changes
+            ],
+        )
+
+
+def results(
+    target: Annotated[
+        str, typer.Argument(help="A league (id or name), a division (div_…) or a round (round_…).")
+    ],
+    max_rows: Annotated[
+        int | None,
+        typer.Option(
+            "--limit",
+            min=0,
+            help=f"Rows per table (default {render.TABLE_ROWS}; 0: all). --json: every row unless given.",
+        ),
+    ] = None,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """Standings of a league or division (openskill, mu - 3 sigma), or a round's rankings."""
+    reject_empty(as_json, {"the league, division or round": target})
+    if max_rows is None and not as_json:
+        max_rows = render.TABLE_ROWS
+    # League and division standings come straight from the database driver when it can serve them:
+    # this is the command users repeat, and loading the service costs more than the query.
+    groups = None if target.startswith("round_") else quick_standings(db, home, target, as_json)
+    rankings: list[RankingView] = []
+    if groups is None:
+        with league_service(db, home, as_json) as svc:
+            if target.startswith("round_"):
+                rankings = svc.round_rankings(target)
+            elif target.startswith("div_"):
+                groups = svc.standings(svc.divisions(target)[0].league.id, target)
+            else:
+                groups = svc.standings(target)
+    if groups is None:
+        shown = render.first(rankings, max_rows)
+        if as_json:
+            print_json([r.to_json() for r in shown])
+        else:
+            render.rankings_table(f"round {target}", shown)
+            render.more_rows(len(shown), len(rankings))
+    elif as_json:
+        print_json([g.to_json(max_rows) for g in groups])
+    else:
+        render.standings_tables(groups, max_rows)
+
+
+def register(app: typer.Typer) -> None:
+    round_app = typer.Typer(help="Run and inspect league rounds.", no_args_is_help=True)
+    round_app.command("run")(round_run)
+    app.add_typer(round_app, name="round")
+    app.command("rounds")(rounds)
+    app.command("results")(results)

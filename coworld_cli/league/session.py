@@ -1,0 +1,88 @@
+"""Opening the league service for one command, and turning what goes wrong into one clear line.
+
+Bad input (an unknown league, an invalid manifest, an empty id, a wrong secret key) prints one line
+(plus each problem path of an invalid manifest) and exits 2: nothing was changed. A database that
+fails prints `database error: ...` and exits 1. Neither ever shows a traceback.
+
+SQLAlchemy and the service are imported only when a command opens the service: `coworld results`
+answers from `standings_reader` without them, and its start-up time is most of what it costs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+import typer
+
+from coworld_cli.output import EXIT_FAILED, err_console, fail_usage, print_json
+
+if TYPE_CHECKING:
+    from coworld_pipeline.league.service import LeagueService
+    from coworld_pipeline.league.views import DivisionStandings
+
+
+def reject_empty(as_json: bool, refs: dict[str, str | None]) -> None:
+    """An id or name given as "" is a mistake (often an unset shell variable), never "all of them"."""
+    for what, value in refs.items():
+        if value is not None and not value.strip():
+            fail_usage(f"{what} must not be empty (an unset shell variable?)", as_json)
+
+
+@contextlib.contextmanager
+def league_service(
+    db: str | None, home: str | None, as_json: bool, refs: dict[str, str | None] | None = None
+) -> Iterator[LeagueService]:
+    """The service for one command; `refs` (label -> value) are checked to be non-empty first."""
+    reject_empty(as_json, refs or {})
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from coworld_pipeline.contract.commissioner import CommissionerProtocolError
+    from coworld_pipeline.contract.problems import ContractError
+    from coworld_pipeline.league.errors import LeagueError
+    from coworld_pipeline.league.secrets import SecretKeyError
+    from coworld_pipeline.league.service import LeagueService
+
+    svc = None
+    try:
+        svc = LeagueService(database_url=db, home=Path(home) if home else None)
+        yield svc
+    except LeagueError as exc:
+        fail_usage(str(exc), as_json, exc.problems)
+    except (ContractError, CommissionerProtocolError) as exc:
+        fail_usage(f"{exc.subject} is invalid", as_json, [p.as_dict() for p in exc.problems])
+    except SecretKeyError as exc:
+        fail_usage(str(exc), as_json)
+    except SQLAlchemyError as exc:
+        fail_database(str(getattr(exc, "orig", None) or exc), as_json)
+    finally:
+        if svc is not None:
+            svc.close()
+
+
+def fail_database(detail: str, as_json: bool) -> NoReturn:
+    """The database itself failed (unreachable, locked, corrupt): exit 1, first line of the message."""
+    message = (detail.strip().splitlines() or ["(no message)"])[0]
+    if as_json:
+        print_json({"ok": False, "error": f"database error: {message}"})
+    else:
+        err_console.print("[bold red]database error:[/] ", end="")
+        err_console.print(message, markup=False)
+    raise typer.Exit(EXIT_FAILED) from None
+
+
+def quick_standings(
+    db: str | None, home: str | None, target: str, as_json: bool
+) -> list[DivisionStandings] | None:
+    """Standings through the database driver, without the service; None: ask the service instead."""
+    from coworld_pipeline.league.errors import NotFound
+    from coworld_pipeline.league.location import league_location
+    from coworld_pipeline.league.standings_reader import read_standings
+
+    _, url = league_location(db, home)
+    try:
+        return read_standings(url, target)
+    except NotFound as exc:
+        fail_usage(str(exc), as_json)

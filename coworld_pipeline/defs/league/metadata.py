@@ -1,0 +1,179 @@
+"""What the Dagster UI shows of league objects: materialization metadata built from league views."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dagster as dg
+
+from coworld_pipeline.league.views import DivisionStandings, EpisodeView, RankingView, RoundView
+from coworld_pipeline.runtime.artifacts import ArtifactStore
+
+# Artifacts worth a direct link in the UI (all files are listed under "artifacts").
+LINKED_ARTIFACTS = (
+    "results.json",
+    "replay.json.z",
+    "replay.json",
+    "error_info.json",
+    "logs/game.stdout.log",
+    "logs/game.stderr.log",
+)
+
+
+def md_table(headers: list[str], rows: list[list[Any]]) -> str:
+    def cell(value: Any) -> str:
+        if value is None:
+            return ""
+        if isinstance(value, float):
+            return f"{value:.3f}".rstrip("0").rstrip(".")
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def _link(uri: str) -> dg.MetadataValue:
+    if uri.startswith("file://"):
+        return dg.MetadataValue.path(uri[len("file://") :])
+    return dg.MetadataValue.url(uri)
+
+
+def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, Any]:
+    """UI metadata of one episode: seats, scores, duration, error, artifact locations, replay command."""
+    seats = [[s.position, s.label or s.policy_version_id, s.score] for s in episode.seats]
+    error = episode.error or {}
+    artifacts = episode.artifacts or {}
+    meta: dict[str, Any] = {
+        "status": episode.status,
+        "attempts": episode.attempts,
+        "round": episode.round_id,
+        "league": episode.league_id,
+        "variant": episode.variant_id,
+        "seed": episode.seed,
+        "seats": dg.MetadataValue.md(md_table(["slot", "policy", "score"], seats)),
+        "duration_seconds": float(episode.wall_seconds or 0.0),
+        "error_type": episode.error_type or "",
+        "replay_command": dg.MetadataValue.md(
+            f"```\ncoworld replay-open {episode.id}\n```\nor download: `coworld replays --round {episode.round_id}`"
+        ),
+    }
+    for seat in episode.seats:
+        meta[f"slot_{seat.position}_policy"] = seat.label or seat.policy_version_id
+        if seat.score is not None:
+            meta[f"slot_{seat.position}_score"] = float(seat.score)
+    if error:
+        meta["error"] = dg.MetadataValue.md(
+            f"**{error.get('error_type')}** (blame {error.get('blame')}, slot {error.get('slot')}): "
+            f"{str(error.get('message', ''))[:1500]}"
+        )
+    if artifacts and "error" not in artifacts:
+        meta["artifacts"] = dg.MetadataValue.json(artifacts)
+        for name in LINKED_ARTIFACTS:
+            if name in artifacts:
+                meta[f"artifact:{name}"] = _link(artifacts[name])
+    elif "error" in artifacts:
+        meta["artifact_error"] = str(artifacts["error"])
+    meta["workspace"] = dg.MetadataValue.path(episode.workspace)
+    return meta
+
+
+def rankings_table(rankings: list[RankingView]) -> dg.TableMetadataValue:
+    return dg.MetadataValue.table(
+        records=[
+            dg.TableRecord(
+                {
+                    "division": r.division or "",
+                    "rank": r.rank,
+                    "policy": r.label or r.policy_version_id,
+                    "score": r.score,
+                }
+            )
+            for r in rankings
+        ],
+        schema=dg.TableSchema(
+            columns=[
+                dg.TableColumn("division", "string"),
+                dg.TableColumn("rank", "int"),
+                dg.TableColumn("policy", "string"),
+                dg.TableColumn("score", "float"),
+            ]
+        ),
+    )
+
+
+def round_metadata(info: RoundView) -> dict[str, Any]:
+    rankings = list(info.results or ())
+    rows = [[r.division, r.rank, r.label, r.score] for r in rankings]
+    return {
+        "league": info.league.name,
+        "league_id": info.league.id,
+        "round_number": info.round_number,
+        "status": info.status,
+        "error": info.error or "",
+        "started_at": info.to_json()["started_at"] or "",
+        "completed_at": info.to_json()["completed_at"] or "",
+        "episodes": dg.MetadataValue.json(dict(info.episodes)),
+        "episodes_succeeded": int(info.episodes.get("succeeded", 0)),
+        "episodes_failed": int(info.episodes.get("failed", 0)),
+        "rankings": rankings_table(rankings),
+        "rankings_md": dg.MetadataValue.md(md_table(["division", "rank", "policy", "score"], rows)),
+        "ranking_order": dg.MetadataValue.json([r.label for r in rankings]),
+    }
+
+
+STANDINGS_COLUMNS = ["rank", "policy", "rating", "mu", "sigma", "episodes", "wins", "avg score", "status"]
+
+
+def standings_metadata(
+    league_name: str, divisions: list[DivisionStandings], after_round: int
+) -> dict[str, Any]:
+    sections, records, order = [], [], []
+    for div in divisions:
+        rows = [
+            [r.rank, r.label, r.rating, r.mu, r.sigma, r.episodes, r.wins, r.average_score, r.status]
+            for r in div.standings
+        ]
+        sections.append(
+            f"### {div.league.name} / {div.division.name}\n\n" + md_table(STANDINGS_COLUMNS, rows)
+        )
+        for r in div.standings:
+            order.append(r.label)
+            records.append(
+                dg.TableRecord(
+                    {
+                        "division": div.division.name,
+                        "rank": r.rank,
+                        "policy": r.label,
+                        "rating": round(r.rating, 3),
+                        "mu": round(r.mu, 3),
+                        "sigma": round(r.sigma, 3),
+                        "episodes": r.episodes,
+                        "wins": r.wins,
+                        "status": r.status,
+                    }
+                )
+            )
+    return {
+        "league": league_name,
+        "after_round": after_round,
+        "standings": dg.MetadataValue.md("\n\n".join(sections) or "no entrants yet"),
+        "table": dg.MetadataValue.table(
+            records=records,
+            schema=dg.TableSchema(
+                columns=[
+                    dg.TableColumn("division", "string"),
+                    dg.TableColumn("rank", "int"),
+                    dg.TableColumn("policy", "string"),
+                    dg.TableColumn("rating", "float"),
+                    dg.TableColumn("mu", "float"),
+                    dg.TableColumn("sigma", "float"),
+                    dg.TableColumn("episodes", "int"),
+                    dg.TableColumn("wins", "int"),
+                    dg.TableColumn("status", "string"),
+                ]
+            ),
+        ),
+        "order": dg.MetadataValue.json(order),
+        "entrants": len(order),
+    }

@@ -1,0 +1,399 @@
+"""The adaptive commissioner: spend episodes where the ranking is still uncertain, stop when it is not.
+
+It speaks exactly the CONTRACT §9 messages of the other in-process commissioners (it reuses their
+message handling, episode bookkeeping, graduation and completion; see commissioners.py) and differs
+in what it schedules:
+
+* It keeps its own rating posterior per division in the carried `state` (``state["adaptive"]``),
+  updated from every `episode_result` with the league's own code (ratings.credit / apply_episode),
+  so its picture of the standings is the platform's, without reading the database.
+* Episodes go out in small batches. When a batch has fully reported, the next one is chosen from
+  the current posterior: each entrant's *uncertainty* u is the expected number of wrongly ordered
+  pairs it is part of, Σ_j min(P(i > j), P(j > i)) (P from confidence.p_stronger), with
+  `top_weight` extra weight inside the requested top k. A group's value is, over its pairs, the
+  posterior doubt about their order times how much one game moves their ratings (σ² / (σ² + 2β²)),
+  plus the members' uncertainty; groups are built greedily from the most uncertain entrant outward,
+  so every batch is a set of disjoint, informative groups (works for any slot count).
+* Seats: each group is seated by the permutation (all of them up to 5 slots, rotations above) that
+  puts every member where it has sat least; seat counts are carried across rounds.
+* Nobody starves: every entrant plays at least `min_games` episodes per round (a group is always
+  built around an entrant below it before any other), whatever the budget or the stop rule says.
+* Stop rule, per division: stop scheduling once the requested order (all ranks, or the top
+  `top_k` and the k/k+1 boundary) is settled at `confidence` (confidence.order_settled) and every
+  entrant has its `min_games`, or when `round_budget` episodes have been scheduled this round.
+* Every episode's `tags` say why it was chosen: ``reason`` (``min_games`` / ``informative``),
+  ``why`` (who was short of games, or which ranks are in doubt and how much), ``value`` and ``batch``.
+  `round_complete.round_display.stop` says why each division stopped.
+
+Config keys (with `strategy: "adaptive"`), defaults in ADAPTIVE_DEFAULTS:
+``confidence`` 0.95; ``top_k`` None (the whole order); ``round_budget`` None (a third of the
+episodes a round-robin round would play, but never below what `min_games` needs); ``min_games`` 1;
+``batch_size`` None (⌊entrants / slots / 2⌋ groups, at least 1); ``top_weight`` 1.0.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from coworld_pipeline.league.commissioners import InProcessCommissioner, _seed
+from coworld_pipeline.league.confidence import DEFAULT_LEVEL, annotate, order_settled, p_stronger
+from coworld_pipeline.league.ratings import (
+    BETA,
+    MU,
+    SIGMA,
+    Standing,
+    apply_episode,
+    conservative,
+    credit,
+    rate,
+)
+
+ADAPTIVE_DEFAULTS: dict[str, Any] = {
+    "confidence": DEFAULT_LEVEL,
+    "top_k": None,
+    "round_budget": None,
+    "min_games": 1,
+    "batch_size": None,
+    "top_weight": 1.0,
+}
+_BETA2 = BETA * BETA
+_MAX_PERMUTED_SLOTS = 5  # 5! = 120 seatings per group; beyond that only rotations are tried
+_WINDOW = 8  # candidate opponents: this many places either side in the current standings
+
+
+def _optional_positive_int(config: dict[str, Any], key: str, minimum: int) -> None:
+    value = config.get(key)
+    if value is None:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{key} must be an integer >= {minimum} (or null for the default)")
+
+
+def normalize_adaptive(config: dict[str, Any]) -> dict[str, Any]:
+    """`config` with the adaptive defaults filled in; ValueError names a bad key."""
+    out = {**ADAPTIVE_DEFAULTS, **config}
+    level = out["confidence"]
+    if isinstance(level, bool) or not isinstance(level, int | float) or not 0 < float(level) < 1:
+        raise ValueError("confidence must be a number strictly between 0 and 1 (e.g. 0.95)")
+    out["confidence"] = float(level)
+    _optional_positive_int(out, "top_k", 1)
+    _optional_positive_int(out, "round_budget", 1)
+    _optional_positive_int(out, "batch_size", 1)
+    if out["min_games"] is None:
+        out["min_games"] = ADAPTIVE_DEFAULTS["min_games"]
+    _optional_positive_int(out, "min_games", 0)
+    weight = out["top_weight"]
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or float(weight) < 0:
+        raise ValueError("top_weight must be a number >= 0")
+    out["top_weight"] = float(weight)
+    return out
+
+
+def default_budget(entrants: int, slots: int, min_games: int) -> int:
+    """A third of a round-robin round (every group of `slots`, `slots` seatings each), at least min_games."""
+    full = math.comb(entrants, slots) * slots if entrants >= slots else slots
+    needed = math.ceil(entrants * min_games / slots)
+    return max(math.ceil(full / 3), needed, 1)
+
+
+class _Lookahead:
+    """The expected number of wrongly ordered pairs in the displayed standings, and what a game saves.
+
+    The standings show entrants by mu - 3 sigma. For two entrants shown a above b, the chance that
+    this is wrong is P(b really stronger) (confidence.p_stronger), so the sum over pairs is the
+    expected number of discordant pairs against the true order: exactly what Kendall's tau counts,
+    and it also charges for a high sigma that drags an entrant below where its mu belongs. The value
+    of a game between a and b is the expected drop of that sum after the game, averaging both
+    outcomes (probabilities and updates from the league's own Plackett-Luce code, ratings.rate).
+    """
+
+    def __init__(self, standings: list[tuple[str, float, float]], top_k: int | None, top_weight: float):
+        self.keys = [pv for pv, _, _ in standings]
+        self.post = {pv: (mu, sigma) for pv, mu, sigma in standings}
+        self.rank = {pv: i for i, pv in enumerate(self.keys)}
+        self.top_k = top_k
+        self.top_weight = top_weight
+        self._values: dict[tuple[str, str], float] = {}
+
+    def weight(self, a: str, b: str) -> float:
+        if self.top_k is None:
+            return 1.0
+        low, high = sorted((self.rank[a], self.rank[b]))  # 0-based: the top k have rank < top_k
+        if low >= self.top_k:
+            return 0.0  # both outside the requested top k: their order is not asked for
+        return 1.0 + self.top_weight if high < self.top_k else 1.0
+
+    def p(self, a: str, b: str) -> float:
+        (ma, sa), (mb, sb) = self.post[a], self.post[b]
+        return p_stronger(ma, sa, mb, sb)
+
+    @staticmethod
+    def _wrong(a: str, ra: tuple[float, float], b: str, rb: tuple[float, float]) -> float:
+        a_above = (-conservative(*ra), a) < (-conservative(*rb), b)
+        p_a = p_stronger(ra[0], ra[1], rb[0], rb[1])
+        return 1.0 - p_a if a_above else p_a
+
+    def _involving(self, a: str, b: str, ra: tuple[float, float], rb: tuple[float, float]) -> float:
+        total = self.weight(a, b) * self._wrong(a, ra, b, rb)
+        for j in self.keys:
+            if j != a and j != b:
+                rj = self.post[j]
+                total += self.weight(a, j) * self._wrong(a, ra, j, rj)
+                total += self.weight(b, j) * self._wrong(b, rb, j, rj)
+        return total
+
+    def value(self, a: str, b: str) -> float:
+        key = (a, b) if a < b else (b, a)
+        if key not in self._values:
+            ra, rb = self.post[key[0]], self.post[key[1]]
+            c = math.sqrt(ra[1] ** 2 + rb[1] ** 2 + 2.0 * _BETA2)
+            p_first = 1.0 / (1.0 + math.exp((rb[0] - ra[0]) / c))  # openskill's own prediction
+            first_wins = rate([ra, rb], [1.0, 0.0])
+            second_wins = rate([ra, rb], [0.0, 1.0])
+            after = p_first * self._involving(key[0], key[1], *first_wins) + (1.0 - p_first) * (
+                self._involving(key[0], key[1], *second_wins)
+            )
+            self._values[key] = self._involving(key[0], key[1], ra, rb) - after
+        return self._values[key]
+
+    def window_pairs(self) -> list[tuple[str, str]]:
+        """Pairs at most _WINDOW places apart in the standings: where doubt about the order lives."""
+        return [
+            (self.keys[i], self.keys[j])
+            for i in range(len(self.keys))
+            for j in range(i + 1, min(len(self.keys), i + 1 + _WINDOW))
+        ]
+
+
+class AdaptiveCommissioner(InProcessCommissioner):
+    """InProcessCommissioner whose plan is chosen batch by batch from a carried rating posterior."""
+
+    def __init__(self, config: dict[str, Any] | None = None):
+        super().__init__({**(config or {}), "strategy": "adaptive"})  # normalize_config fills our keys
+        self.level = self.config["confidence"]
+
+    # ---- plan and batches -------------------------------------------------------------------------
+
+    def _plan_adaptive(self, ws: dict[str, Any], division: str, entrants: list[str]) -> list[dict]:
+        carried = ws["carry"].get("adaptive", {})
+        old = carried.get("posterior", {}).get(division, {})
+        ws.setdefault("posterior", {})[division] = {
+            pv: list(old[pv]) if pv in old else [MU, SIGMA] for pv in entrants
+        }
+        if "seats" not in ws:
+            slots = ws["slots"]
+            ws["seats"] = {
+                pv: counts
+                for pv, counts in carried.get("seats", {}).items()
+                if isinstance(counts, list) and len(counts) == slots  # a new slot count starts afresh
+            }
+        budget = self.config["round_budget"] or default_budget(
+            len(entrants), ws["slots"], self.config["min_games"]
+        )
+        ws["plan"][division] = {
+            "budget": max(budget, math.ceil(len(entrants) * self.config["min_games"] / ws["slots"])),
+            "scheduled": 0,
+            "batch": [],
+            "batches": 0,
+            "games": {pv: 0 for pv in entrants},
+            "stop": None,
+        }
+        return self._next_batch(ws, division)
+
+    def _standings(self, ws: dict[str, Any], division: str) -> list[tuple[str, float, float]]:
+        """(pv, mu, sigma) in the league's rank order: mu - 3 sigma, then id (as `coworld results`)."""
+        post = ws["posterior"][division]
+        rows = [(pv, mu, sigma) for pv, (mu, sigma) in post.items()]
+        rows.sort(key=lambda r: (-conservative(r[1], r[2]), r[0]))
+        return rows
+
+    def _next_batch(self, ws: dict[str, Any], division: str) -> list[dict]:
+        plan = ws["plan"][division]
+        if plan["stop"]:
+            return []
+        slots = ws["slots"]
+        games = plan["games"]
+        entrants = list(games)
+        min_games = self.config["min_games"]
+        left = plan["budget"] - plan["scheduled"]
+        standings = self._standings(ws, division)
+        needy = [pv for pv in entrants if games[pv] < min_games]
+        if left <= 0:
+            plan["stop"] = f"round budget of {plan['budget']} episodes spent"
+            return []
+        if not needy and order_settled(standings, self.level, self.config["top_k"]):
+            what = f"top {self.config['top_k']}" if self.config["top_k"] else "whole order"
+            plan["stop"] = f"{what} settled at {self.level:.0%} after {plan['scheduled']} episodes"
+            return []
+        per_batch = self.config["batch_size"] or max(1, len(entrants) // slots // 2)
+        groups = self._choose_groups(ws, division, standings, needy, min(per_batch, left))
+        if not groups:
+            plan["stop"] = "no informative group left to schedule"
+            return []
+        plan["batches"] += 1
+        rank = {pv: i + 1 for i, (pv, _, _) in enumerate(standings)}
+        out = []
+        for group, reason, why, value in groups:
+            seats = self._seat(ws, group)
+            for pv in set(seats):
+                games[pv] += 1
+            seed = _seed(ws["round_id"], division, plan["batches"], len(out))
+            ep = self._new_episode(
+                ws,
+                division,
+                seats,
+                seed,
+                reason=reason,
+                why=why,
+                value=f"{value:.4f}",
+                batch=str(plan["batches"]),
+                ranks=",".join(str(rank[pv]) for pv in seats),
+            )
+            out.append(ep)
+        plan["scheduled"] += len(out)
+        plan["batch"] = [ep["request_id"] for ep in out]
+        return out
+
+    # ---- what is informative ----------------------------------------------------------------------
+
+    def _choose_groups(
+        self,
+        ws: dict[str, Any],
+        division: str,
+        standings: list[tuple[str, float, float]],
+        needy: list[str],
+        limit: int,
+    ) -> list[tuple[list[str], str, str, float]]:
+        slots = ws["slots"]
+        n = len(standings)
+        if n < slots:  # fewer entrants than seats: everyone plays, repeated to fill the seats
+            group = [standings[i % n][0] for i in range(slots)]
+            why = f"{n} entrants for {slots} seats"
+            return [(group, "min_games" if needy else "informative", why, 0.0)]
+        look = _Lookahead(standings, self.config["top_k"], self.config["top_weight"])
+        games = ws["plan"][division]["games"]
+        needy_set = set(needy)
+        free = {pv for pv, _, _ in standings}
+        ranked = sorted(look.window_pairs(), key=lambda ab: (-look.value(*ab), ab))
+        chosen: list[tuple[list[str], str, str, float]] = []
+        while len(chosen) < limit and len(free) >= slots:
+            short = [pv for pv in free if pv in needy_set]
+            if short:  # never starve: the entrant furthest below min_games goes first
+                group = [min(short, key=lambda pv: (games[pv], look.rank[pv], pv))]
+            else:
+                best = next(((a, b) for a, b in ranked if a in free and b in free), None)
+                if best is None or look.value(*best) <= 1e-9:
+                    break  # nothing left that would make the standings more right
+                group = list(best)
+            while len(group) < slots:  # N slots: add whoever adds the most to the group's value
+                group.append(
+                    max(
+                        (pv for pv in free if pv not in group),
+                        key=lambda c: (sum(look.value(g, c) for g in group), c),
+                    )
+                )
+            value = sum(look.value(a, b) for a, b in itertools.combinations(group, 2))
+            if short:
+                why = f"{group[0]} had {games[group[0]]} of {self.config['min_games']} games this round"
+                chosen.append((group, "min_games", why, value))
+            else:
+                a, b = max(itertools.combinations(group, 2), key=lambda ab: look.value(*ab))
+                hi, lo = sorted((a, b), key=lambda pv: look.rank[pv])
+                why = (
+                    f"ranks {look.rank[hi] + 1} vs {look.rank[lo] + 1}: "
+                    f"P(rank {look.rank[hi] + 1} really stronger)={look.p(hi, lo):.2f}"
+                )
+                chosen.append((group, "informative", why, value))
+            free -= set(group)
+        return chosen
+
+    def _seat(self, ws: dict[str, Any], group: list[str]) -> list[str]:
+        """The seating of `group` that puts each member where it has sat least (counts carried)."""
+        slots = ws["slots"]
+        counts = ws["seats"]
+        for pv in group:
+            counts.setdefault(pv, [0] * slots)
+        if len(set(group)) < len(group):
+            options: Any = [group]  # repeated entrants fill the seats as given
+        elif slots <= _MAX_PERMUTED_SLOTS:
+            options = itertools.permutations(group)
+        else:
+            options = (group[r:] + group[:r] for r in range(slots))
+        best = min(options, key=lambda seats: (sum(counts[pv][s] for s, pv in enumerate(seats)), seats))
+        for s, pv in enumerate(best):
+            counts[pv][s] += 1
+        return list(best)
+
+    # ---- results, completion ----------------------------------------------------------------------
+
+    def _progress(self, ws: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+        if ws.get("complete_sent") or ws.get("aborted"):
+            return ws, []
+        for ep in ws["episodes"].values():
+            if ep["status"] == "done" and not ep.get("rated"):
+                ep["rated"] = True
+                self._rate(ws, ep)
+        more: list[dict] = []
+        for division, plan in ws["plan"].items():
+            open_ = any(ws["episodes"][r]["status"] in ("scheduled", "accepted") for r in plan["batch"])
+            if not open_:
+                more += self._next_batch(ws, division)
+        if more:
+            return ws, [self._schedule(more)]
+        if any(e["status"] in ("scheduled", "accepted") for e in ws["episodes"].values()):
+            return ws, []
+        return self._complete(ws)
+
+    @staticmethod
+    def _rate(ws: dict[str, Any], ep: dict[str, Any]) -> None:
+        post = ws["posterior"][ep["division"]]
+        table = {pv: Standing(mu=post[pv][0], sigma=post[pv][1]) for pv in set(ep["pvs"]) if pv in post}
+        if len(table) < len(set(ep["pvs"])):
+            return  # a seat outside the division (cannot happen for our own schedules): leave it alone
+        apply_episode(table, credit(ep["pvs"], ep["scores"]))
+        for pv, row in table.items():
+            post[pv] = [row.mu, row.sigma]
+
+    def _rank_division(self, ws: dict[str, Any], division: str) -> list[dict[str, Any]]:
+        if division not in ws["plan"]:
+            return []
+        games = ws["plan"][division]["games"]
+        rows = []
+        for conf in annotate(self._standings(ws, division), self.level):
+            meta = conf.to_json()
+            meta.pop("key")
+            meta["episodes_this_round"] = games.get(conf.key, 0)
+            rows.append(
+                {
+                    "policy_version_id": conf.key,
+                    "rank": conf.rank,
+                    "score": round(conservative(conf.mu, conf.sigma), 6),
+                    "result_metadata": meta,
+                }
+            )
+        return rows
+
+    def _carry_out(self, ws: dict[str, Any], results: dict[str, list[dict]]) -> dict[str, Any]:
+        carry = super()._carry_out(ws, results)
+        members = {pv for pvs in ws["members"].values() for pv in pvs}
+        # divisions not played this round (fewer than two entrants) keep what they had
+        posterior = {**ws["carry"].get("adaptive", {}).get("posterior", {}), **ws.get("posterior", {})}
+        carry["adaptive"] = {
+            # only current members: the state stays small however many entrants have come and gone
+            "posterior": {
+                d: {pv: ms for pv, ms in post.items() if pv in ws["members"].get(d, [])}
+                for d, post in posterior.items()
+                if d in ws["members"]
+            },
+            "seats": {pv: c for pv, c in ws.get("seats", {}).items() if pv in members},
+        }
+        return carry
+
+    def _complete(self, ws: dict[str, Any]) -> tuple[Any, list[dict[str, Any]]]:
+        ws, out = super()._complete(ws)
+        display = out[0]["round_display"]
+        display["stop"] = {d: plan["stop"] or "round ended" for d, plan in ws["plan"].items()}
+        display["budget"] = {d: plan["budget"] for d, plan in ws["plan"].items()}
+        return ws, out

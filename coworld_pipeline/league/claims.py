@@ -1,0 +1,179 @@
+"""Claims: which pending episodes there are, taking one (claim-and-prepare, one transaction), and
+putting back the ones whose runner died (requeue, as an `interrupted` attempt).
+
+A claim is the conditional update `pending → running, attempt + 1`: of several runners asking at
+once exactly one gets the episode, and only its outcome (that attempt) will be recorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from coworld_pipeline.contract import EpisodeRequest, PlayerSpec, parse_manifest
+from coworld_pipeline.league import ids, resolve
+from coworld_pipeline.league.handoff import PreparedEpisode
+from coworld_pipeline.league.models import (
+    CoworldVersion,
+    EpisodeRequestRow,
+    League,
+    PolicyVersion,
+    Round,
+    utcnow,
+)
+from coworld_pipeline.league.status import EpisodeStatus
+from coworld_pipeline.league.unit import Store, lock_league
+from coworld_pipeline.league.verdicts import record_failure
+from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+
+
+def pending_episodes(store: Store, round_id: str) -> list[str]:
+    """Raw ids of the round's pending episodes, in scheduling order."""
+    raw = ids.raw_id("round", round_id)
+    return store.read(
+        lambda s: list(
+            s.execute(
+                select(EpisodeRequestRow.id)
+                .where(EpisodeRequestRow.round_id == raw, EpisodeRequestRow.status == EpisodeStatus.PENDING)
+                .order_by(EpisodeRequestRow.created_at, EpisodeRequestRow.id)
+            ).scalars()
+        )
+    )
+
+
+def _request(
+    store: Store, s: Session, e: EpisodeRequestRow, league: League, cw: CoworldVersion
+) -> tuple[EpisodeRequest, dict[int, dict[str, str]]]:
+    manifest = parse_manifest(cw.manifest, source=f"coworld {cw.name}:{cw.version}")
+    pvs = {
+        pv.id: pv
+        for pv in s.execute(
+            select(PolicyVersion).where(PolicyVersion.id.in_(set(e.policy_version_ids)))
+        ).scalars()
+    }
+    labels = resolve.labels(s, list(pvs))
+    players, secrets = [], {}
+    for slot, pv_id in enumerate(e.policy_version_ids):
+        pv = pvs[pv_id]
+        players.append(PlayerSpec(image=pv.image, run=list(pv.run), env=dict(pv.env)))
+        if pv.secret_env_encrypted:
+            secrets[slot] = store.box.decrypt(pv.secret_env_encrypted)
+    tags = {
+        "league_id": ids.public("league", league.id),
+        "round_id": ids.public("round", e.round_id),
+        "episode_request_id": ids.public("ereq", e.id),
+        **{k: str(v) for k, v in (e.tags or {}).items()},
+    }
+    request = EpisodeRequest(
+        manifest=manifest,
+        game_config=dict(e.game_config),
+        players=players,
+        episode_tags=tags,
+        policy_names=[labels[p] for p in e.policy_version_ids],
+    )
+    return request, secrets
+
+
+def claim_and_prepare(store: Store, ereq_id: str) -> tuple[PreparedEpisode | None, str]:
+    """Claim a pending episode and load all it needs, in one transaction.
+
+    Returns (the prepared episode, "running"), or (None, its status) when it is not pending (another
+    runner has it, or it is final): it must not be played.
+    """
+    raw = ids.raw_id("ereq", ereq_id)
+
+    def fn(s: Session) -> tuple[PreparedEpisode | None, str]:
+        claimed = s.execute(
+            update(EpisodeRequestRow)
+            .where(EpisodeRequestRow.id == raw, EpisodeRequestRow.status == EpisodeStatus.PENDING)
+            .values(status=EpisodeStatus.RUNNING, attempt=EpisodeRequestRow.attempt + 1, claimed_at=utcnow())
+            .execution_options(synchronize_session=False)
+        ).rowcount
+        e = resolve.episode(s, raw)
+        if claimed != 1:
+            return None, e.status
+        s.refresh(e)
+        league = s.get(League, e.league_id)
+        cw = s.get(CoworldVersion, league.coworld_version_id)
+        request, secrets = _request(store, s, e, league, cw)
+        prepared = PreparedEpisode(
+            ereq_id=e.id,
+            attempt=e.attempt,
+            request=request,
+            workspace=store.episode_workspace(e.id),
+            source_dir=cw.source_dir,
+            timeout_seconds=float(league.failure_policy.get("episode_timeout_seconds", 600.0)),
+            league_id=str(ids.public("league", league.id)),
+            round_id=str(ids.public("round", e.round_id)),
+            secrets=secrets,
+        )
+        return prepared, EpisodeStatus.RUNNING
+
+    return store.write(fn)
+
+
+def requeue_stale(store: Store, older_than_seconds: float) -> list[str]:
+    """Running rows claimed longer ago than this go back to pending (or fail when out of attempts).
+
+    Recorded as an `interrupted` (infrastructure) failure of the current attempt: the retry budget
+    applies, nothing is rated or charged. Returns raw ids.
+    """
+    cutoff = utcnow() - timedelta(seconds=older_than_seconds)
+    return _requeue(
+        store,
+        lambda e: e.claimed_at is not None and e.claimed_at < cutoff,
+        lambda e: (
+            f"worker lost: attempt {e.attempt} ran longer than {older_than_seconds:g}s without "
+            "recording an outcome"
+        ),
+        [EpisodeRequestRow.claimed_at < cutoff],
+    )
+
+
+def requeue_episodes(store: Store, ereq_ids: list[str], reason: str) -> list[str]:
+    """Put these `running` episodes (their worker is known dead) back to pending, like requeue_stale.
+
+    Rows that are not running are left alone. Returns the public ids that were handled.
+    """
+    raw = [ids.raw_id("ereq", e) for e in ereq_ids]
+    if not raw:
+        return []
+    done = _requeue(
+        store, lambda e: True, lambda e: f"{reason} (attempt {e.attempt})", [EpisodeRequestRow.id.in_(raw)]
+    )
+    return [str(ids.public("ereq", e)) for e in done]
+
+
+def _requeue(
+    store: Store,
+    still: Callable[[EpisodeRequestRow], bool],
+    message: Callable[[EpisodeRequestRow], str],
+    where: list[Any],
+) -> list[str]:
+    def fn(s: Session) -> list[str]:
+        rows = s.execute(
+            select(EpisodeRequestRow.id, EpisodeRequestRow.league_id).where(
+                EpisodeRequestRow.status == EpisodeStatus.RUNNING, *where
+            )
+        ).all()
+        out = []
+        for league_id in sorted({lid for _, lid in rows}):
+            league = lock_league(s, league_id)
+            for eid, lid in rows:
+                if lid != league_id:
+                    continue
+                e = s.get(EpisodeRequestRow, eid)
+                s.refresh(e)
+                if e.status != EpisodeStatus.RUNNING or not still(e):
+                    continue
+                failure = EpisodeFailure(ErrorType.INTERRUPTED, message(e))
+                labels = resolve.labels(s, e.policy_version_ids)
+                record_failure(s, league, s.get(Round, e.round_id), e, e.attempt, failure, labels)
+                out.append(e.id)
+        return out
+
+    return store.write(fn)

@@ -1,0 +1,200 @@
+"""Playing league episodes: the one league module that runs anything from `runtime/`.
+
+One path for every caller (`coworld round run` and the Dagster `episodes` asset):
+
+    claim_and_prepare (1 write) -> EpisodePlayer.play -> record_outcome (1 write)
+
+`RuntimePlayer` is the runtime implementation of `EpisodePlayer`; it is built once per CLI round or
+Dagster run, so runtimes (one per coworld directory for `process`, one for `docker`) keep their
+caches and resource limits across episodes. `EpisodeBatch` plays episodes in a bounded thread pool;
+`play_batch` plays a fixed list and yields each result as it is recorded.
+"""
+
+from __future__ import annotations
+
+import shutil
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from coworld_pipeline.league.claims import claim_and_prepare
+from coworld_pipeline.league.handoff import EpisodeOutcome, EpisodePlayer, PreparedEpisode
+from coworld_pipeline.league.status import TERMINAL
+from coworld_pipeline.league.unit import Store
+from coworld_pipeline.league.verdicts import record_outcome
+from coworld_pipeline.league.views import EpisodeView
+from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+
+if TYPE_CHECKING:
+    from coworld_pipeline.runtime.artifacts import ArtifactStore
+    from coworld_pipeline.runtime.base import ResourceLimits, Runtime
+
+
+class RuntimePlayer:
+    """Plays prepared episodes with a real runtime (`process` or `docker`), storing their artifacts."""
+
+    def __init__(
+        self,
+        runtime_name: str = "process",
+        limits: dict[str, ResourceLimits] | None = None,
+        artifact_store: ArtifactStore | None = None,
+    ):
+        from coworld_pipeline.runtime import RUNTIMES
+
+        if runtime_name not in RUNTIMES:
+            raise ValueError(f"unknown runtime {runtime_name!r}: choose one of {', '.join(RUNTIMES)}")
+        self.runtime_name = runtime_name
+        self.limits = dict(limits or {})
+        self.artifact_store = artifact_store
+        self._runtimes: dict[str | None, Runtime] = {}
+        self._lock = threading.Lock()
+
+    def runtime_for(self, source_dir: str | None) -> Runtime:
+        """One runtime per coworld directory (process: its working directory), one in all for docker."""
+        from coworld_pipeline.runtime import make_runtime
+
+        key = source_dir if self.runtime_name == "process" else None
+        with self._lock:
+            runtime = self._runtimes.get(key)
+            if runtime is None:
+                base_dir = Path(source_dir) if source_dir else None
+                runtime = make_runtime(self.runtime_name, base_dir=base_dir, limits=self.limits or None)
+                self._runtimes[key] = runtime
+            return runtime
+
+    def play(self, episode: PreparedEpisode) -> EpisodeOutcome:
+        from coworld_pipeline.runtime import EpisodeOptions, run_episode
+
+        runtime = self.runtime_for(episode.source_dir)
+        # Probes re-check the game's side of the contract on every episode (about 0.1 s) and connect a
+        # /global viewer as a spectator would: games may wait for one before exiting (Orchard does).
+        options = EpisodeOptions(
+            timeout_seconds=episode.timeout_seconds, secret_env=episode.secrets, probes=True, purpose="league"
+        )
+        store = self.artifact_store
+        if store is not None:
+            options.game_output_uris = store.game_output_uris(episode.public_id)
+            options.fetch_output = store.output_fetcher(episode.public_id)
+        result = run_episode(episode.request, episode.workspace, runtime, options)
+        outcome = EpisodeOutcome.of(result, episode.workspace)
+        if store is not None:
+            try:
+                outcome.artifacts = store.put_episode_dir(episode.public_id, outcome.workspace)
+            except Exception as exc:  # the episode's verdict stands; the UI shows the upload error
+                outcome.artifacts = {"error": f"artifact upload failed: {exc}"}
+        return outcome
+
+
+class CallablePlayer:
+    """An `EpisodePlayer` from `fn(request, workspace, secrets_by_slot)` (tests, simulations)."""
+
+    def __init__(self, fn: Callable[[Any, Path, dict[int, dict[str, str]]], Any]):
+        self.fn = fn
+
+    def play(self, episode: PreparedEpisode) -> EpisodeOutcome:
+        return EpisodeOutcome.of(
+            self.fn(episode.request, episode.workspace, episode.secrets), episode.workspace
+        )
+
+
+def archive_attempt(workspace: Path, attempt: int) -> None:
+    """Keep an earlier attempt's files under `previous_attempts/attempt-N/` before re-running."""
+    if attempt <= 1 or not workspace.exists():
+        return
+    dest = workspace / "previous_attempts" / f"attempt-{attempt - 1}"
+    dest.mkdir(parents=True, exist_ok=True)
+    for child in list(workspace.iterdir()):
+        if child.name != "previous_attempts":
+            shutil.move(str(child), str(dest / child.name))
+
+
+@dataclass(frozen=True)
+class Played:
+    """One episode a batch handled: `episode` None when it was not pending (not played here)."""
+
+    ereq_id: str  # raw
+    status: str
+    episode: EpisodeView | None = None
+    platform_error: str | None = None  # the league could not claim or record it (the sensor requeues)
+
+    @property
+    def final(self) -> bool:
+        return self.status in TERMINAL
+
+
+def execute_episode(store: Store, player: EpisodePlayer, ereq_id: str) -> Played:
+    """Claim, play and record one pending episode. An episode that is not pending is not played."""
+    prepared, status = claim_and_prepare(store, ereq_id)
+    if prepared is None:
+        return Played(ereq_id, str(status))
+    try:
+        archive_attempt(prepared.workspace, prepared.attempt)
+        outcome = player.play(prepared)
+    except Exception as exc:  # never leave the row running because the platform failed
+        outcome = EpisodeOutcome(
+            prepared.workspace,
+            error=EpisodeFailure(ErrorType.PLATFORM_ERROR, f"{type(exc).__name__}: {exc}", phase="prepare"),
+        )
+    view = record_outcome(store, prepared.ereq_id, prepared.attempt, outcome)
+    return Played(prepared.ereq_id, view.status, view)
+
+
+class EpisodeBatch:
+    """Episodes played `parallelism` at a time; results are collected as they finish."""
+
+    def __init__(self, store: Store, player: EpisodePlayer, parallelism: int = 1):
+        self.store, self.player = store, player
+        self.parallelism = max(1, parallelism)
+        self._pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="episode")
+        self._inflight: dict[Future[Played], str] = {}
+
+    def __enter__(self) -> EpisodeBatch:
+        return self
+
+    def __exit__(self, exc_type: Any, *_: Any) -> None:
+        self.close(cancel=exc_type is not None)
+
+    @property
+    def in_flight(self) -> set[str]:
+        return set(self._inflight.values())
+
+    @property
+    def free(self) -> int:
+        return self.parallelism - len(self._inflight)
+
+    def submit(self, ereq_id: str) -> None:
+        self._inflight[self._pool.submit(self._play, ereq_id)] = ereq_id
+
+    def _play(self, ereq_id: str) -> Played:
+        try:
+            return execute_episode(self.store, self.player, ereq_id)
+        except Exception as exc:  # the database failed, not the episode: report it, keep the others going
+            return Played(ereq_id, "error", platform_error=f"{type(exc).__name__}: {exc}")
+
+    def wait_any(self) -> list[Played]:
+        """Block until at least one submitted episode is done; [] when none is in flight."""
+        if not self._inflight:
+            return []
+        done, _ = wait(list(self._inflight), return_when=FIRST_COMPLETED)
+        for fut in done:
+            del self._inflight[fut]
+        return [fut.result() for fut in done]
+
+    def close(self, cancel: bool = False) -> None:
+        """Stop: on `cancel` nothing new starts (episodes already playing finish and are recorded)."""
+        self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+def play_batch(
+    store: Store, player: EpisodePlayer, ereq_ids: Iterable[str], parallelism: int
+) -> Iterator[Played]:
+    """Play these episodes, `parallelism` at a time, yielding each result as soon as it is recorded."""
+    with EpisodeBatch(store, player, parallelism) as batch:
+        queue = list(ereq_ids)
+        while queue or batch.in_flight:
+            while queue and batch.free > 0:
+                batch.submit(queue.pop(0))
+            yield from batch.wait_any()
