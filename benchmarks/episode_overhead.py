@@ -7,7 +7,13 @@ overhead, measured two ways:
 - `runner`: `run_episode()` called in-process, as the league and Dagster layers call it.
 Targets: <= 1.0 s (process), <= 2.5 s (docker).
 
+Then, side by side, our `run-episode --runtime docker` against the reference 0.1.64 CLI
+(`.refvenvs/0.1.64`, scripts/reference-venvs.sh) on the same episode of the reference's own paintarena
+(image from scripts/reference-images.sh, a 20-tick request), alternating the two, medians of the
+wall time. Target: ours <= 0.6x the reference's.
+
     .venv/bin/python benchmarks/episode_overhead.py [--repeat 5] [--runtime process --runtime docker]
+                                                    [--no-reference]
 """
 
 from __future__ import annotations
@@ -23,8 +29,10 @@ import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # tests.generations.reference lays the reference's paintarena out
 MANIFEST = REPO / "tests" / "fixtures" / "testkit" / "coworld_manifest.json"
 TARGETS = {"process": 1.0, "docker": 2.5}
+REFERENCE_RATIO = 0.6
 
 
 def one(runtime: str, workspace: Path) -> tuple[float, float]:
@@ -68,6 +76,50 @@ def one_in_process(runtime: str, workspace: Path) -> tuple[float, float]:
     return wall, json.loads((workspace / "results.json").read_text())["episode_seconds"]
 
 
+def timed(argv: list[str], cwd: Path, what: str) -> float:
+    started = time.monotonic()
+    proc = subprocess.run(argv, capture_output=True, text=True, cwd=cwd)
+    wall = time.monotonic() - started
+    if proc.returncode != 0:
+        raise SystemExit(f"{what} failed: {proc.stdout[-2000:]}{proc.stderr[-2000:]}")
+    return wall
+
+
+def compare_with_reference(repeat: int) -> bool:
+    """Ours vs the reference 0.1.64 CLI, same paintarena episode on Docker; True when on target."""
+    from tests.generations.reference import fast_request, make_package, reference_cli
+
+    if not reference_cli("0.1.64").exists():
+        print("reference 0.1.64 not installed (bash scripts/reference-images.sh): comparison skipped")
+        return True
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        manifest = make_package("0.1.64", root)
+        request = fast_request(manifest, root)
+
+        def ours(i: int) -> float:
+            argv = [sys.executable, "-m", "coworld_cli.main", "run-episode", str(manifest), str(request)]
+            argv += ["--runtime", "docker", "-o", str(root / f"ours{i}"), "--json"]
+            return timed(argv, REPO, "ours")
+
+        def reference(i: int) -> float:
+            argv = [str(reference_cli("0.1.64")), "run-episode", str(manifest), str(request)]
+            return timed([*argv, "-o", str(root / f"ref{i}")], root, "reference 0.1.64 run-episode")
+
+        ours(-1), reference(-1)  # warm-up: image layers and bytecode caches
+        runs = [(ours(i), reference(i)) for i in range(repeat)]  # alternating, so drift hits both
+    mine, theirs = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
+    ratio = mine / theirs
+    print(f"\npaintarena 0.1.64, 20 ticks, docker: {repeat} alternating runs each (wall seconds)")
+    print(f"{'cli':22} {'wall min':>9} {'wall med':>9}")
+    print(f"{'ours run-episode':22} {min(r[0] for r in runs):9.3f} {mine:9.3f}")
+    print(f"{'reference 0.1.64':22} {min(r[1] for r in runs):9.3f} {theirs:9.3f}")
+    ok = ratio <= REFERENCE_RATIO
+    verdict = "ok" if ok else "MISSED"
+    print(f"ours / reference (medians): {ratio:.2f}x   target <= {REFERENCE_RATIO}x {verdict}")
+    return ok
+
+
 def main() -> None:
     # Measure the platform as installed, with Python modules' bytecode cached: a shell that sets
     # PYTHONDONTWRITEBYTECODE would otherwise recompile the CLI, the game and the players every run.
@@ -75,6 +127,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--runtime", action="append", choices=sorted(TARGETS))
+    parser.add_argument("--no-reference", action="store_true", help="skip the reference 0.1.64 comparison")
     args = parser.parse_args()
     print(
         f"{'runtime':8} {'measured':8} {'wall min':>9} {'wall med':>9} {'game med':>9} "
@@ -97,6 +150,8 @@ def main() -> None:
             )
     print("(seconds; cli = the whole `coworld run-episode` process, incl. interpreter start-up and imports;")
     print(" runner = run_episode() in-process. Both include the game's and players' own process start-up.)")
+    if not args.no_reference and "docker" in (args.runtime or ["docker"]):
+        failed |= not compare_with_reference(args.repeat)
     sys.exit(1 if failed else 0)
 
 

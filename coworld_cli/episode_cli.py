@@ -275,6 +275,10 @@ def execute(
 
 
 def register(app: typer.Typer) -> None:
+    from coworld_cli import package_cli
+
+    package_cli.register(app)
+
     @app.command()
     def validate(
         manifest: str = typer.Argument(..., help="Path or URL of coworld_manifest.json (templates allowed)."),
@@ -492,7 +496,8 @@ def register(app: typer.Typer) -> None:
         try:
             local = materialize_replay(replay_file, workdir / "replay")
             with rt.sandbox(secrets.token_hex(8), "replay") as box:
-                server, url = serve_replay(box, m, local, workdir, timeout, package_dir=manifest_dir(manifest))
+                package = manifest_dir(manifest)
+                server, url = serve_replay(box, m, local, workdir, timeout, package_dir=package)
                 if as_json:
                     print_json({"url": url, "logs": str(workdir / "logs")})
                 else:

@@ -24,7 +24,10 @@ app = typer.Typer(
 # Each command group is imported only when one of its commands runs (both for --help): the episode
 # group pulls in the runtime stack, the league group SQLAlchemy and the league service, and start-up
 # time is most of what a short command costs.
-EPISODE_COMMANDS = {"validate", "schema", "run-episode", "play", "certify", "replay", "janitor"}
+EPISODE_COMMANDS = {
+    *("validate", "schema", "run-episode", "play", "certify", "replay", "janitor"),
+    *("build", "convert"),  # coworld_cli/package_cli.py, registered by the episode group
+}
 # Episode knowledge (bundles and supporting roles): coworld_cli/roles_cli.py.
 ROLE_COMMANDS = {"bundle", "report", "grade", "diagnose", "episode-stats"}
 

@@ -28,7 +28,7 @@ if [[ "$("$DOCKER" image inspect -f '{{index .Config.Labels "io.coworld.ref-hash
   log "building $REF_BASE"
   ctx="$(mktemp -d)"
   printf 'fastapi==0.115.5\nuvicorn==0.34.2\nwebsockets==15.0.1\n' >"$ctx/req.txt"
-  "$TOOLS/docker/download-wheels.sh" "$BASE" "$ctx/wheels" "$ctx/req.txt" >&2
+  "$TOOLS/docker/download-wheels.sh" "$BASE" "$ctx/wheels" "$ctx/req.txt" 2>&1 | grep -v '^WARNING: Location' >&2
   cat >"$ctx/Dockerfile" <<DOCKERFILE
 FROM $BASE
 COPY wheels /tmp/wheels

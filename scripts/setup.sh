@@ -20,7 +20,7 @@ apt_install() {
 }
 
 if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-  apt_install chromium postgresql mmdebstrap
+  apt_install chromium postgresql mmdebstrap docker-compose  # docker-compose: `coworld build`
 fi
 
 if [[ ! -x .venv/bin/python ]]; then
@@ -50,5 +50,10 @@ if [[ "${SETUP_SKIP_DOCKER:-0}" != 1 ]]; then
   fi
   log "building coworld/testkit:dev"
   $DOCKER build -q --network none -t coworld/testkit:dev tests/fixtures/testkit >/dev/null
+  # The published reference packages (their own venvs) and their example games (tests/generations).
+  log "reference packages and coworld-ref/paintarena images"
+  bash scripts/reference-images.sh >&2
+else
+  bash scripts/reference-venvs.sh >&2
 fi
 log "ready"

@@ -24,6 +24,7 @@ from coworld_cli.league.options import (
 )
 from coworld_cli.league.session import league_service
 from coworld_cli.output import console, err_console, fail_usage, print_json
+from coworld_pipeline.league.status import EpisodeStatus
 
 if TYPE_CHECKING:
     from coworld_pipeline.league.views import EpisodeView
@@ -36,9 +37,7 @@ def episodes(
     league: LeagueFilter = None,
     round_id: RoundFilter = None,
     policy: PolicyFilter = None,
-    status: Annotated[
-        str | None, typer.Option("--status", help="pending | running | succeeded | failed | cancelled")
-    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help=" | ".join(EpisodeStatus))] = None,
     with_replay: Annotated[bool, typer.Option("--with-replay", help="Only episodes with a replay.")] = False,
     max_rows: Annotated[int, limit(1000, "episodes")] = 200,
     offset: Offset = 0,
@@ -52,7 +51,15 @@ def episodes(
         if episode_id is not None:
             rows = [svc.episode(episode_id)]
         else:
-            rows = svc.episodes(None, league, round_id, policy, status, with_replay, max_rows, offset)
+            rows = svc.episodes(
+                league_ref=league,
+                round_ref=round_id,
+                policy_ref=policy,
+                status=status,
+                with_replay=with_replay,
+                limit=max_rows,
+                offset=offset,
+            )
     if as_json:
         print_json(rows[0].to_json() if episode_id is not None else [e.to_json() for e in rows])
         return
@@ -180,7 +187,14 @@ def replays(
     with league_service(
         db, home, as_json, {"--league": league, "--round": round_id, "--policy": policy}
     ) as svc:
-        rows = svc.episodes(None, league, round_id, policy, None, True, max_rows, offset)
+        rows = svc.episodes(
+            league_ref=league,
+            round_ref=round_id,
+            policy_ref=policy,
+            with_replay=True,
+            limit=max_rows,
+            offset=offset,
+        )
     index: list[dict[str, Any]] = []
     for e in rows:
         files = EpisodeArtifacts.of(e)

@@ -44,7 +44,14 @@ def events(
         "--policy": policy,
     }
     with league_service(db, home, as_json, refs) as svc:
-        rows = svc.events(league, round_id, event_type, policy, division, max_rows)
+        rows = svc.events(
+            league_ref=league,
+            round_ref=round_id,
+            event_type=event_type,
+            policy_ref=policy,
+            division_ref=division,
+            limit=max_rows,
+        )
     if as_json:
         print_json([e.to_json() for e in rows])
         return

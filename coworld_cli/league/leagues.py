@@ -12,6 +12,7 @@ from coworld_cli.league import render
 from coworld_cli.league.options import AsJson, Db, DivisionFilter, Home, LeagueFilter, PolicyFilter, limit
 from coworld_cli.league.session import league_service
 from coworld_cli.output import parse_env_pairs, print_json
+from coworld_pipeline.league.status import MembershipStatus
 
 
 def league_create(
@@ -170,7 +171,7 @@ def divisions(
 ) -> None:
     """List divisions (optionally of one league) or show one."""
     with league_service(db, home, as_json, {"the division id": division, "--league": league}) as svc:
-        rows = svc.divisions(division, league)
+        rows = svc.divisions(division_ref=division, league_ref=league)
     if as_json:
         print_json(rows[0].to_json() if division else [d.to_json() for d in rows])
         return
@@ -185,9 +186,7 @@ def memberships(
     league: LeagueFilter = None,
     division: DivisionFilter = None,
     policy: PolicyFilter = None,
-    status: Annotated[
-        str | None, typer.Option("--status", help="qualifying | active | quarantined | retired")
-    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help=" | ".join(MembershipStatus))] = None,
     active_only: Annotated[
         bool, typer.Option("--active-only", help="Only members that can be scheduled.")
     ] = False,
@@ -199,7 +198,9 @@ def memberships(
     """League memberships with their status and reason."""
     refs = {"--league": league, "--division": division, "--policy": policy, "--status": status}
     with league_service(db, home, as_json, refs) as svc:
-        rows = svc.memberships(league, division, policy, status, max_rows)
+        rows = svc.memberships(
+            league_ref=league, division_ref=division, policy_ref=policy, status=status, limit=max_rows
+        )
     if active_only:
         rows = [m for m in rows if m.is_active]
     if as_json:
@@ -233,7 +234,7 @@ def submissions(
 ) -> None:
     """League submissions."""
     with league_service(db, home, as_json, {"--league": league, "--policy": policy}) as svc:
-        rows = svc.submissions(league, policy, max_rows)
+        rows = svc.submissions(league_ref=league, policy_ref=policy, limit=max_rows)
     if as_json:
         print_json([s.to_json() for s in rows])
         return

@@ -23,13 +23,17 @@ from coworld_cli.league.options import (
     limit,
 )
 from coworld_cli.league.session import league_service, quick_standings, reject_empty
-from coworld_cli.output import console, fail_usage, print_json
+from coworld_cli.output import EXIT_INTERRUPTED, console, err_console, fail_usage, print_json
+from coworld_pipeline.league.status import EpisodeStatus, RoundStatus
 
 if TYPE_CHECKING:
     from rich.progress import Progress, TaskID
 
     from coworld_pipeline.league.play import Played
+    from coworld_pipeline.league.runner import RoundRun
+    from coworld_pipeline.league.service import LeagueService
     from coworld_pipeline.league.views import DivisionStandings, RankingView, RoundProgress
+    from coworld_pipeline.runtime.base import ResourceLimits
 
 
 class RoundProgressView:
@@ -70,16 +74,46 @@ class RoundProgressView:
         if played is None:
             return
         if played.platform_error:
-            render.line("[red]{}[/] not recorded: {}", played.ereq_id, played.platform_error)
+            from coworld_pipeline.league.ids import public
+
+            render.line("[red]{}[/] not recorded: {}", public("ereq", played.ereq_id), played.platform_error)
         elif played.episode is not None:
             ep = played.episode
             outcome = render.seat_scores(ep) if ep.error is None else _error_line(ep.error)
-            render.line("{} {}: {}  {}", ep.id, ep.status, render.seats(ep), outcome)
+            # Pending again after an attempt: an infrastructure failure the league retries.
+            status = "will be retried" if ep.status == EpisodeStatus.PENDING else ep.status
+            render.line("{} {}: {}  {}", ep.id, status, render.seats(ep), outcome)
 
 
 def _error_line(error: dict[str, Any]) -> str:
     message = str(error.get("message") or "").strip().splitlines()
     return f"{error.get('error_type')}" + (f" ({message[0]})" if message else "")
+
+
+def _play(
+    svc: LeagueService,
+    league_id: str,
+    parallel: int,
+    runtime: str,
+    limits: dict[str, ResourceLimits],
+    as_json: bool,
+) -> RoundRun:
+    from coworld_pipeline.runtime.signals import Terminated
+
+    try:
+        if as_json:
+            return svc.run_round(league_id, parallel=parallel, runtime_name=runtime, limits=limits)
+        with RoundProgressView() as view:
+            return svc.run_round(
+                league_id, parallel=parallel, runtime_name=runtime, limits=limits, on_progress=view
+            )
+    except (KeyboardInterrupt, Terminated) as exc:
+        # The episodes in flight were stopped; the round stays open for the next runner to finish.
+        reason = str(exc) or "SIGINT"
+        err_console.print(
+            f"[bold red]interrupted[/] ({reason}): the round stays open; `coworld round run` resumes it"
+        )
+        raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 def round_run(
@@ -108,12 +142,8 @@ def round_run(
     rankings: list[RankingView] = []
     standings: list[DivisionStandings] = []
     with league_service(db, home, as_json, {"--league": league}) as svc:
-        league = svc.resolve_league_id(league)  # an unknown league fails before the progress bar
-        if as_json:
-            run = svc.run_round(league, parallel, runtime, limits=limits)
-        else:
-            with RoundProgressView() as view:
-                run = svc.run_round(league, parallel, runtime, limits=limits, on_progress=view)
+        league_id = svc.resolve_league_id(league)  # an unknown league fails before the progress bar
+        run = _play(svc, league_id, parallel, runtime, limits, as_json)
         if run.round_id:
             rankings = svc.round_rankings(run.round_id)
             standings = svc.standings(run.league_id)
@@ -136,9 +166,7 @@ def round_run(
 def rounds(
     round_id: Annotated[str | None, typer.Argument(help="Show one round (round_…) with its results.")] = None,
     league: LeagueFilter = None,
-    status: Annotated[
-        str | None, typer.Option("--status", help="running | completed | failed | cancelled")
-    ] = None,
+    status: Annotated[str | None, typer.Option("--status", help=" | ".join(RoundStatus))] = None,
     max_rows: Annotated[int, limit(200, "rounds")] = 25,
     offset: Offset = 0,
     db: Db = None,
@@ -149,7 +177,7 @@ def rounds(
     with league_service(
         db, home, as_json, {"the round id": round_id, "--league": league, "--status": status}
     ) as svc:
-        page = svc.rounds(round_id, league, status, max_rows, offset)
+        page = svc.rounds(round_ref=round_id, league_ref=league, status=status, limit=max_rows, offset=offset)
     if as_json:
         print_json(page.entries[0].to_json() if round_id else page.to_json())
         return
@@ -216,7 +244,7 @@ def results(
             if target.startswith("round_"):
                 rankings = svc.round_rankings(target)
             elif target.startswith("div_"):
-                groups = svc.standings(svc.divisions(target)[0].league.id, target)
+                groups = svc.standings(svc.divisions(target)[0].league.id, division_ref=target)
             else:
                 groups = svc.standings(target)
     if groups is None:

@@ -67,10 +67,14 @@ def parse_episode_request(
     """Validate a decoded request; when `manifest` is given the embedded one must equal it."""
     if not isinstance(data, dict):
         raise ContractError(source, [Problem("$", "an episode request must be a JSON object")])
-    # Fields no generation defines are dropped (the manifest's own warnings say which).
-    known, warnings = strip_unknown(data, [EpisodeRequest])
+    # The embedded manifest may have fields no generation defines: dropped with warnings, as in a
+    # manifest file. The request's own keys stay strict (its shape is the platform's, not a game's).
+    warnings: list[Problem] = []
+    if isinstance(data.get("manifest"), dict):
+        manifest_data, warnings = strip_unknown(data["manifest"], [CoworldManifest], ["manifest"])
+        data = {**data, "manifest": manifest_data}
     try:
-        request = EpisodeRequest.model_validate(known)
+        request = EpisodeRequest.model_validate(data)
     except ValidationError as exc:
         raise ContractError(source, pydantic_problems(exc)) from None
     if manifest is not None and request.manifest.to_json_dict() != manifest.to_json_dict():
@@ -80,7 +84,7 @@ def parse_episode_request(
     # The embedded manifest passed the structural models; its semantic checks still apply.
     from coworld_pipeline.contract.manifest import semantic_problems
 
-    request.manifest._warnings = [w for w in warnings if w.path.startswith("$.manifest")]
+    request.manifest._warnings = warnings
     problems = [Problem("$.manifest" + p.path[1:], p.message) for p in semantic_problems(request.manifest)]
     problems += request_problems(request)
     if problems:

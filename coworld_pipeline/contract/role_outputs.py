@@ -54,7 +54,7 @@ class OutputLimits:
     """Caps on one role run's outputs. Defaults follow the hosted reporter budget (256 MiB)."""
 
     max_file_bytes: int = 256 << 20  # one output file (zip, parquet, JSON) as written
-    max_total_bytes: int = 512 << 20  # everything the role wrote into its output directory
+    max_total_bytes: int = 256 << 20  # everything the role wrote into its output directory
     max_uncompressed_bytes: int = 1 << 30  # the sum of a zip's entries once inflated
     max_entries: int = 10_000  # entries in one zip
     max_log_bytes: int = 10 << 20  # the role's stdout + stderr

@@ -7,13 +7,14 @@ in what it schedules:
 * It keeps its own rating posterior per division in the carried `state` (``state["adaptive"]``),
   updated from every `episode_result` with the league's own code (ratings.credit / apply_episode),
   so its picture of the standings is the platform's, without reading the database.
-* Episodes go out in small batches. When a batch has fully reported, the next one is chosen from
-  the current posterior: each entrant's *uncertainty* u is the expected number of wrongly ordered
-  pairs it is part of, Σ_j min(P(i > j), P(j > i)) (P from confidence.p_stronger), with
-  `top_weight` extra weight inside the requested top k. A group's value is, over its pairs, the
-  posterior doubt about their order times how much one game moves their ratings (σ² / (σ² + 2β²)),
-  plus the members' uncertainty; groups are built greedily from the most uncertain entrant outward,
-  so every batch is a set of disjoint, informative groups (works for any slot count).
+* Episodes go out in batches. When a batch has fully reported, the next one is chosen from the
+  current posterior by one-step lookahead (`_Lookahead`): the standings' expected number of wrongly
+  ordered pairs, Σ over pairs shown a above b of P(b really stronger) (confidence.p_stronger), is
+  what Kendall's tau against the truth counts; a game's value is how much it is expected to drop,
+  averaged over the game's outcomes with the league's own Plackett-Luce prediction and update. With
+  `top_k`, only pairs touching the top k count (pairs inside it weigh 1 + `top_weight`). Candidate
+  opponents are the _WINDOW neighbours either side in the standings; a batch is the most valuable
+  pairs, disjoint, best first; with more slots a group grows by whoever adds the most value.
 * Seats: each group is seated by the permutation (all of them up to 5 slots, rotations above) that
   puts every member where it has sat least; seat counts are carried across rounds.
 * Nobody starves: every entrant plays at least `min_games` episodes per round (a group is always
@@ -27,8 +28,10 @@ in what it schedules:
 
 Config keys (with `strategy: "adaptive"`), defaults in ADAPTIVE_DEFAULTS:
 ``confidence`` 0.95; ``top_k`` None (the whole order); ``round_budget`` None (a third of the
-episodes a round-robin round would play, but never below what `min_games` needs); ``min_games`` 1;
-``batch_size`` None (⌊entrants / slots / 2⌋ groups, at least 1); ``top_weight`` 1.0.
+episodes a round-robin round would play, at most 20 games per entrant, never below what
+`min_games` needs); ``min_games`` 1;
+``batch_size`` None (2 slots: ⌊entrants / 2⌋, so everyone can play each batch; more slots:
+⌊entrants / slots / 2⌋; at least 1; both picked with the simulator); ``top_weight`` 1.0.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ ADAPTIVE_DEFAULTS: dict[str, Any] = {
 _BETA2 = BETA * BETA
 _MAX_PERMUTED_SLOTS = 5  # 5! = 120 seatings per group; beyond that only rotations are tried
 _WINDOW = 8  # candidate opponents: this many places either side in the current standings
+# Default budget cap: a round's working state keeps every episode it scheduled, and must stay under
+# MAX_STATE_BYTES (about 300 bytes an episode: 1000 entrants x 20 games / 2 slots is about 3 MB).
+_MAX_DEFAULT_GAMES = 20
 
 
 def _optional_positive_int(config: dict[str, Any], key: str, minimum: int) -> None:
@@ -92,10 +98,18 @@ def normalize_adaptive(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def default_budget(entrants: int, slots: int, min_games: int) -> int:
-    """A third of a round-robin round (every group of `slots`, `slots` seatings each), at least min_games."""
+    """A third of a round-robin round (every group of `slots`, `slots` seatings each), at most
+    _MAX_DEFAULT_GAMES games per entrant, never below what min_games needs."""
     full = math.comb(entrants, slots) * slots if entrants >= slots else slots
     needed = math.ceil(entrants * min_games / slots)
-    return max(math.ceil(full / 3), needed, 1)
+    capped = min(math.ceil(full / 3), math.ceil(entrants * _MAX_DEFAULT_GAMES / slots))
+    return max(capped, needed, 1)
+
+
+def default_batch(entrants: int, slots: int) -> int:
+    """Groups per batch. In the simulator (benchmarks/ranking_efficiency.py) 2-slot leagues reach a
+    good order soonest when everyone plays every batch, larger groups when half the field does."""
+    return max(1, entrants // 2 if slots == 2 else entrants // slots // 2)
 
 
 class _Lookahead:
@@ -135,13 +149,22 @@ class _Lookahead:
         p_a = p_stronger(ra[0], ra[1], rb[0], rb[1])
         return 1.0 - p_a if a_above else p_a
 
+    def _near(self, a: str, b: str) -> list[str]:
+        # Entrants far away in the standings are ordered against a and b with near certainty and one
+        # game changes that by next to nothing: leaving them out keeps a batch O(n) in big leagues.
+        reach = 2 * _WINDOW
+        ra, rb = self.rank[a], self.rank[b]
+        near = sorted(  # in standings order, so that sums (and choices) are the same in every process
+            set(range(max(0, ra - reach), ra + reach + 1)) | set(range(max(0, rb - reach), rb + reach + 1))
+        )
+        return [self.keys[i] for i in near if i < len(self.keys) and i not in (ra, rb)]
+
     def _involving(self, a: str, b: str, ra: tuple[float, float], rb: tuple[float, float]) -> float:
         total = self.weight(a, b) * self._wrong(a, ra, b, rb)
-        for j in self.keys:
-            if j != a and j != b:
-                rj = self.post[j]
-                total += self.weight(a, j) * self._wrong(a, ra, j, rj)
-                total += self.weight(b, j) * self._wrong(b, rb, j, rj)
+        for j in self._near(a, b):
+            rj = self.post[j]
+            total += self.weight(a, j) * self._wrong(a, ra, j, rj)
+            total += self.weight(b, j) * self._wrong(b, rb, j, rj)
         return total
 
     def value(self, a: str, b: str) -> float:
@@ -227,7 +250,7 @@ class AdaptiveCommissioner(InProcessCommissioner):
             what = f"top {self.config['top_k']}" if self.config["top_k"] else "whole order"
             plan["stop"] = f"{what} settled at {self.level:.0%} after {plan['scheduled']} episodes"
             return []
-        per_batch = self.config["batch_size"] or max(1, len(entrants) // slots // 2)
+        per_batch = self.config["batch_size"] or default_batch(len(entrants), slots)
         groups = self._choose_groups(ws, division, standings, needy, min(per_batch, left))
         if not groups:
             plan["stop"] = "no informative group left to schedule"
@@ -283,9 +306,11 @@ class AdaptiveCommissioner(InProcessCommissioner):
             if short:  # never starve: the entrant furthest below min_games goes first
                 group = [min(short, key=lambda pv: (games[pv], look.rank[pv], pv))]
             else:
+                # the best pair left, even if the lookahead sees no gain: while the order is not
+                # settled and the budget lasts, another game is the only way to learn more
                 best = next(((a, b) for a, b in ranked if a in free and b in free), None)
-                if best is None or look.value(*best) <= 1e-9:
-                    break  # nothing left that would make the standings more right
+                if best is None:
+                    break
                 group = list(best)
             while len(group) < slots:  # N slots: add whoever adds the most to the group's value
                 group.append(

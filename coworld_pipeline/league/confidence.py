@@ -27,6 +27,7 @@ settled at 95 % are in the true order at least 95 % of the time.
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -35,6 +36,7 @@ from typing import Any
 
 DEFAULT_LEVEL = 0.95
 _NORMAL = NormalDist()
+_SQRT2 = math.sqrt(2.0)
 
 
 def _check_level(level: float) -> float:
@@ -59,7 +61,9 @@ def p_stronger(mu_a: float, sigma_a: float, mu_b: float, sigma_b: float) -> floa
     spread = math.sqrt(sigma_a * sigma_a + sigma_b * sigma_b)
     if spread == 0.0:  # degenerate posteriors: the order is the order of the means
         return 1.0 if mu_a > mu_b else 0.0 if mu_a < mu_b else 0.5
-    return _NORMAL.cdf((mu_a - mu_b) / spread)
+    # Φ via erf directly: NormalDist.cdf does the same with more overhead, and the adaptive
+    # commissioner evaluates this tens of thousands of times per batch
+    return 0.5 * (1.0 + math.erf((mu_a - mu_b) / (spread * _SQRT2)))
 
 
 def pair_settled(p_above: float, level: float = DEFAULT_LEVEL) -> bool:
@@ -85,7 +89,7 @@ class RankConfidence:
 
 def adjacent_p(entries: Sequence[tuple[str, float, float]]) -> list[float]:
     """P(entry i really stronger than entry i+1) for each adjacent pair, in the given order."""
-    return [p_stronger(a[1], a[2], b[1], b[2]) for a, b in zip(entries, entries[1:], strict=False)]
+    return [p_stronger(a[1], a[2], b[1], b[2]) for a, b in itertools.pairwise(entries)]
 
 
 def annotate(

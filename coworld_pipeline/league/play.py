@@ -12,6 +12,7 @@ caches and resource limits across episodes. `EpisodeBatch` plays episodes in a b
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coworld_pipeline.league.claims import claim_and_prepare
+from coworld_pipeline.league.claims import claim_and_prepare, requeue_episodes
 from coworld_pipeline.league.handoff import EpisodeOutcome, EpisodePlayer, PreparedEpisode
 from coworld_pipeline.league.status import TERMINAL
 from coworld_pipeline.league.unit import Store
@@ -138,7 +139,14 @@ def execute_episode(store: Store, player: EpisodePlayer, ereq_id: str) -> Played
             prepared.workspace,
             error=EpisodeFailure(ErrorType.PLATFORM_ERROR, f"{type(exc).__name__}: {exc}", phase="prepare"),
         )
-    view = record_outcome(store, prepared.ereq_id, prepared.attempt, outcome)
+    try:
+        view = record_outcome(store, prepared.ereq_id, prepared.attempt, outcome)
+    except Exception as exc:
+        # The league could not record it: put it back (an interrupted attempt, never counted) so that
+        # no runner waits on a claim that nobody holds any more.
+        with contextlib.suppress(Exception):
+            requeue_episodes(store, [prepared.ereq_id], f"its outcome could not be recorded: {exc}"[:500])
+        raise
     return Played(prepared.ereq_id, view.status, view)
 
 

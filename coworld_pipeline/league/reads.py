@@ -107,7 +107,9 @@ def league_view(s: Session, league: League) -> LeagueView:
         paused=league.paused,
         divisions=tuple(DivisionRef(_pub("division", d.id), d.name, d.level) for d in divs),
         memberships=status_counts(s, Membership.status, Membership.league_id == league.id),
-        last_round=None if last is None else RoundRef(_pub("round", last.id), last.round_number, str(last.status)),
+        last_round=None
+        if last is None
+        else RoundRef(_pub("round", last.id), last.round_number, str(last.status)),
         created_at=league.created_at,
     )
 

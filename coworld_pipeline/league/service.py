@@ -1,41 +1,29 @@
 """`LeagueService`: one object over the league modules, for callers that want a single handle.
 
-It holds the `Store` (database, home, secret box) and delegates; the work is done by modules with
-one job each (see the package docstring). Everything it returns is a typed view (views.py).
+It holds the `Store` (database, home, secret box) and delegates: most methods are the module
+functions themselves, bound to the store (their signatures and docstrings are the modules'). The work
+is done by modules with one job each (see the package docstring). Everything it returns is a typed
+view (views.py).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from sqlalchemy import func, select
 
-from coworld_pipeline.league import catalogue, claims, ids, reads, resolve, rounds, standings, verdicts
+from coworld_pipeline.league import catalogue, claims, ids, reads, resolve, verdicts
+from coworld_pipeline.league import rounds as round_steps  # `rounds`/`standings` are also method names
+from coworld_pipeline.league import standings as standing_tables
 from coworld_pipeline.league.errors import LeagueError, NotFound
-from coworld_pipeline.league.handoff import EpisodeOutcome, EpisodePlayer, PreparedEpisode
+from coworld_pipeline.league.handoff import EpisodePlayer
 from coworld_pipeline.league.play import CallablePlayer, RuntimePlayer, execute_episode
-from coworld_pipeline.league.ratings import Standing
 from coworld_pipeline.league.runner import ProgressCallback, RoundRun, run_round
 from coworld_pipeline.league.unit import Store
-from coworld_pipeline.league.views import (
-    CoworldView,
-    DivisionStandings,
-    DivisionView,
-    EpisodeView,
-    EventView,
-    LeagueView,
-    MembershipView,
-    PolicyVersionView,
-    RankingView,
-    RoundOpening,
-    RoundPage,
-    RoundProgress,
-    RoundView,
-    SubmissionView,
-)
+from coworld_pipeline.league.views import EpisodeView, RankingView, RoundProgress, RoundView
 
 if TYPE_CHECKING:
     from coworld_pipeline.runtime.artifacts import ArtifactStore
@@ -43,6 +31,27 @@ if TYPE_CHECKING:
 
 DEFAULT_FAILURE_POLICY = catalogue.DEFAULT_FAILURE_POLICY
 EpisodeRunner = Callable[[Any, Path, dict[int, dict[str, str]]], Any]
+T = TypeVar("T")
+
+
+def _on_store(fn: Callable[..., T]) -> Callable[..., T]:
+    """A facade method running `fn(store, ...)`: the module function does the work in its transaction."""
+
+    @functools.wraps(fn)
+    def method(self: LeagueService, *args: Any, **kwargs: Any) -> T:
+        return fn(self.store, *args, **kwargs)
+
+    return method
+
+
+def _read(fn: Callable[..., T]) -> Callable[..., T]:
+    """A facade method running the query `fn(session, ...)` in one read transaction."""
+
+    @functools.wraps(fn)
+    def method(self: LeagueService, *args: Any, **kwargs: Any) -> T:
+        return self.store.read(lambda s: fn(s, *args, **kwargs))
+
+    return method
 
 
 class LeagueService:
@@ -67,91 +76,77 @@ class LeagueService:
     def episode_workspace(self, ereq_id: str) -> Path:
         return self.store.episode_workspace(ereq_id)
 
-    # ---- catalogue ------------------------------------------------------------------------------
+    # ---- catalogue (catalogue.py) ---------------------------------------------------------------
+    upload_coworld = _on_store(catalogue.upload_coworld)
+    coworlds = _on_store(catalogue.coworlds)
+    coworld_manifest = _on_store(catalogue.coworld_manifest)
+    upload_policy = _on_store(catalogue.upload_policy)
+    policies = _on_store(catalogue.policies)
+    create_league = _on_store(catalogue.create_league)
+    set_paused = _on_store(catalogue.set_paused)
+    submit = _on_store(catalogue.submit)
 
-    def upload_coworld(self, manifest_path: str | Path) -> CoworldView:
-        return catalogue.upload_coworld(self.store, manifest_path)
+    # ---- rounds (rounds.py) ---------------------------------------------------------------------
+    due_leagues = _on_store(round_steps.due_leagues)
+    open_round = _on_store(round_steps.open_round)
+    open_round_for = _on_store(round_steps.open_round_of)
+    advance_round = _on_store(round_steps.advance_round)
+    cancel_round = _on_store(round_steps.cancel_round)
+    round_start_message = _on_store(round_steps.round_start_message)
+    commissioner_message = _on_store(round_steps.commissioner_message)
+    nothing_to_do = _on_store(round_steps.nothing_to_do)
 
-    def coworlds(self) -> list[CoworldView]:
-        return catalogue.coworlds(self.store)
+    # ---- claims and verdicts (claims.py, verdicts.py) -------------------------------------------
+    pending_episodes = _on_store(claims.pending_episodes)
+    claim_and_prepare = _on_store(claims.claim_and_prepare)
+    requeue_stale = _on_store(claims.requeue_stale)
+    requeue_episodes = _on_store(claims.requeue_episodes)
+    record_outcome = _on_store(verdicts.record_outcome)
 
-    def coworld_manifest(self, ref: str) -> dict[str, Any]:
-        return catalogue.coworld_manifest(self.store, ref)
+    # ---- reading (reads.py, standings.py) -------------------------------------------------------
+    leagues = _read(reads.leagues)
+    rounds = _read(reads.rounds)
+    divisions = _read(reads.divisions)
+    memberships = _read(reads.memberships)
+    submissions = _read(reads.submissions)
+    events = _read(reads.events)
+    standings = _on_store(standing_tables.standings)
+    recompute_standings = _on_store(standing_tables.recompute)
 
-    def upload_policy(
-        self,
-        image: str,
-        name: str,
-        run: list[str] | None = None,
-        env: dict[str, str] | None = None,
-        secret_env: dict[str, str] | None = None,
-    ) -> PolicyVersionView:
-        return catalogue.upload_policy(self.store, image, name, run, env, secret_env)
+    def episodes(self, ereq_ref: str | None = None, **filters: Any) -> list[EpisodeView]:
+        """See `reads.episodes` for the filters."""
+        return self.store.read(lambda s: reads.episodes(s, self.store.episode_workspace, ereq_ref, **filters))
 
-    def policies(self) -> list[PolicyVersionView]:
-        return catalogue.policies(self.store)
+    def episode(self, ereq_ref: str) -> EpisodeView:
+        if not ereq_ref:
+            raise LeagueError("an episode id must not be empty")
+        return self.episodes(ereq_ref)[0]
 
-    def create_league(self, name: str, coworld: str, **settings: Any) -> LeagueView:
-        """See `catalogue.create_league` for the settings."""
-        return catalogue.create_league(self.store, name, coworld, **settings)
+    def episode_dir(self, ereq_ref: str) -> Path:
+        return Path(self.episode(ereq_ref).workspace)
 
-    def set_paused(self, league_ref: str, paused: bool) -> LeagueView:
-        return catalogue.set_paused(self.store, league_ref, paused)
+    def round(self, round_ref: str) -> RoundView:
+        """One round with its rankings and graduation changes."""
+        return self.rounds(round_ref=round_ref).entries[0]
 
-    def submit(self, policy_ref: str, league_ref: str) -> SubmissionView:
-        return catalogue.submit(self.store, policy_ref, league_ref)
+    def round_rankings(self, round_ref: str) -> list[RankingView]:
+        return self.store.read(lambda s: reads.rankings(s, resolve.round_(s, round_ref)))
 
-    # ---- rounds ---------------------------------------------------------------------------------
+    def resolve_league_id(self, league_ref: str) -> str:
+        return self.store.read(lambda s: resolve.league(s, league_ref).id)
 
-    def due_leagues(self, now: datetime | None = None) -> list[str]:
-        return rounds.due_leagues(self.store, now)
+    def counts(self) -> dict[str, int]:
+        """Row counts per table (tests and diagnostics)."""
+        from coworld_pipeline.league.models import Base
 
-    def open_round(self, league_ref: str, trigger: str = "manual") -> RoundOpening:
-        return rounds.open_round(self.store, league_ref, trigger)
-
-    def open_round_for(self, league_ref: str) -> str | None:
-        return rounds.open_round_of(self.store, league_ref)
-
-    def advance_round(self, round_id: str) -> RoundProgress:
-        return rounds.advance_round(self.store, round_id)
-
-    def cancel_round(self, round_id: str, reason: str = "cancelled by user") -> RoundView:
-        return rounds.cancel_round(self.store, round_id, reason)
-
-    def round_start_message(self, round_id: str) -> dict[str, Any]:
-        return rounds.round_start_message(self.store, round_id)
-
-    def commissioner_message(self, round_id: str, message: Any) -> list[dict[str, Any]]:
-        return rounds.commissioner_message(self.store, round_id, message)
-
-    def nothing_to_do(self, league_ref: str, reason: str, **payload: Any) -> None:
-        rounds.nothing_to_do(self.store, league_ref, reason, **payload)
-
-    def run_round(
-        self,
-        league_ref: str,
-        parallel: int = 1,
-        runtime_name: str = "process",
-        player: EpisodePlayer | None = None,
-        episode_runner: EpisodeRunner | None = None,
-        artifact_store: ArtifactStore | None = None,
-        limits: dict[str, ResourceLimits] | None = None,
-        trigger: str = "cli",
-        on_progress: ProgressCallback | None = None,
-    ) -> RoundRun:
-        league = self.leagues(league_ref)[0]
-        player = player or self.player(runtime_name, episode_runner, artifact_store, limits)
-        return run_round(
-            self.store,
-            ids.raw_id("league", league.id),
-            player,
-            parallel=parallel,
-            trigger=trigger,
-            timeout_seconds=league.episode_timeout_seconds,
-            on_progress=on_progress,
+        return self.store.read(
+            lambda s: {
+                t.name: int(s.execute(select(func.count()).select_from(t)).scalar() or 0)
+                for t in Base.metadata.sorted_tables
+            }
         )
 
-    # ---- episodes -------------------------------------------------------------------------------
+    # ---- playing (play.py, runner.py) -----------------------------------------------------------
 
     @staticmethod
     def player(
@@ -160,18 +155,10 @@ class LeagueService:
         artifact_store: ArtifactStore | None = None,
         limits: dict[str, ResourceLimits] | None = None,
     ) -> EpisodePlayer:
+        """The runtime's player, or one calling `episode_runner(request, workspace, secrets)` (tests)."""
         if episode_runner is not None:
             return CallablePlayer(episode_runner)
         return RuntimePlayer(runtime_name, limits, artifact_store)
-
-    def pending_episodes(self, round_id: str) -> list[str]:
-        return claims.pending_episodes(self.store, round_id)
-
-    def claim_and_prepare(self, ereq_id: str) -> tuple[PreparedEpisode | None, str]:
-        return claims.claim_and_prepare(self.store, ereq_id)
-
-    def record_outcome(self, ereq_id: str, attempt: int, outcome: EpisodeOutcome) -> EpisodeView:
-        return verdicts.record_outcome(self.store, ereq_id, attempt, outcome)
 
     def execute_episode(
         self,
@@ -185,124 +172,29 @@ class LeagueService:
         player = player or self.player(runtime_name, episode_runner, artifact_store)
         return execute_episode(self.store, player, ereq_id).status
 
-    def requeue_stale(self, older_than_seconds: float) -> list[str]:
-        return claims.requeue_stale(self.store, older_than_seconds)
-
-    def requeue_episodes(self, ereq_ids: list[str], reason: str) -> list[str]:
-        return claims.requeue_episodes(self.store, ereq_ids, reason)
-
-    # ---- reading --------------------------------------------------------------------------------
-
-    def leagues(self, ref: str | None = None) -> list[LeagueView]:
-        return self.store.read(lambda s: reads.leagues(s, ref))
-
-    def resolve_league_id(self, league_ref: str) -> str:
-        return self.store.read(lambda s: resolve.league(s, league_ref).id)
-
-    def standings(self, league_ref: str, division_ref: str | None = None) -> list[DivisionStandings]:
-        return standings.standings(self.store, league_ref, division_ref)
-
-    def recompute_standings(
-        self, league_ref: str | None = None, write: bool = False
-    ) -> dict[tuple[str, str], Standing]:
-        return standings.recompute(self.store, league_ref, write)
-
-    def rounds(
+    def run_round(
         self,
-        round_ref: str | None = None,
-        league_ref: str | None = None,
-        status: str | None = None,
-        limit: int = 25,
-        offset: int = 0,
-    ) -> RoundPage:
-        return self.store.read(lambda s: reads.rounds(s, round_ref, league_ref, status, limit, offset))
-
-    def round(self, round_ref: str) -> RoundView:
-        """One round with its rankings and graduation changes."""
-        return self.rounds(round_ref=round_ref).entries[0]
-
-    def round_rankings(self, round_id: str) -> list[RankingView]:
-        return self.store.read(lambda s: reads.rankings(s, resolve.round_(s, round_id)))
-
-    def divisions(self, division_ref: str | None = None, league_ref: str | None = None) -> list[DivisionView]:
-        return self.store.read(lambda s: reads.divisions(s, division_ref, league_ref))
-
-    def memberships(
-        self,
-        league_ref: str | None = None,
-        division_ref: str | None = None,
-        policy_ref: str | None = None,
-        status: str | None = None,
-        limit: int = 1000,
-    ) -> list[MembershipView]:
-        return self.store.read(
-            lambda s: reads.memberships(s, league_ref, division_ref, policy_ref, status, limit)
-        )
-
-    def submissions(
-        self, league_ref: str | None = None, policy_ref: str | None = None, limit: int = 1000
-    ) -> list[SubmissionView]:
-        return self.store.read(lambda s: reads.submissions(s, league_ref, policy_ref, limit))
-
-    def episodes(
-        self,
-        ereq_ref: str | None = None,
-        league_ref: str | None = None,
-        round_ref: str | None = None,
-        policy_ref: str | None = None,
-        status: str | None = None,
-        with_replay: bool = False,
-        limit: int = 200,
-        offset: int = 0,
-    ) -> list[EpisodeView]:
-        return self.store.read(
-            lambda s: reads.episodes(
-                s,
-                self.store.episode_workspace,
-                ereq_ref,
-                league_ref,
-                round_ref,
-                policy_ref,
-                status,
-                with_replay,
-                limit,
-                offset,
-            )
-        )
-
-    def episode(self, ereq_ref: str) -> EpisodeView:
-        if not ereq_ref:
-            raise LeagueError("an episode id must not be empty")
-        return self.episodes(ereq_ref=ereq_ref)[0]
-
-    def episode_dir(self, ereq_ref: str) -> Path:
-        return Path(self.episode(ereq_ref).workspace)
-
-    def events(
-        self,
-        league_ref: str | None = None,
-        round_ref: str | None = None,
-        event_type: str | None = None,
-        policy_ref: str | None = None,
-        division_ref: str | None = None,
-        limit: int = 50,
-        after_id: int | None = None,
-    ) -> list[EventView]:
-        return self.store.read(
-            lambda s: reads.events(
-                s, league_ref, round_ref, event_type, policy_ref, division_ref, limit, after_id
-            )
-        )
-
-    def counts(self) -> dict[str, int]:
-        """Row counts per table (tests and diagnostics)."""
-        from coworld_pipeline.league.models import Base
-
-        return self.store.read(
-            lambda s: {
-                t.name: int(s.execute(select(func.count()).select_from(t)).scalar() or 0)
-                for t in Base.metadata.sorted_tables
-            }
+        league_ref: str,
+        parallel: int = 1,
+        runtime_name: str = "process",
+        player: EpisodePlayer | None = None,
+        episode_runner: EpisodeRunner | None = None,
+        artifact_store: ArtifactStore | None = None,
+        limits: dict[str, ResourceLimits] | None = None,
+        trigger: str = "cli",
+        on_progress: ProgressCallback | None = None,
+    ) -> RoundRun:
+        """Open (or join) the league's round and play it to the end (runner.py)."""
+        league = self.leagues(league_ref)[0]
+        player = player or self.player(runtime_name, episode_runner, artifact_store, limits)
+        return run_round(
+            self.store,
+            ids.raw_id("league", league.id),
+            player,
+            parallel=parallel,
+            trigger=trigger,
+            timeout_seconds=league.episode_timeout_seconds,
+            on_progress=on_progress,
         )
 
 

@@ -20,11 +20,24 @@ from coworld_pipeline.league.models import (
     Policy,
     PolicyVersion,
     Rating,
+    utcnow,
 )
 from coworld_pipeline.league.ratings import Standing, apply_episode, credit
 from coworld_pipeline.league.standings_reader import standing_rows
 from coworld_pipeline.league.unit import Store
 from coworld_pipeline.league.views import DivisionRef, DivisionStandings, Ref, StandingRow
+
+
+def write_rating(row: Rating, st: Standing) -> None:
+    """Store a computed standing in its ratings row."""
+    row.mu, row.sigma, row.episodes, row.wins, row.score_sum = (
+        st.mu,
+        st.sigma,
+        st.episodes,
+        st.wins,
+        st.score_sum,
+    )
+    row.updated_at = utcnow()
 
 
 def division_rows(s: Session, league: League, div: Division) -> tuple[StandingRow, ...]:
@@ -118,13 +131,7 @@ def recompute(
                 if row is None:
                     row = Rating(division_id=d, policy_version_id=pv)
                     s.add(row)
-                row.mu, row.sigma, row.episodes, row.wins, row.score_sum = (
-                    st.mu,
-                    st.sigma,
-                    st.episodes,
-                    st.wins,
-                    st.score_sum,
-                )
+                write_rating(row, st)
         return out
 
     return store.write(fn) if write else store.read(fn)

@@ -13,6 +13,7 @@ An outcome counts only if the row is still `running` with the attempt that produ
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -31,10 +32,18 @@ from coworld_pipeline.league.models import (
     utcnow,
 )
 from coworld_pipeline.league.ratings import MU, SIGMA, Standing, apply_episode, credit
+from coworld_pipeline.league.standings import write_rating
 from coworld_pipeline.league.status import ELIGIBLE, EpisodeStatus, MembershipStatus, RoundStatus
 from coworld_pipeline.league.unit import Store, lock_league, record_event
 from coworld_pipeline.league.views import EpisodeView
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+
+
+def episode_event(
+    s: Session, league: League, e: EpisodeRequestRow, event_type: str, headline: str, **payload: Any
+) -> None:
+    """An event about one episode (its league, round and id filled in)."""
+    record_event(s, event_type, headline, league_id=league.id, round_id=e.round_id, ereq_id=e.id, **payload)
 
 
 def cancel_episode(e: EpisodeRequestRow, reason: str) -> None:
@@ -60,13 +69,12 @@ def record_outcome(store: Store, ereq_id: str, attempt: int, outcome: EpisodeOut
         s.refresh(e)
         labels = resolve.labels(s, e.policy_version_ids)
         if e.status != EpisodeStatus.RUNNING or e.attempt != attempt:
-            record_event(
+            episode_event(
                 s,
+                league,
+                e,
                 "late_result_ignored",
                 f"outcome of attempt {attempt} ignored: episode is {e.status} at attempt {e.attempt}",
-                league_id=league.id,
-                round_id=e.round_id,
-                ereq_id=e.id,
             )
             return reads.episode_view(e, labels, store.episode_workspace(e.id))
         e.workspace = str(outcome.workspace or store.episode_workspace(e.id))
@@ -135,15 +143,7 @@ def _record_success(
         div.rating_seq += 1
         e.rated_seq = div.rating_seq
         for pv, row in rows.items():
-            st = table[pv]
-            row.mu, row.sigma, row.episodes, row.wins, row.score_sum = (
-                st.mu,
-                st.sigma,
-                st.episodes,
-                st.wins,
-                st.score_sum,
-            )
-            row.updated_at = utcnow()
+            write_rating(row, table[pv])
     members = s.execute(
         select(Membership).where(
             Membership.league_id == league.id, Membership.policy_version_id.in_(list(credited))
@@ -167,13 +167,12 @@ def _record_success(
     verdict = (
         f"episode {e.request_id} rated: " if rated else f"episode {e.request_id} not rated (one entrant): "
     )
-    record_event(
+    episode_event(
         s,
+        league,
+        e,
         "episode_rated" if rated else "episode_unrated",
         verdict + ", ".join(f"{labels[pv]}={sc:g}" for pv, sc in credited.items()),
-        league_id=league.id,
-        round_id=e.round_id,
-        ereq_id=e.id,
         division_id=e.division_id,
         seats=[
             {"slot": i, "policy_version_id": pv, "label": labels[pv], "score": scores[i]}
@@ -201,20 +200,44 @@ def record_failure(
     err = failure.to_json()
     e.error, e.error_type = err, err["error_type"]
     e.attempt_errors = [*list(e.attempt_errors or []), {**err, "attempt": attempt}]
-    if failure.infrastructure:
-        _infrastructure_failure(s, league, rnd, e, attempt, failure, err)
+    if failure.infrastructure:  # not the player's fault: retried, then failed without charging anyone
+        retries = int(league.failure_policy.get("infra_retries", 2))
+        if attempt <= retries and rnd.status == RoundStatus.RUNNING:
+            e.status = EpisodeStatus.PENDING
+            episode_event(
+                s,
+                league,
+                e,
+                "episode_retried",
+                f"episode {e.request_id} attempt {attempt} failed "
+                f"({failure.error_type.value}, blame {failure.blame}); retry {attempt} of {retries}",
+                error=err,
+                attempt=attempt,
+            )
+            return
+        e.status, e.finished_at = EpisodeStatus.FAILED, utcnow()
+        rnd.failed_slots += len(e.policy_version_ids)
+        episode_event(
+            s,
+            league,
+            e,
+            "episode_failed",
+            f"episode {e.request_id} failed after {attempt} attempt(s) "
+            f"({failure.error_type.value}, blame {failure.blame}): not rated, no entrant charged",
+            error=err,
+            workspace=e.workspace,
+        )
         return
     e.status, e.finished_at = EpisodeStatus.FAILED, utcnow()
     rnd.failed_slots += 1
     slot = failure.slot if failure.slot is not None and 0 <= failure.slot < len(e.policy_version_ids) else 0
     pv = e.policy_version_ids[slot]
-    record_event(
+    episode_event(
         s,
+        league,
+        e,
         "episode_failed",
         f"episode {e.request_id} failed: {labels[pv]} in slot {slot} ({failure.error_type.value}); not rated",
-        league_id=league.id,
-        round_id=e.round_id,
-        ereq_id=e.id,
         policy_version_id=pv,
         error=err,
         workspace=e.workspace,
@@ -233,45 +256,6 @@ def record_failure(
         and m.status in ELIGIBLE
     ):
         _quarantine(s, league, m, labels[pv], failure)
-
-
-def _infrastructure_failure(
-    s: Session,
-    league: League,
-    rnd: Round,
-    e: EpisodeRequestRow,
-    attempt: int,
-    failure: EpisodeFailure,
-    err: dict,
-) -> None:
-    retries = int(league.failure_policy.get("infra_retries", 2))
-    if attempt <= retries and rnd.status == RoundStatus.RUNNING:
-        e.status = EpisodeStatus.PENDING
-        record_event(
-            s,
-            "episode_retried",
-            f"episode {e.request_id} attempt {attempt} failed "
-            f"({failure.error_type.value}, blame {failure.blame}); retry {attempt} of {retries}",
-            league_id=league.id,
-            round_id=e.round_id,
-            ereq_id=e.id,
-            error=err,
-            attempt=attempt,
-        )
-        return
-    e.status, e.finished_at = EpisodeStatus.FAILED, utcnow()
-    rnd.failed_slots += len(e.policy_version_ids)
-    record_event(
-        s,
-        "episode_failed",
-        f"episode {e.request_id} failed after {attempt} attempt(s) "
-        f"({failure.error_type.value}, blame {failure.blame}): not rated, no entrant charged",
-        league_id=league.id,
-        round_id=e.round_id,
-        ereq_id=e.id,
-        error=err,
-        workspace=e.workspace,
-    )
 
 
 def _evidence(m: Membership, failing: list[EpisodeRequestRow]) -> list[dict]:

@@ -23,7 +23,7 @@ Usage::
 Requests (frozen): `ReportRequest(bundle, runnable)`, `GradeRequest(bundle, runnable)`,
 `DiagnoseRequest(bundle, runnable, target_slot=None, target_policy=None)`,
 `OptimizeRequest(manifest, runnable, reports=(), grades=(), diagnoses=(), policy_workspace_uri=None)`.
-Options: `RoleOptions(timeout_seconds, limits: OutputLimits, purpose, default_image)`.
+Options: `RoleOptions(timeout_seconds, limits: OutputLimits, purpose, default_image, resources)`.
 
 Run directory (``run_dir``, reused: stale inputs/outputs/logs are removed first)::
 
@@ -48,7 +48,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import secrets
 import shutil
 import time
@@ -56,7 +55,7 @@ import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from coworld_pipeline.contract.role_outputs import (
     DiagnosisContents,
@@ -69,81 +68,24 @@ from coworld_pipeline.contract.role_outputs import (
     validate_plan,
     validate_report,
 )
-from coworld_pipeline.runtime.base import Launched, LaunchSpec, Runtime
+from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime
 from coworld_pipeline.runtime.bundles import bundle_slot_count
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.role_runnables import (
+    DEFAULT_ROLE_IMAGE,
+    DEFAULT_ROLES_DIR,
+    ROLE_KINDS,
+    RoleKind,
+    RoleRunnable,
+    builtin_role,
+    default_reference_kind,
+    resolve_role,
+)
 from coworld_pipeline.runtime.signals import Terminated, shielded
 
-RoleKind = Literal["reporter", "grader", "diagnoser", "optimizer"]
-ROLE_KINDS: tuple[RoleKind, ...] = ("reporter", "grader", "diagnoser", "optimizer")
-DEFAULT_ROLE_IMAGE = "coworld/python-base:bookworm"
-DEFAULT_ROLES_DIR = Path(__file__).resolve().parent / "default_roles"
 _CONTAINER_ROLES_ROOT = "/opt/coworld-roles"
 _CONTAINER_INPUT = "/coworld-input"
-_DEFAULT_REFERENCE = re.compile(
-    r"^(?:docker\.io/)?softmax/default-(reporter|grader|diagnoser|optimizer)(?::[\w.-]+)?(?:@sha256:[0-9a-f]+)?$"
-)
 _POLL_SECONDS = 0.05
-
-
-# ---- which runnable -----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class RoleRunnable:
-    """What to start for a role: a declared manifest runnable, or a built-in default (`builtin`)."""
-
-    kind: RoleKind
-    id: str
-    image: str
-    run: tuple[str, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
-    builtin: bool = False
-
-
-def default_reference_kind(image: str) -> str | None:
-    """The role a ``softmax/default-<role>`` reference names, or None for any other image."""
-    match = _DEFAULT_REFERENCE.match(image.strip())
-    return match.group(1) if match else None
-
-
-def builtin_role(
-    kind: RoleKind, runnable_id: str | None = None, env: Mapping[str, str] | None = None
-) -> RoleRunnable:
-    """The built-in default for `kind` (image and argv are chosen per runtime when it starts)."""
-    if kind not in ROLE_KINDS:
-        raise ValueError(f"unknown role {kind!r} (one of {', '.join(ROLE_KINDS)})")
-    return RoleRunnable(
-        kind, runnable_id or f"default-{kind}", f"softmax/default-{kind}:latest", (), dict(env or {}), True
-    )
-
-
-def resolve_role(kind: RoleKind, manifest: Any | None, ref: str | None = None) -> RoleRunnable:
-    """Pick a role runnable: `ref` is a declared id, ``default``, or a ``softmax/default-*`` image.
-
-    Without `ref`: the manifest's first declared runnable of that role, else the built-in default.
-    A declared runnable whose image is a ``softmax/default-*`` reference runs as the built-in (its env
-    kept, its `run` ignored: the published image's flags mean nothing to our defaults).
-    Raises ValueError naming what is declared when `ref` matches nothing.
-    """
-    declared = list(manifest.role(kind)) if manifest is not None else []
-    if ref in ("default", "builtin") or (ref and default_reference_kind(ref) == kind):
-        return builtin_role(kind)
-    if ref and default_reference_kind(ref):
-        raise ValueError(f"{ref!r} is the default {default_reference_kind(ref)}, not a {kind}")
-    chosen = None
-    if ref is None:
-        chosen = declared[0] if declared else None
-        if chosen is None:
-            return builtin_role(kind)
-    else:
-        chosen = next((r for r in declared if r.id == ref), None)
-        if chosen is None:
-            known = ", ".join(r.id for r in declared) or "none declared"
-            raise ValueError(f"no {kind} {ref!r} in the manifest ({known}; or 'default' for the built-in)")
-    if default_reference_kind(chosen.image) == kind:
-        return builtin_role(kind, chosen.id, chosen.env)
-    return RoleRunnable(kind, chosen.id, chosen.image, tuple(chosen.run), dict(chosen.env))
 
 
 # ---- requests, options, outcomes ----------------------------------------------------------------
@@ -188,6 +130,9 @@ class RoleOptions:
     limits: OutputLimits = field(default_factory=OutputLimits)
     purpose: str = "role"  # docker name prefix: coworld-<purpose>-<kind>-<run id>
     default_image: str | None = None  # image of built-ins on docker (else env, else DEFAULT_ROLE_IMAGE)
+    # Docker CPU/memory/pids of the role container; None: the runtime's limits for "role"
+    # (default 1 CPU, 1 GiB without swap, 512 pids). The process runtime cannot enforce limits.
+    resources: ResourceLimits | None = None
 
 
 @dataclass(frozen=True)
@@ -413,6 +358,7 @@ class _RoleRun:
             stderr_path=self.logs / "role.stderr.log",
             workspace=self.output,
             readonly_dirs=readonly,
+            limits=self.options.resources,
         )
 
     # ---- the run ------------------------------------------------------------------------------
@@ -447,7 +393,12 @@ class _RoleRun:
     def start_and_wait(self) -> None:
         with self.runtime.sandbox(self.run_id, self.options.purpose) as box:
             spec = self.launch_spec(box)
-            self.runtime.check_image(spec.image)
+            try:
+                self.runtime.check_image(spec.image)
+            except EpisodeFailure as exc:
+                if self.runnable.builtin:  # say which knob picks the image the built-ins run in
+                    exc.message += "; set COWORLD_DEFAULT_ROLE_IMAGE to a local image with Python and pyarrow"
+                raise
             try:
                 with shielded():
                     self.launched = launched = box.start(spec)
@@ -586,3 +537,23 @@ def run_role(
     `run_dir` that is an episode workspace (its logs/ would be replaced).
     """
     return _RoleRun(request, run_dir, runtime, options or RoleOptions()).run()
+
+
+__all__ = [
+    "DEFAULT_ROLES_DIR",
+    "DEFAULT_ROLE_IMAGE",
+    "ROLE_KINDS",
+    "DiagnoseRequest",
+    "GradeRequest",
+    "OptimizeRequest",
+    "ReportRequest",
+    "RoleKind",
+    "RoleOptions",
+    "RoleOutcome",
+    "RoleRequest",
+    "RoleRunnable",
+    "builtin_role",
+    "default_reference_kind",
+    "resolve_role",
+    "run_role",
+]

@@ -71,9 +71,10 @@ def test_bad_episode_references_exit_2(tmp_path: Path, coworld: Path) -> None:
         proc = run_wide(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
         assert proc.stderr.startswith("error:") and proc.stderr.strip().count("\n") == 0, proc.stderr
-    assert "--slot 5 is out of range: the episode has 2 slots" in run_wide(
-        "diagnose", str(coworld / "results"), "--slot", "5", "--runtime", "process"
-    ).stderr
+    assert (
+        "--slot 5 is out of range: the episode has 2 slots"
+        in run_wide("diagnose", str(coworld / "results"), "--slot", "5", "--runtime", "process").stderr
+    )
 
 
 @pytest.mark.parametrize("runtime", RUNTIMES)

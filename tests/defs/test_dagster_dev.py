@@ -141,9 +141,7 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
     assert len(episodes) == total
     interrupted = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e.attempt_errors)]
     assert interrupted, "the kill should have interrupted at least one episode"
-    rated = [
-        e.episode_request_id for e in service.events(league.id, event_type="episode_rated", limit=1000)
-    ]
+    rated = [e.episode_request_id for e in service.events(league.id, event_type="episode_rated", limit=1000)]
     assert sorted(rated) == sorted(e.id for e in episodes), "every episode counted exactly once"
     rows = service.standings(league.id)[0].standings
     assert sum(r.episodes for r in rows) == 2 * total
@@ -154,8 +152,7 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
     # Each episode partition ends with a successful materialization.
     wait_for(
         lambda: (
-            {m["partition"] for m in dev.materializations("episodes", limit=1000)}
-            >= {e.id for e in episodes}
+            {m["partition"] for m in dev.materializations("episodes", limit=1000)} >= {e.id for e in episodes}
         ),
         120,
         "every episode partition materialized",
@@ -191,9 +188,7 @@ def test_league_with_s3_artifacts(dev_factory, monkeypatch):
         service = LeagueService(home=dev.coworld_home)
         (league,) = service.leagues("orchard-demo")
         (rnd,) = [
-            r
-            for r in service.rounds(league_ref=league.id, limit=10).entries
-            if r.status == "completed"
+            r for r in service.rounds(league_ref=league.id, limit=10).entries if r.status == "completed"
         ][:1]
         episodes = service.episodes(round_ref=rnd.id, limit=100)
         assert episodes and all(e.status == "succeeded" for e in episodes)
@@ -206,7 +201,9 @@ def test_league_with_s3_artifacts(dev_factory, monkeypatch):
                 "config.json",
                 "logs/game.stdout.log",
             } <= set(files)
-            assert all(uri.startswith("s3://coworld-league/e2e/episodes/") for uri in (e.artifacts or {}).values())
+            assert all(
+                uri.startswith("s3://coworld-league/e2e/episodes/") for uri in (e.artifacts or {}).values()
+            )
         meta = next(
             m for m in dev.materializations("episodes", limit=200) if m["partition"] == episodes[0].id
         )

@@ -15,7 +15,11 @@ from sqlalchemy.engine import Engine
 
 from coworld_pipeline.defs.league.assets import episodes
 from coworld_pipeline.defs.league.jobs import play_episodes_job
-from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
+from coworld_pipeline.defs.league.resources import (
+    ArtifactStoreResource,
+    EpisodeRuntimeResource,
+    LeagueResource,
+)
 from coworld_pipeline.defs.league.settings import TAG_RANGE_END, TAG_RANGE_START
 from coworld_pipeline.league.service import LeagueService
 from tests.league.conftest import FAST, orchard_league
@@ -81,7 +85,10 @@ def test_one_episode_costs_two_writes_and_no_reads(tmp_path: Path):
         with counting(url) as three:
             play(defs, instance, keys[1:4])
     assert [service.episode(k).status for k in keys[:4]] == ["succeeded"] * 4
-    print(f"league transactions: 1 episode {one.reads}r/{one.writes}w, 3 episodes {three.reads}r/{three.writes}w")
+    print(
+        f"league transactions: 1 episode {one.reads}r/{one.writes}w, "
+        f"3 episodes {three.reads}r/{three.writes}w"
+    )
     # Per episode: one claim-and-prepare and one record, nothing read back.
     per_episode_writes = (three.writes - one.writes) / 2
     per_episode_reads = (three.reads - one.reads) / 2

@@ -6,15 +6,26 @@ built-in defaults, and `tests/fixtures/roles/badrole.py` for every malformed-out
 
 from __future__ import annotations
 
+import io
 import json
 import zipfile
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from coworld_pipeline.contract.manifest import load_manifest
-from coworld_pipeline.contract.role_outputs import OutputLimits
+from coworld_pipeline.contract.role_outputs import (
+    OutputLimits,
+    RoleOutputError,
+    check_zip,
+    validate_diagnosis,
+    validate_event_log,
+    validate_grade,
+    validate_plan,
+    validate_report,
+)
 from coworld_pipeline.runtime import make_runtime
 from coworld_pipeline.runtime.bundles import BundleRequest, BundleSource, write_bundle
 from coworld_pipeline.runtime.errors import ErrorType
@@ -35,6 +46,7 @@ from tests.fixtures.roles.episodes import (
     ORCHARD_MANIFEST,
     ROLES_FIXTURES,
     default_roles_manifest,
+    play_failed,
     play_orchard,
     tree_digest,
 )
@@ -155,6 +167,28 @@ def test_default_role_images_run_the_builtins(
     assert plan["evidence"]["diagnoses"]["episodes"] == 1 and plan["evidence"]["grades"]["count"] == 1
 
 
+def test_default_roles_on_a_failed_episode(tmp_path: Path) -> None:
+    """No scores: the reporter still reports, the grader grades 0 with the reason, the diagnoser says
+    whose fault it was and shows the blamed player's log."""
+    workspace = play_failed(tmp_path)
+    bundle = write_bundle(
+        BundleRequest(BundleSource.local(workspace), operator=True), tmp_path / "ep.zip"
+    ).path
+    runtime = make_runtime("process")
+    report = run_role(ReportRequest(bundle, builtin_role("reporter")), tmp_path / "r", runtime)
+    assert report.ok, report.error
+    rows = pq.read_table(report.outputs["stats"]).to_pylist()
+    assert {(r["key"], r["value"]) for r in rows} >= {("status", '"failed"'), ("slot_count", "2")}
+    grade = run_role(GradeRequest(bundle, builtin_role("grader")), tmp_path / "g", runtime)
+    assert grade.score == 0 and "player_crashed" in grade.grade["reason"]
+    blamed = run_role(DiagnoseRequest(bundle, builtin_role("diagnoser"), 1), tmp_path / "d1", runtime)
+    diagnosis = zip_json(blamed.outputs["diagnosis"], "diagnosis.json")
+    assert diagnosis["blamed_slot"] == 1 and "player_crashed" in diagnosis["advice"][0]
+    assert "player crashing on purpose" in diagnosis["log_tail"]
+    other = run_role(DiagnoseRequest(bundle, builtin_role("diagnoser"), 0), tmp_path / "d0", runtime)
+    assert "because of slot 1" in zip_json(other.outputs["diagnosis"], "diagnosis.json")["advice"][0]
+
+
 def test_resolving_role_references() -> None:
     orchard = load_manifest(ORCHARD_MANIFEST)
     assert resolve_role("grader", orchard).id == "orchard-drama-grader"
@@ -195,6 +229,7 @@ MALFORMED = [
     ("grader", "string_grade", ErrorType.ROLE_INVALID_OUTPUT, "grade score 'high' is not a number"),
     ("grader", "bool_grade", ErrorType.ROLE_INVALID_OUTPUT, "grade score True is not a number"),
     ("grader", "no_output", ErrorType.ROLE_MISSING_OUTPUT, "exited 0 but wrote no grade.json"),
+    ("grader", "symlink", ErrorType.ROLE_INVALID_OUTPUT, "grade.json is not a regular file"),
     ("reporter", "crash", ErrorType.ROLE_CRASHED, "exited with code 3"),
     ("grader", "hang", ErrorType.ROLE_TIMEOUT, "did not finish within 1 s"),
     ("reporter", "huge_output", ErrorType.ROLE_OUTPUT_TOO_LARGE, "more than 1048576 bytes of outputs"),
@@ -250,6 +285,10 @@ def test_docker_crash_and_timeout_leave_nothing(docker_images, bundle: Path, tmp
     missing = RoleRunnable("grader", "ghost", "coworld/no-such-image:0", ("python",))
     outcome = run_role(GradeRequest(bundle, missing), tmp_path / "m", runtime)
     assert outcome.error.error_type == ErrorType.IMAGE_MISSING
+    options = RoleOptions(default_image="coworld/no-such-base:0")
+    outcome = run_role(GradeRequest(bundle, builtin_role("grader")), tmp_path / "b", runtime, options)
+    assert outcome.error.error_type == ErrorType.IMAGE_MISSING
+    assert "COWORLD_DEFAULT_ROLE_IMAGE" in outcome.error.message
     # The autouse guard then checks that no labelled container or network is left.
 
 
@@ -276,3 +315,85 @@ def test_report_zip_for_a_stats_only_reporter_is_still_required(bundle: Path, tm
     assert "report.zip" in outcome.error.message
     summary = json.loads((tmp_path / "x" / "role.json").read_text())
     assert summary["status"] == "failed" and summary["error"]["error_type"] == "role_missing_output"
+
+
+# ---- the validators on their own: what a role could hand back, byte by byte ----------------------
+
+
+def zipped(entries: list[tuple[str, bytes]], compression: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=compression) as archive:
+        for name, data in entries:
+            archive.writestr(name, data)
+    return buffer.getvalue()
+
+
+def event_log(**columns) -> bytes:
+    table = pa.table(
+        columns
+        or {
+            "ts": pa.array([0], pa.int64()),
+            "player": pa.array([-1], pa.int64()),
+            "key": ["k"],
+            "value": ["1"],
+        }
+    )
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
+
+
+def rejected(reason: str, words: str, fn, *args) -> None:
+    with pytest.raises(RoleOutputError) as caught:
+        fn(*args)
+    assert caught.value.reason == reason and words in caught.value.message, str(caught.value)
+
+
+def test_zip_checks() -> None:
+    limits = OutputLimits(max_uncompressed_bytes=1 << 20, max_entries=3)
+    good = zipped([("manifest.json", b'{"render": "r.md"}'), ("r.md", b"# hi")])
+    assert validate_report(good, limits).render == "r.md"
+    stored = bytearray(zipped([("a.txt", b"A" * 100)], zipfile.ZIP_STORED))
+    stored[stored.index(b"AAAA")] = ord("B")  # flip one byte of the entry's data: its CRC no longer matches
+    rejected("corrupt_zip", "CRC", check_zip, bytes(stored), "report zip", limits)
+    rejected(
+        "too_large", "inflates to 2097152 bytes", check_zip, zipped([("z", bytes(2 << 20))]), "zip", limits
+    )
+    rejected("too_large", "4 entries", check_zip, zipped([(f"{i}", b"") for i in range(4)]), "zip", limits)
+    rejected("unsafe_entry", "backslash", check_zip, zipped([("..\\evil", b"")]), "zip", limits)
+    with pytest.warns(UserWarning, match="Duplicate name"):
+        twice = zipped([("a", b"1"), ("a", b"2")])
+    rejected("unsafe_entry", "two entries named 'a'", check_zip, twice, "zip", limits)
+    rejected("too_large", "over the 10-byte limit", check_zip, good, "zip", OutputLimits(max_file_bytes=10))
+    rejected("bad_manifest", "render='x.txt' must end in .md or .html", validate_report,
+             zipped([("manifest.json", b'{"render": "x.txt"}'), ("x.txt", b"")]), limits)  # fmt: skip
+    rejected(
+        "bad_manifest", "must be a JSON object", validate_report, zipped([("manifest.json", b"[]")]), limits
+    )
+
+
+def test_event_log_checks() -> None:
+    assert validate_event_log(event_log(), slot_count=2).num_rows == 1
+    ints = pa.array([0], pa.int64())
+    rejected("bad_event_log", "player' ranges 5..5; slots must be -1..1", validate_event_log,
+             event_log(ts=ints, player=pa.array([5], pa.int64()), key=["k"], value=["v"]), 2)  # fmt: skip
+    rejected("bad_event_log", "expected exactly ['ts', 'player', 'key', 'value']", validate_event_log,
+             event_log(ts=ints, player=ints, key=["k"], value=["v"], extra=[1]))  # fmt: skip
+    rejected("bad_event_log", "column 'player' is int32", validate_event_log,
+             event_log(ts=ints, player=pa.array([0], pa.int32()), key=["k"], value=["v"]))  # fmt: skip
+    rejected("bad_event_log", "column 'value' has 1 nulls", validate_event_log,
+             event_log(ts=ints, player=ints, key=["k"], value=pa.array([None], pa.string())))  # fmt: skip
+    rejected("bad_event_log", "not a readable parquet file", validate_event_log, b"PAR1 nope")
+
+
+def test_grade_plan_and_diagnosis_checks() -> None:
+    limits = OutputLimits()
+    assert validate_grade(b'{"score": 3}')["score"] == 3
+    rejected("not_json", "literal Infinity", validate_grade, b'{"score": Infinity}')
+    rejected("bad_grade", "not finite", validate_grade, b'{"score": 1e999}')
+    rejected("bad_grade", "no 'score'", validate_grade, b'{"grader_id": "g"}')
+    rejected("not_json", "must be a JSON object, got list", validate_grade, b"[0.5]")
+    rejected("not_json", "not valid UTF-8 JSON", validate_plan, b"\xff\xfe", limits)
+    assert validate_plan(b'{"recommendations": []}', limits) == {"recommendations": []}
+    assert validate_diagnosis(b'{"advice": ["x"]}', limits).document == {"advice": ["x"]}
+    rejected("corrupt_zip", "neither a zip nor a JSON object", validate_diagnosis, b"garbage", limits)

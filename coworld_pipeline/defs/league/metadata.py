@@ -55,7 +55,8 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
         "duration_seconds": float(episode.wall_seconds or 0.0),
         "error_type": episode.error_type or "",
         "replay_command": dg.MetadataValue.md(
-            f"```\ncoworld replay-open {episode.id}\n```\nor download: `coworld replays --round {episode.round_id}`"
+            f"```\ncoworld replay-open {episode.id}\n```\n"
+            f"or download: `coworld replays --round {episode.round_id}`"
         ),
     }
     for seat in episode.seats:

@@ -55,7 +55,8 @@ def episode_run_slots(instance: dg.DagsterInstance) -> int:
 def free_episode_slots(instance: dg.DagsterInstance) -> int:
     """Run slots of the `coworld_episodes` pool not taken by a queued or in-progress episode run."""
     slots = episode_run_slots(instance)
-    busy = instance.get_run_records(dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_KIND: "episodes"}), limit=slots)
+    in_flight = dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_KIND: "episodes"})
+    busy = instance.get_run_records(in_flight, limit=slots)
     return max(0, slots - len(busy))
 
 

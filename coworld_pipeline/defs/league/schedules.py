@@ -40,7 +40,10 @@ def open_due_rounds(service: LeagueService, trigger: str) -> list[str]:
 
 
 def first_run_requests(
-    instance: dg.DagsterInstance, service: LeagueService, round_ids: list[str], settings: OrchestrationSettings
+    instance: dg.DagsterInstance,
+    service: LeagueService,
+    round_ids: list[str],
+    settings: OrchestrationSettings,
 ) -> list[dg.RunRequest]:
     """Partitions and runs for the first episodes of freshly opened rounds (what the sensor would do
     on its next tick, without waiting for it)."""

@@ -9,7 +9,7 @@
 | `COWORLD_SENSOR_INTERVAL_SECONDS` | `5` | commissioner sensor interval (the daemon loops every >= 5 s) |
 | `COWORLD_ROUND_SCHEDULE` | `* * * * *` | cron of the schedule that opens rounds of due leagues |
 | `COWORLD_STALE_RUNNING_SECONDS` | `7200` | last-resort requeue of episodes marked running for this long |
-| `COWORLD_DEMO` | on when served from a source checkout with `COWORLD_HOME` unset | seed the orchard demo league on first tick |
+| `COWORLD_DEMO` | on in a checkout without `COWORLD_HOME` | seed the orchard demo league on first tick |
 
 Resource settings (read through `dg.EnvVar` by `resources.py`): `COWORLD_DATABASE_URL`,
 `COWORLD_HOME`, `COWORLD_RUNTIME`, `COWORLD_EPISODE_PARALLELISM`, `COWORLD_GAME_MEMORY`,

@@ -82,9 +82,10 @@ def require_env(*names: str) -> list[str] | None:
 
 
 def _number(value: Any) -> float | None:
+    """A finite number as given (ints stay ints in event-log values), else None."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         return None
-    return float(value) if math.isfinite(value) else None
+    return value if math.isfinite(value) else None
 
 
 @dataclass
@@ -102,10 +103,12 @@ class Episode:
     frames: list[tuple[int, list[float]]] = field(default_factory=list)  # (tick, scores) per frame
     length: int | None = None  # ticks / steps / frames, whichever the episode reveals
     error: dict[str, Any] | None = None
+    player_logs: dict[int, str] = field(default_factory=dict)  # slot -> log text, where the bundle has it
+    slot_count: int = 0  # from the scores, else from the config's tokens (failed episodes)
 
     @property
     def slots(self) -> int:
-        return len(self.scores)
+        return len(self.scores) or self.slot_count
 
     def label(self, slot: int) -> str:
         name = self.names[slot] if slot < len(self.names) else ""
@@ -145,7 +148,7 @@ def _frames(replay: Any, slots: int) -> list[tuple[int, list[float]]]:
             continue
         values = [_number(v) for v in scores]
         if len(values) == slots and all(v is not None for v in values):
-            out.append((tick, [float(v) for v in values if v is not None]))
+            out.append((tick, [v for v in values if v is not None]))
     return out
 
 
@@ -185,6 +188,11 @@ def load_episode(data: bytes) -> Episode:
         replay = _json_entry(archive, files.get("replay", "replay.json"))
         config = _json_entry(archive, files.get("config", "config.json"))
         error = _json_entry(archive, files.get("error_info", "error_info.json"))
+        player_logs = {
+            int(slot): archive.read(name).decode("utf-8", errors="replace")
+            for slot, name in (files.get("player_logs") or {}).items()
+            if str(slot).isdigit() and name in archive.namelist()
+        }
     if not isinstance(results, dict):
         results = {}
     scores = [v for v in (_number(s) for s in results.get("scores") or []) if v is not None]
@@ -197,9 +205,9 @@ def load_episode(data: bytes) -> Episode:
         if isinstance(value, list) and slots and len(value) == slots:
             numbers = [_number(v) for v in value]
             if all(n is not None for n in numbers):
-                per_slot[key] = [float(n) for n in numbers if n is not None]
+                per_slot[key] = [n for n in numbers if n is not None]
         elif _number(value) is not None:
-            globals_[key] = float(value)
+            globals_[key] = value
     frames = _frames(replay, slots) if slots else []
     length = None
     for key in ("ticks", "steps", "max_tick", "length"):
@@ -222,6 +230,10 @@ def load_episode(data: bytes) -> Episode:
         frames=frames,
         length=length,
         error=error if isinstance(error, dict) else None,
+        player_logs=player_logs,
+        slot_count=len(config["tokens"])
+        if isinstance(config, dict) and isinstance(config.get("tokens"), list)
+        else 0,
     )
 
 

@@ -5,7 +5,8 @@ Inputs ``COGAME_EPISODE_BUNDLE_URI`` and the target: ``COGAME_TARGET_SLOT`` (a s
 with ``manifest.json`` (``diagnoser_id``, ``target``, ``target_slot``, ``render``, ``data``),
 ``advice.md`` and ``diagnosis.json``: the slot's score against the field (rank, gap to the winner and
 the mean), each per-slot result field against the winner's, and, when the replay has scored frames,
-how long the slot led and when it fell behind for good.
+how long the slot led and when it fell behind for good. A failed episode (no scores) is diagnosed
+from its ``error_info.json``: whether this slot was blamed, with the end of its player log.
 """
 
 from __future__ import annotations
@@ -102,11 +103,50 @@ def diagnose(episode: Episode, slot: int) -> dict[str, Any]:
     }
 
 
-def render(diagnosis: dict[str, Any]) -> str:
-    me = diagnosis["standing"]
-    lines = [f"# Diagnosis for {me['label']}", ""]
-    lines += [f"Score {me['score']:g}, rank {me['rank']} of {me['of']}.", ""]
+def diagnose_failure(episode: Episode, slot: int) -> dict[str, Any]:
+    """A failed episode has no scores: say whether this slot caused it, and show its log's end."""
+    error = episode.error or {}
+    kind = error.get("error_type", "unknown")
+    blamed = error.get("failed_policy_index", error.get("slot"))
+    log = episode.player_logs.get(slot, "")
+    tail = "\n".join(log.strip().splitlines()[-15:])
+    if blamed == slot:
+        advice = [f"This slot's player made the episode fail ({kind}): {error.get('message', '')}"]
+        advice.append(
+            "The end of its log is below: fix that first."
+            if tail
+            else "Its log is not in the bundle: ask for player_logs of this slot."
+        )
+    elif blamed is not None:
+        advice = [
+            f"The episode failed because of slot {blamed} ({kind}), not this one: it says nothing about it."
+        ]
+    else:
+        advice = [
+            f"The episode failed ({kind}) without blaming a player: a game or platform problem; re-run it."
+        ]
+    return {
+        "diagnoser_id": DIAGNOSER_ID,
+        "target_slot": slot,
+        "failure": error,
+        "blamed_slot": blamed,
+        "log_tail": tail if blamed == slot else "",
+        "advice": advice,
+        "episode": {"status": episode.status, "length": episode.length, "scores": episode.scores},
+    }
+
+
+def render(diagnosis: dict[str, Any], episode: Episode) -> str:
+    slot = diagnosis["target_slot"]
+    lines = [f"# Diagnosis for {episode.label(slot)}", ""]
+    me = diagnosis.get("standing")
+    if me is not None:
+        lines += [f"Score {me['score']:g}, rank {me['rank']} of {me['of']}.", ""]
+    else:
+        lines += [f"The episode failed ({diagnosis['failure'].get('error_type', 'unknown')}).", ""]
     lines += ["## Advice", ""] + [f"- {item}" for item in diagnosis["advice"]] + [""]
+    if diagnosis.get("log_tail"):
+        lines += ["## End of the player log", "", "```", diagnosis["log_tail"], "```", ""]
     return "\n".join(lines)
 
 
@@ -117,11 +157,8 @@ def main() -> int:
     bundle_uri, output_uri = env
     episode = load_episode(read_bytes(bundle_uri))
     target = os.environ.get("COGAME_TARGET_POLICY_URI")
-    if not episode.scores:
-        print("[default-diagnoser] the episode has no scores to diagnose", flush=True)
-        return 3
     slot = resolve_target(episode, os.environ.get("COGAME_TARGET_SLOT"), target)
-    diagnosis = diagnose(episode, slot)
+    diagnosis = diagnose(episode, slot) if episode.scores else diagnose_failure(episode, slot)
     diagnosis["target"] = target
     manifest = {
         "diagnoser_id": diagnosis["diagnoser_id"],
@@ -133,7 +170,7 @@ def main() -> int:
     archive = zip_bytes(
         {
             "manifest.json": pretty(manifest),
-            "advice.md": render(diagnosis).encode("utf-8"),
+            "advice.md": render(diagnosis, episode).encode("utf-8"),
             "diagnosis.json": pretty(diagnosis),
         }
     )
