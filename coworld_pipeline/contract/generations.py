@@ -28,11 +28,6 @@ class Generation(StrEnum):
     V0_1_11 = "0.1.11"
     V0_1_64 = "0.1.64"
 
-    @property
-    def route_prefix(self) -> str:
-        """Browser client routes of this generation's reference games (`/clients/` in 0.1.0)."""
-        return "/clients/" if self is Generation.V0_1_0 else "/client/"
-
 
 GENERATIONS = list(Generation)
 

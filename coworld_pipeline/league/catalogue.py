@@ -32,6 +32,9 @@ from coworld_pipeline.league.status import ELIGIBLE, MembershipStatus, Submissio
 from coworld_pipeline.league.unit import Store, json_text, lock_league, record_event
 from coworld_pipeline.league.views import CoworldView, LeagueView, PolicyVersionView, SubmissionView
 
+# Supporting roles a league can run on its episodes (the optimizer runs on request, not per league).
+LEAGUE_ROLES = ("reporter", "grader", "diagnoser")
+
 DEFAULT_FAILURE_POLICY: dict[str, Any] = {
     "infra_retries": 2,  # extra attempts after an infrastructure failure
     "quarantine_after": 3,  # consecutive player failures
@@ -225,18 +228,24 @@ def create_league(
     interval_minutes: float | None = None,
     config_overrides: dict[str, Any] | None = None,
     failure_policy: dict[str, Any] | None = None,
+    roles: dict[str, str | None] | None = None,
 ) -> LeagueView:
+    """`roles`: {"reporter"|"grader"|"diagnoser": ref or None}, each ref checked against the manifest."""
     if not name or not name.strip():
         raise LeagueError("the league name must not be empty")
     config, policy, overrides = _check_league_settings(
         divisions, interval_minutes, commissioner, commissioner_config, config_overrides, failure_policy
     )
+    unknown_roles = sorted(set(roles or {}) - set(LEAGUE_ROLES))
+    if unknown_roles:
+        raise LeagueError(f"unknown league role {unknown_roles[0]!r} (one of {', '.join(LEAGUE_ROLES)})")
 
     def fn(s: Session) -> LeagueView:
         cw = resolve.coworld(s, coworld)
         manifest = CoworldManifest.model_validate(cw.manifest)
         chosen = list(variants or [manifest.variants[0].id])
         _check_variants(manifest, chosen, overrides, config["strategy"])
+        enabled = _check_roles(manifest, roles or {})
         if s.execute(select(League).where(League.name == name)).scalar_one_or_none() is not None:
             raise LeagueError(f"a league named {name!r} already exists")
         league = League(
@@ -249,6 +258,7 @@ def create_league(
             failure_policy=policy,
             interval_minutes=interval_minutes,
             paused=False,
+            roles=enabled,
         )
         s.add(league)
         s.flush()
@@ -266,11 +276,31 @@ def create_league(
             commissioner_config=config,
             failure_policy=policy,
             config_overrides=overrides,
+            roles=enabled,
         )
         s.flush()
         return reads.league_view(s, league)
 
     return store.write(fn)
+
+
+def _check_roles(manifest: CoworldManifest, roles: dict[str, str | None]) -> dict[str, str]:
+    """The enabled roles ({kind: ref}); a ref the manifest cannot resolve raises LeagueError naming it."""
+    from coworld_pipeline.runtime.role_runnables import resolve_role
+
+    enabled: dict[str, str] = {}
+    for kind in LEAGUE_ROLES:
+        ref = roles.get(kind)
+        if ref is None:
+            continue
+        if not str(ref).strip():
+            raise LeagueError(f"the {kind} reference must not be empty (omit it to turn the {kind} off)")
+        try:
+            resolve_role(kind, manifest, ref)  # type: ignore[arg-type]
+        except ValueError as exc:
+            raise LeagueError(f"{kind} {ref!r}: {exc}") from None
+        enabled[kind] = str(ref)
+    return enabled
 
 
 def set_paused(store: Store, league_ref: str, paused: bool) -> LeagueView:

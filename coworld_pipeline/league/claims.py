@@ -3,10 +3,16 @@ putting back the ones whose runner died (requeue, as an `interrupted` attempt).
 
 A claim is the conditional update `pending → running, attempt + 1`: of several runners asking at
 once exactly one gets the episode, and only its outcome (that attempt) will be recorded.
+
+A claim is a lease: `claimed_at` is when its runner last renewed it (`renew_leases`, every
+`LEASE_RENEW_SECONDS` while the episode plays). Any runner — a CLI round, the Dagster sensor —
+requeues the episodes whose lease lapsed (`requeue_stale(LEASE_SECONDS)`), so a runner killed with
+SIGKILL delays its episodes by about a lease, never forever, and never gets them counted twice.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -29,6 +35,15 @@ from coworld_pipeline.league.status import EpisodeStatus
 from coworld_pipeline.league.unit import Store, lock_league
 from coworld_pipeline.league.verdicts import record_failure
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+
+
+def _lease_seconds() -> float:
+    raw = os.environ.get("COWORLD_LEASE_SECONDS", "").strip()
+    return float(raw) if raw else 45.0
+
+
+LEASE_SECONDS = _lease_seconds()  # a claim not renewed for this long is lost: its episode is requeued
+LEASE_RENEW_SECONDS = LEASE_SECONDS / 4
 
 
 def pending_episodes(store: Store, round_id: str) -> list[str]:
@@ -116,8 +131,38 @@ def claim_and_prepare(store: Store, ereq_id: str) -> tuple[PreparedEpisode | Non
     return store.write(fn)
 
 
-def requeue_stale(store: Store, older_than_seconds: float) -> list[str]:
-    """Running rows claimed longer ago than this go back to pending (or fail when out of attempts).
+def renew_leases(store: Store, held: dict[str, int]) -> list[str]:
+    """Renew the leases of these claims (raw id -> attempt); returns the ids no longer held.
+
+    A claim is held while the row is running at that attempt; a lost one (requeued because its lease
+    lapsed, e.g. the runner stalled) is not renewed: that attempt's outcome will be ignored anyway.
+    """
+    if not held:
+        return []
+
+    def fn(s: Session) -> list[str]:
+        now, lost = utcnow(), []
+        for ereq_id, attempt in held.items():
+            renewed = s.execute(
+                update(EpisodeRequestRow)
+                .where(
+                    EpisodeRequestRow.id == ereq_id,
+                    EpisodeRequestRow.status == EpisodeStatus.RUNNING,
+                    EpisodeRequestRow.attempt == attempt,
+                )
+                .values(claimed_at=now)
+                .execution_options(synchronize_session=False)
+            ).rowcount
+            if renewed != 1:
+                lost.append(ereq_id)
+        return lost
+
+    return store.write(fn)
+
+
+def requeue_stale(store: Store, older_than_seconds: float = LEASE_SECONDS) -> list[str]:
+    """Running rows whose lease was last renewed longer ago than this go back to pending (or fail when
+    out of attempts).
 
     Recorded as an `interrupted` (infrastructure) failure of the current attempt: the retry budget
     applies, nothing is rated or charged. Returns raw ids.
@@ -127,8 +172,7 @@ def requeue_stale(store: Store, older_than_seconds: float) -> list[str]:
         store,
         lambda e: e.claimed_at is not None and e.claimed_at < cutoff,
         lambda e: (
-            f"worker lost: attempt {e.attempt} ran longer than {older_than_seconds:g}s without "
-            "recording an outcome"
+            f"worker lost: the lease of attempt {e.attempt} was not renewed for {older_than_seconds:g}s"
         ),
         [EpisodeRequestRow.claimed_at < cutoff],
     )

@@ -90,6 +90,9 @@ class League(Base):
     interval_minutes: Mapped[float | None] = mapped_column(Float, nullable=True)
     paused: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    # Supporting roles the league runs on its episodes: {"reporter": ref, "grader": ref, "diagnoser": ref};
+    # a ref is a manifest runnable id, "default" or a softmax/default-* image; absent = off (0002).
+    roles: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
 
 
 class Division(Base):

@@ -21,7 +21,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from coworld_pipeline.league.claims import claim_and_prepare, requeue_episodes
+from coworld_pipeline.league.claims import (
+    LEASE_RENEW_SECONDS,
+    claim_and_prepare,
+    renew_leases,
+    requeue_episodes,
+)
 from coworld_pipeline.league.handoff import EpisodeOutcome, EpisodePlayer, PreparedEpisode
 from coworld_pipeline.league.status import TERMINAL
 from coworld_pipeline.league.unit import Store
@@ -126,11 +131,57 @@ class Played:
         return self.status in TERMINAL
 
 
-def execute_episode(store: Store, player: EpisodePlayer, ereq_id: str) -> Played:
-    """Claim, play and record one pending episode. An episode that is not pending is not played."""
+class LeaseKeeper:
+    """Renews the leases of the claims this process holds, every `every` seconds, from one thread.
+
+    Without renewals (the process was killed, or stalled for a whole lease) any runner requeues the
+    episodes once their lease lapses (`claims.requeue_stale`).
+    """
+
+    def __init__(self, store: Store, every: float = LEASE_RENEW_SECONDS):
+        self.store, self.every = store, every
+        self._held: dict[str, int] = {}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def hold(self, ereq_id: str, attempt: int) -> None:
+        with self._lock:
+            self._held[ereq_id] = attempt
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._renew, name="lease-keeper", daemon=True)
+                self._thread.start()
+
+    def release(self, ereq_id: str) -> None:
+        with self._lock:
+            self._held.pop(ereq_id, None)
+
+    def _renew(self) -> None:
+        while not self._stop.wait(self.every):
+            with self._lock:
+                held = dict(self._held)
+            with contextlib.suppress(Exception):  # a missed renewal is retried next period
+                for lost in renew_leases(self.store, held):
+                    self.release(lost)
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=self.every + 5)
+
+
+def execute_episode(
+    store: Store, player: EpisodePlayer, ereq_id: str, leases: LeaseKeeper | None = None
+) -> Played:
+    """Claim, play and record one pending episode. An episode that is not pending is not played.
+
+    With `leases`, the claim is renewed while the episode plays (a long episode is not requeued).
+    """
     prepared, status = claim_and_prepare(store, ereq_id)
     if prepared is None:
         return Played(ereq_id, str(status))
+    if leases is not None:
+        leases.hold(prepared.ereq_id, prepared.attempt)
     try:
         archive_attempt(prepared.workspace, prepared.attempt)
         outcome = player.play(prepared)
@@ -139,6 +190,9 @@ def execute_episode(store: Store, player: EpisodePlayer, ereq_id: str) -> Played
             prepared.workspace,
             error=EpisodeFailure(ErrorType.PLATFORM_ERROR, f"{type(exc).__name__}: {exc}", phase="prepare"),
         )
+    finally:
+        if leases is not None:
+            leases.release(prepared.ereq_id)
     try:
         view = record_outcome(store, prepared.ereq_id, prepared.attempt, outcome)
     except Exception as exc:
@@ -158,6 +212,7 @@ class EpisodeBatch:
         self.parallelism = max(1, parallelism)
         self._pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="episode")
         self._inflight: dict[Future[Played], str] = {}
+        self.leases = LeaseKeeper(store)
 
     def __enter__(self) -> EpisodeBatch:
         return self
@@ -178,7 +233,7 @@ class EpisodeBatch:
 
     def _play(self, ereq_id: str) -> Played:
         try:
-            return execute_episode(self.store, self.player, ereq_id)
+            return execute_episode(self.store, self.player, ereq_id, self.leases)
         except Exception as exc:  # the database failed, not the episode: report it, keep the others going
             return Played(ereq_id, "error", platform_error=f"{type(exc).__name__}: {exc}")
 
@@ -194,6 +249,8 @@ class EpisodeBatch:
     def close(self, cancel: bool = False) -> None:
         """Stop: on `cancel` nothing new starts (episodes already playing finish and are recorded)."""
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
+        if not cancel:  # on cancel, episodes still playing keep their leases until they finish
+            self.leases.close()
 
 
 def play_batch(

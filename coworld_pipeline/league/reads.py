@@ -111,7 +111,14 @@ def league_view(s: Session, league: League) -> LeagueView:
         if last is None
         else RoundRef(_pub("round", last.id), last.round_number, str(last.status)),
         created_at=league.created_at,
+        roles=dict(league.roles or {}),
     )
+
+
+def league_manifest(s: Session, ref: str) -> tuple[dict[str, Any], str | None]:
+    """The manifest JSON of a league's coworld and the directory it was uploaded from (roles run there)."""
+    cw = s.get(CoworldVersion, resolve.league(s, ref).coworld_version_id)
+    return dict(cw.manifest), cw.source_dir
 
 
 def leagues(s: Session, ref: str | None = None) -> list[LeagueView]:

@@ -19,6 +19,7 @@ from coworld_pipeline.league.unit import Store
 from coworld_pipeline.league.views import RoundProgress
 
 ProgressCallback = Callable[[RoundProgress, "Played | None"], None]
+REQUEUE_EVERY_SECONDS = min(5.0, claims.LEASE_SECONDS / 3)
 
 
 @dataclass
@@ -66,13 +67,12 @@ def run_round(
     player: EpisodePlayer,
     parallel: int = 1,
     trigger: str = "cli",
-    timeout_seconds: float = 600.0,
     on_progress: ProgressCallback | None = None,
     poll_seconds: float = 0.25,
 ) -> RoundRun:
     """Open (or join) the league's round and play it to the end, `parallel` episodes at a time."""
     started = time.monotonic()
-    claims.requeue_stale(store, timeout_seconds * 1.5 + 60)  # episodes whose worker died long ago
+    claims.requeue_stale(store)  # episodes whose runner died: their lease lapsed
     round_id, resumed, refused = _open_or_join(store, league_id, trigger)
     if round_id is None:
         return RoundRun(
@@ -82,6 +82,7 @@ def run_round(
     progress = rounds.advance_round(store, round_id)
     if on_progress:
         on_progress(progress, None)
+    last_requeue = time.monotonic()
     with EpisodeBatch(store, player, parallel) as batch:
         while True:
             if not progress.done and batch.free > 0:
@@ -98,7 +99,12 @@ def run_round(
                 if progress.done:
                     break
                 if not progress.pending and progress.running:
-                    time.sleep(poll_seconds)  # episodes running in another process: poll the database
+                    # Episodes running elsewhere: poll the database, and take back the ones whose
+                    # runner died (their lease lapsed) so that this round never waits forever.
+                    time.sleep(poll_seconds)
+                    if time.monotonic() - last_requeue >= REQUEUE_EVERY_SECONDS:
+                        claims.requeue_stale(store)
+                        last_requeue = time.monotonic()
                 continue
             for played in batch.wait_any():
                 run.played[played.ereq_id] = played.status

@@ -193,7 +193,6 @@ class LeagueService:
             player,
             parallel=parallel,
             trigger=trigger,
-            timeout_seconds=league.episode_timeout_seconds,
             on_progress=on_progress,
         )
 

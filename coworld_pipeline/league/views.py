@@ -154,6 +154,7 @@ class LeagueView:
     memberships: dict[str, int]  # status -> count
     last_round: RoundRef | None
     created_at: datetime | None
+    roles: dict[str, str] = field(default_factory=dict)  # enabled supporting roles: kind -> ref
 
     @property
     def episode_timeout_seconds(self) -> float:
@@ -175,6 +176,7 @@ class LeagueView:
             "memberships": dict(self.memberships),
             "last_round": self.last_round.to_json() if self.last_round else None,
             "created_at": iso(self.created_at),
+            "roles": dict(self.roles),
         }
 
 

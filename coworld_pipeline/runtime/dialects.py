@@ -43,12 +43,10 @@ def runnable_limits(runnable: ManifestRunnable, default: ResourceLimits) -> Reso
 @dataclass
 class GameDialect:
     manifest: CoworldManifest
-    # The route prefix, settled by `discover_prefix`; until then the generation's own.
-    prefix: str = field(default="")
-
-    def __post_init__(self) -> None:
-        if not self.prefix:
-            self.prefix = self.generation.route_prefix
+    # The route prefix, settled by `discover_prefix`; until then the current contract's. (A 0.1.0
+    # manifest cannot be told from a 0.1.11 one without role source_urls, so it is not guessed.)
+    prefix: str = PREFIXES[0]
+    discovered: bool = field(default=False)
 
     @property
     def generation(self) -> Generation:
@@ -98,6 +96,6 @@ class GameDialect:
             except probes.ProbeFailed as exc:
                 failures.append(str(exc))
                 continue
-            self.prefix = prefix
+            self.prefix, self.discovered = prefix, True
             return
         raise probes.ProbeFailed("; ".join(failures))

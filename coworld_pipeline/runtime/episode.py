@@ -312,6 +312,9 @@ class _Episode:
         if not self.options.on_game_ready:
             return
         base = game.base_url
+        if not self.dialect.discovered:  # `play` skips the probes: still link the pages the game has
+            with contextlib.suppress(probes.ProbeFailed):
+                self.dialect.discover_prefix(base, {"slot": 0, "token": tokens[0]})
         route = self.dialect.route
         links = EpisodeLinks(
             base_url=base,

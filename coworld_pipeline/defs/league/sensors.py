@@ -10,6 +10,8 @@ requested their first runs itself, so that a scheduled round starts without wait
 3. episodes `running` in the league but whose run is dead (failed/canceled and its worker process
    gone, or "in progress" with its worker gone) are requeued — an `interrupted` attempt, never
    counted; a canceled run whose worker still finishes its started episodes is left to finish;
+   so are episodes of any runner (a CLI round, another host) whose claim lease lapsed
+   (`COWORLD_LEASE_SECONDS`);
 4. `pending` episodes that no queued/in-progress run covers are requested: runs of up to K adjacent
    partitions (a partition range), at most `COWORLD_MAX_RUNS_PER_TICK` runs per tick; when fewer
    runs are requested than the pool has free slots, each plays more episodes at once (see
@@ -157,7 +159,7 @@ def commissioner_tick(
     run_requests: list[dg.RunRequest] = []
     partition_requests: list[dg.AddDynamicPartitionsRequest] = []
 
-    service.requeue_stale(settings.stale_running_seconds)
+    service.requeue_stale(settings.lease_seconds)  # claims of dead runners of any kind (lease lapsed)
 
     order = KeyOrder(instance.get_dynamic_partitions(episode_partitions.name))
     known_rounds = set(instance.get_dynamic_partitions(round_partitions.name))

@@ -8,7 +8,7 @@
 | `COWORLD_MAX_RUNS_PER_TICK` | `40` | run requests one commissioner tick may emit (the rest: next ticks) |
 | `COWORLD_SENSOR_INTERVAL_SECONDS` | `5` | commissioner sensor interval (the daemon loops every >= 5 s) |
 | `COWORLD_ROUND_SCHEDULE` | `* * * * *` | cron of the schedule that opens rounds of due leagues |
-| `COWORLD_STALE_RUNNING_SECONDS` | `7200` | last-resort requeue of episodes marked running for this long |
+| `COWORLD_LEASE_SECONDS` | `45` | an episode whose claim was not renewed for this long is requeued |
 | `COWORLD_DEMO` | on in a checkout without `COWORLD_HOME` | seed the orchard demo league on first tick |
 
 Resource settings (read through `dg.EnvVar` by `resources.py`): `COWORLD_DATABASE_URL`,
@@ -62,7 +62,7 @@ class OrchestrationSettings:
     max_runs_per_tick: int = 40
     sensor_interval_seconds: int = 5
     round_schedule: str = "* * * * *"
-    stale_running_seconds: int = 7200
+    lease_seconds: int = 45
     demo: bool = False
 
     @classmethod
@@ -74,7 +74,7 @@ class OrchestrationSettings:
             max_runs_per_tick=_int("COWORLD_MAX_RUNS_PER_TICK", 40),
             sensor_interval_seconds=_int("COWORLD_SENSOR_INTERVAL_SECONDS", 5),
             round_schedule=os.environ.get("COWORLD_ROUND_SCHEDULE") or "* * * * *",
-            stale_running_seconds=_int("COWORLD_STALE_RUNNING_SECONDS", 7200),
+            lease_seconds=_int("COWORLD_LEASE_SECONDS", 45),
             demo=_flag("COWORLD_DEMO", False),
         )
 
