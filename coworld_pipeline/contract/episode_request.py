@@ -8,12 +8,12 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from coworld_pipeline.contract.generations import strip_unknown
-from coworld_pipeline.contract.manifest import CoworldManifest, Runnable, check_game_config
+from coworld_pipeline.contract.manifest import CoworldManifest, ManifestRunnable, check_game_config
 from coworld_pipeline.contract.problems import ContractError, Problem, pydantic_problems
 
 
-class PlayerSpec(Runnable):
-    """One slot's runnable: image, run argv, env. Extra keys are ignored, as in the reference."""
+class PlayerSpec(ManifestRunnable):
+    """One slot's runnable: image, run argv, env (0.1.64: and resources). Extra keys are ignored."""
 
 
 class EpisodeRequest(BaseModel):
@@ -102,7 +102,14 @@ def certification_request(manifest: CoworldManifest) -> EpisodeRequest:
                 "certification",
                 [Problem("$.game.player_runtime", "game-hosted players (player `file`) cannot run here yet")],
             )
-        players.append(PlayerSpec(image=declared.image, run=list(declared.run), env=dict(declared.env)))
+        players.append(
+            PlayerSpec(
+                image=declared.image,
+                run=list(declared.run),
+                env=dict(declared.env),
+                resources=declared.resources,
+            )
+        )
     return EpisodeRequest(
         manifest=manifest,
         game_config=json.loads(json.dumps(manifest.certification.game_config)),

@@ -30,8 +30,8 @@ Config keys (with `strategy: "adaptive"`), defaults in ADAPTIVE_DEFAULTS:
 ``confidence`` 0.95; ``top_k`` None (the whole order); ``round_budget`` None (a third of the
 episodes a round-robin round would play, at most 20 games per entrant, never below what
 `min_games` needs); ``min_games`` 1;
-``batch_size`` None (2 slots: ⌊entrants / 2⌋, so everyone can play each batch; more slots:
-⌊entrants / slots / 2⌋; at least 1; both picked with the simulator); ``top_weight`` 1.0.
+``batch_size`` None (⌊entrants / slots / 2⌋ groups, at least 1: half the field plays each batch,
+picked with the simulator); ``top_weight`` 1.0.
 """
 
 from __future__ import annotations
@@ -107,9 +107,10 @@ def default_budget(entrants: int, slots: int, min_games: int) -> int:
 
 
 def default_batch(entrants: int, slots: int) -> int:
-    """Groups per batch. In the simulator (benchmarks/ranking_efficiency.py) 2-slot leagues reach a
-    good order soonest when everyone plays every batch, larger groups when half the field does."""
-    return max(1, entrants // 2 if slots == 2 else entrants // slots // 2)
+    """Groups per batch: enough for half the field. In the simulator (benchmarks/ranking_efficiency.py)
+    that reached a good order in fewer episodes than batches for the whole field (more parallel, less
+    adaptive) or much smaller ones (hardly better and many more round trips)."""
+    return max(1, entrants // slots // 2)
 
 
 class _Lookahead:
@@ -312,11 +313,12 @@ class AdaptiveCommissioner(InProcessCommissioner):
                 if best is None:
                     break
                 group = list(best)
-            while len(group) < slots:  # N slots: add whoever adds the most to the group's value
+            wanted = needy_set if short else set()
+            while len(group) < slots:  # add whoever adds the most value (short of games first)
                 group.append(
                     max(
                         (pv for pv in free if pv not in group),
-                        key=lambda c: (sum(look.value(g, c) for g in group), c),
+                        key=lambda c: (c in wanted, sum(look.value(g, c) for g in group), c),
                     )
                 )
             value = sum(look.value(a, b) for a, b in itertools.combinations(group, 2))

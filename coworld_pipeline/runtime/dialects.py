@@ -40,6 +40,16 @@ def runnable_limits(runnable: ManifestRunnable, default: ResourceLimits) -> Reso
     )
 
 
+THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+def thread_env(limits: ResourceLimits | None) -> dict[str, str]:
+    """A player with a declared CPU limit gets its math libraries pinned to it (as in 0.1.64)."""
+    if limits is None:
+        return {}
+    return dict.fromkeys(THREAD_ENV, str(max(1, int(limits.cpus))))
+
+
 @dataclass
 class GameDialect:
     manifest: CoworldManifest

@@ -27,7 +27,7 @@ from coworld_pipeline.contract.problems import ContractError, jsonschema_problem
 from coworld_pipeline.contract.results import validate_results
 from coworld_pipeline.runtime import probes
 from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
-from coworld_pipeline.runtime.dialects import GameDialect, runnable_limits
+from coworld_pipeline.runtime.dialects import GameDialect, runnable_limits, thread_env
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.replay_server import log_tail as _tail
 from coworld_pipeline.runtime.replay_server import start_replay_server
@@ -268,15 +268,17 @@ class _Episode:
         """Let the runtime get players ready (docker: create containers) while the game starts up."""
         def spec_for(slot: int, player: Any, token: str) -> LaunchSpec:
             url = f"{box.player_ws_base(game)}/player?" + urlencode({"slot": slot, "token": token})
+            limits = runnable_limits(player, self.default_limits("player"))
             return LaunchSpec(
                 role="player",
                 name=f"player-{slot}",
                 image=player.image,
                 run=list(player.run),
-                env={**player.env, **self.dialect.player_env(url)},
+                env={**player.env, **self.dialect.player_env(url), **thread_env(limits)},
                 secret_env=dict(self.options.secret_env.get(slot, {})),
                 stdout_path=self.logs / f"policy_agent_{slot}.log",
                 slot=slot,
+                limits=limits,
             )
 
         starters: list[Callable[[], Launched]] = []

@@ -49,7 +49,7 @@ def test_validate_records_the_generation(version: str, tmp_path: Path) -> None:
 
 @pytest.mark.docker
 @pytest.mark.parametrize("version", VERSIONS)
-def test_run_episode_and_certify_on_docker(version: str, tmp_path: Path) -> None:
+def test_run_episode_certify_and_replay_on_docker(version: str, tmp_path: Path) -> None:
     require_reference(version, docker=True)
     manifest = make_package(version, tmp_path)
     out = ok_json(
@@ -73,6 +73,33 @@ def test_run_episode_and_certify_on_docker(version: str, tmp_path: Path) -> None
         assert "/replay refuses a missing replay" in checks
     prefix = "/clients/" if version == "0.1.0" else "/client/"
     assert f"{prefix}global answers 2xx" in checks
+    check_replay_command(version, manifest, tmp_path / "ep" / "replay.json.z")
+
+
+def check_replay_command(version: str, manifest: Path, replay: Path) -> None:
+    """`coworld replay` serves a stored replay (0.1.64: its static viewer) until interrupted."""
+    server = subprocess.Popen(
+        [*COWORLD, "replay", str(manifest), str(replay), "--json"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        url = printed_json(server)["url"]  # printed once the viewer answers
+        base = "/".join(url.split("/", 3)[:3])
+        path = "/" + url.split("/", 3)[3]
+        assert http_status(base, path.split("#")[0], timeout=10) == 200
+        if version == "0.1.64":  # the static viewer: bundle and replay from the platform
+            assert http_status(base, "/replay", timeout=10) == 200
+        else:
+            query = path.split("?", 1)[1]
+            message = first_message(ws_url(base, f"/replay?{query}"), 10, "/replay")
+            assert json.loads(message)["type"] == "replay"
+    finally:
+        server.send_signal(signal.SIGINT)
+        server.wait(timeout=30)
+    assert server.returncode == 0, server.stderr.read()
 
 
 @pytest.mark.parametrize("version", ["0.1.11", "0.1.64"])  # 0.1.0 games ignore COGAME_PORT (below)
@@ -120,45 +147,6 @@ def test_a_game_binding_8080_itself_is_served_there_or_named(tmp_path: Path) -> 
     else:  # another process holds 8080 on this host
         assert out["error"]["error_type"] == "game_start_failed", out
         assert "binds a fixed port itself" in out["error"]["message"]
-
-
-@pytest.mark.docker
-@pytest.mark.parametrize("version", VERSIONS)
-def test_replay_serves_the_stored_replay(version: str, tmp_path: Path) -> None:
-    require_reference(version, docker=True)
-    manifest = make_package(version, tmp_path)
-    ok_json(
-        run_cli(
-            "run-episode",
-            str(manifest),
-            str(fast_request(manifest, tmp_path)),
-            "--json",
-            "-o",
-            str(tmp_path / "ep"),
-        )
-    )
-    replay = tmp_path / "ep" / "replay.json.z"
-    server = subprocess.Popen(
-        [*COWORLD, "replay", str(manifest), str(replay), "--json"],
-        cwd=REPO,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        url = printed_json(server)["url"]  # printed once the viewer answers
-        base = "/".join(url.split("/", 3)[:3])
-        path = "/" + url.split("/", 3)[3]
-        assert http_status(base, path.split("#")[0], timeout=10) == 200
-        if version == "0.1.64":  # the static viewer: bundle and replay from the platform
-            assert http_status(base, "/replay", timeout=10) == 200
-        else:
-            query = path.split("?", 1)[1]
-            assert b"replay" in first_message(ws_url(base, f"/replay?{query}"), 10, "/replay").encode()
-    finally:
-        server.send_signal(signal.SIGINT)
-        server.wait(timeout=30)
-    assert server.returncode == 0, server.stderr.read()
 
 
 def test_a_0_1_64_game_replays_through_its_own_replay_mode(tmp_path: Path) -> None:

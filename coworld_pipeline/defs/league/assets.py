@@ -160,6 +160,7 @@ def episodes(
 
 @dg.asset(
     partitions_def=round_partitions,
+    deps=[dg.AssetDep("episodes", partition_mapping=dg.AllPartitionMapping())],  # lineage: its episodes
     group_name=GROUP,
     kinds={"python"},
     description="One partition per round: the commissioner's rankings once the round has closed.",
@@ -171,14 +172,24 @@ def round_results(context: dg.AssetExecutionContext, league: LeagueResource) -> 
 
 @dg.asset(
     partitions_def=league_partitions,
+    deps=[dg.AssetDep("episodes", partition_mapping=dg.AllPartitionMapping())],  # lineage: its episodes
     group_name=GROUP,
     kinds={"python"},
     description="One partition per league: the current standings table per division "
-    "(openskill, ranked by mu - 3 sigma).",
+    "(openskill, ranked by mu - 3 sigma), and the best-graded episodes of recent rounds when the "
+    "league grades its episodes.",
 )
-def standings(context: dg.AssetExecutionContext, league: LeagueResource) -> dg.MaterializeResult:
+def standings(
+    context: dg.AssetExecutionContext, league: LeagueResource, artifacts: ArtifactStoreResource
+) -> dg.MaterializeResult:
+    from coworld_pipeline.defs.knowledge.assets import best_graded_metadata
+    from coworld_pipeline.defs.knowledge.core import Knowledge
+
     service = league.service()
     view = service.leagues(context.partition_key)[0]
     divisions = service.standings(view.id)
     after = view.last_round.number if view.last_round else 0
-    return dg.MaterializeResult(metadata=standings_metadata(view.name, divisions, after))
+    metadata = standings_metadata(view.name, divisions, after)
+    if "grader" in view.roles:  # grades live in the knowledge store (defs/knowledge)
+        metadata.update(best_graded_metadata(Knowledge(service, artifacts.store()), view.id))
+    return dg.MaterializeResult(metadata=metadata)
