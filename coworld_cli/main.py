@@ -30,6 +30,8 @@ EPISODE_COMMANDS = {
 }
 # Episode knowledge (bundles and supporting roles): coworld_cli/roles_cli.py.
 ROLE_COMMANDS = {"bundle", "report", "grade", "diagnose", "episode-stats"}
+# League knowledge: coworld_cli/knowledge_cli.py (`league stats` joins the league group).
+KNOWLEDGE_COMMANDS = {"optimize"}
 
 
 def register_episode_commands() -> None:
@@ -42,6 +44,12 @@ def register_role_commands() -> None:
     from coworld_cli import roles_cli
 
     roles_cli.register(app)
+
+
+def register_knowledge_commands() -> None:
+    from coworld_cli import knowledge_cli
+
+    knowledge_cli.register(app)
 
 
 def register_league_commands() -> None:
@@ -57,7 +65,10 @@ def main() -> None:
         register_episode_commands()
     if command is None or command.startswith("-") or command in ROLE_COMMANDS:
         register_role_commands()
-    if command is None or command.startswith("-") or command not in EPISODE_COMMANDS | ROLE_COMMANDS:
+    if command is None or command.startswith("-") or command in KNOWLEDGE_COMMANDS:
+        register_knowledge_commands()
+    others = EPISODE_COMMANDS | ROLE_COMMANDS | KNOWLEDGE_COMMANDS
+    if command is None or command.startswith("-") or command not in others:
         register_league_commands()
     try:
         app(prog_name="coworld")

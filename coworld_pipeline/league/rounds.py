@@ -9,6 +9,7 @@ scheduled is still running (what it left pending is cancelled).
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -23,6 +24,7 @@ from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.models import (
     Division,
     EpisodeRequestRow,
+    Event,
     GraduationChangeRow,
     League,
     Membership,
@@ -36,27 +38,76 @@ from coworld_pipeline.league.unit import Store, json_text, lock_league, record_e
 from coworld_pipeline.league.verdicts import cancel_episode
 from coworld_pipeline.league.views import RoundOpening, RoundProgress, RoundView
 
+# A schedule ticks on minute boundaries and opens a round a moment after its tick; without slack the
+# next tick (one interval later, to the second) would find the league a moment short of due and skip,
+# so a 1-minute league would play every other minute.
+DUE_SLACK = timedelta(seconds=15)
 
-def due_leagues(store: Store, now: datetime | None = None) -> list[str]:
-    """Leagues with an interval, not paused, no open round, whose last round started >= interval ago."""
+
+@dataclass(frozen=True)
+class ScheduleDecision:
+    """Whether a league with a cadence is due for a round now, and if not, why."""
+
+    league_id: str  # raw
+    league_name: str
+    due: bool
+    reason: str | None = None
+
+
+def _decide(s: Session, league: League, now: datetime) -> ScheduleDecision:
+    last = s.execute(
+        select(Round).where(Round.league_id == league.id).order_by(Round.round_number.desc()).limit(1)
+    ).scalar_one_or_none()
+    if league.paused:
+        return ScheduleDecision(league.id, league.name, False, "paused")
+    if last is not None and last.status == RoundStatus.RUNNING:
+        return ScheduleDecision(league.id, league.name, False, f"round {last.round_number} is still open")
+    if last is not None:
+        due_at = last.started_at + timedelta(minutes=league.interval_minutes or 0) - DUE_SLACK
+        if due_at > now:
+            return ScheduleDecision(league.id, league.name, False, f"not due until {due_at:%H:%M:%S} UTC")
+    return ScheduleDecision(league.id, league.name, True)
+
+
+def schedule_decisions(store: Store, now: datetime | None = None) -> list[ScheduleDecision]:
+    """Every league with a cadence (`interval_minutes`): due now, or why not."""
     now = now or utcnow()
 
-    def fn(s: Session) -> list[str]:
-        out = []
+    def fn(s: Session) -> list[ScheduleDecision]:
         leagues = s.execute(
-            select(League).where(League.paused.is_(False), League.interval_minutes.is_not(None))
+            select(League).where(League.interval_minutes.is_not(None)).order_by(League.created_at)
         ).scalars()
-        for league in leagues:
-            last = s.execute(
-                select(Round).where(Round.league_id == league.id).order_by(Round.round_number.desc()).limit(1)
-            ).scalar_one_or_none()
-            if last is not None and last.status == RoundStatus.RUNNING:
-                continue
-            if last is None or last.started_at + timedelta(minutes=league.interval_minutes) <= now:
-                out.append(league.id)
-        return out
+        return [_decide(s, league, now) for league in leagues]
 
     return store.read(fn)
+
+
+def due_leagues(store: Store, now: datetime | None = None) -> list[str]:
+    """Leagues with an interval, not paused, no open round, whose last round started an interval ago."""
+    return [d.league_id for d in schedule_decisions(store, now) if d.due]
+
+
+def explain_idle(store: Store, decisions: list[ScheduleDecision], trigger: str) -> None:
+    """An event for each league the schedule leaves alone, saying why — once per reason, not per tick."""
+    idle = [d for d in decisions if not d.due]
+    if not idle:
+        return
+
+    def fn(s: Session) -> None:
+        for d in idle:
+            headline = f"no round opened for {d.league_name}: {d.reason}"
+            last = s.execute(
+                select(Event.headline)
+                .where(Event.league_id == d.league_id, Event.event_type == "schedule_skipped")
+                .order_by(Event.id.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            if last != headline:
+                record_event(
+                    s, "schedule_skipped", headline, league_id=d.league_id, reason=d.reason, trigger=trigger
+                )
+
+    store.write(fn)
 
 
 def _refusal(s: Session, league: League) -> str | None:

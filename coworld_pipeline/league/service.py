@@ -88,6 +88,7 @@ class LeagueService:
 
     # ---- rounds (rounds.py) ---------------------------------------------------------------------
     due_leagues = _on_store(round_steps.due_leagues)
+    schedule_decisions = _on_store(round_steps.schedule_decisions)
     open_round = _on_store(round_steps.open_round)
     open_round_for = _on_store(round_steps.open_round_of)
     advance_round = _on_store(round_steps.advance_round)

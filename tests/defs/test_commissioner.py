@@ -143,8 +143,13 @@ def test_round_under_the_commissioner_in_process(league_home):
     settings = OrchestrationSettings(episodes_per_run=4, parallelism=4)
     with dg.instance_for_test() as instance:
         # The schedule opens the round (league due: it never had one); a second tick opens nothing.
-        assert open_due_rounds(service, "test")
-        assert open_due_rounds(service, "test") == []
+        opened, _ = open_due_rounds(service, "test")
+        assert len(opened) == 1
+        assert open_due_rounds(service, "test") == ([], ["inproc: round 1 is still open"])
+        skipped = service.events("inproc", event_type="schedule_skipped")
+        assert [e.headline for e in skipped] == ["no round opened for inproc: round 1 is still open"]
+        open_due_rounds(service, "test")  # the same reason again: no second event
+        assert len(service.events("inproc", event_type="schedule_skipped")) == 1
 
         started = time.monotonic()
         result, report = commissioner_tick(instance, service, settings)

@@ -63,7 +63,10 @@ def test_dagster_dev_runs_the_demo_league(dev_factory):
     assert {(s["name"], s["scheduleState"]["status"]) for s in repo["schedules"]} == {
         ("open_rounds", "RUNNING")
     }
-    assert {(s["name"], s["sensorState"]["status"]) for s in repo["sensors"]} == {("commissioner", "RUNNING")}
+    assert {(s["name"], s["sensorState"]["status"]) for s in repo["sensors"]} == {
+        ("commissioner", "RUNNING"),
+        ("knowledge", "RUNNING"),  # defs/knowledge: roles of leagues that enable them
+    }
 
     rounds = wait_for(lambda: completed_round_results(dev), 240, "a completed round (round_results)", 2)
     print(f"first round collated {time.monotonic() - dev.started:.1f}s after start")

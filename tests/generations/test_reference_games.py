@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -122,7 +123,8 @@ def test_run_episode_on_the_process_runtime(version: str, tmp_path: Path) -> Non
 
 
 def test_a_game_binding_8080_itself_is_served_there_or_named(tmp_path: Path) -> None:
-    """0.1.0's game binds 0.0.0.0:8080 whatever COGAME_PORT says: served there, or a clear failure."""
+    """0.1.0's game binds 0.0.0.0:8080 whatever COGAME_PORT says: a clear failure while that port is
+    taken, served on it once it is free."""
     require_reference("0.1.0")
     manifest = make_package("0.1.0", tmp_path)
     m = json.loads(manifest.read_text())
@@ -130,23 +132,31 @@ def test_a_game_binding_8080_itself_is_served_there_or_named(tmp_path: Path) -> 
     m["game"]["runnable"]["run"] = ["python", "game/server.py"]
     m["player"][0]["run"] = ["python", "player/player.py"]
     manifest.write_text(json.dumps(m))
-    proc = run_cli(
-        "run-episode",
-        str(manifest),
-        str(fast_request(manifest, tmp_path)),
-        "--runtime",
-        "process",
-        "--json",
-        "-o",
-        str(tmp_path / "ep"),
-    )
-    assert "Traceback" not in proc.stderr
-    out = json.loads(proc.stdout)
-    if out["status"] == "success":
+    request = fast_request(manifest, tmp_path)
+
+    def run(name: str) -> dict:
+        argv = ["run-episode", str(manifest), str(request), "--runtime", "process", "--json"]
+        proc = run_cli(*argv, "-o", str(tmp_path / name))
+        assert "Traceback" not in proc.stderr, proc.stderr
+        return json.loads(proc.stdout)
+
+    holder = socket.socket()
+    try:
+        holder.bind(("0.0.0.0", 8080))
+        holder.listen()
+    except OSError:
+        pass  # someone else holds it: the failure below is the same
+    try:
+        out = run("taken")
+    finally:
+        holder.close()
+    assert out["error"]["error_type"] == "game_start_failed", out
+    assert "binds a fixed port itself" in out["error"]["message"]
+    out = run("free")
+    if out["status"] != "success":  # another process on this host took 8080 meanwhile
+        assert "binds a fixed port itself" in out["error"]["message"], out
+    else:
         assert len(out["scores"]) == 2
-    else:  # another process holds 8080 on this host
-        assert out["error"]["error_type"] == "game_start_failed", out
-        assert "binds a fixed port itself" in out["error"]["message"]
 
 
 def test_a_0_1_64_game_replays_through_its_own_replay_mode(tmp_path: Path) -> None:

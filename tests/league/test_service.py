@@ -306,6 +306,11 @@ def test_due_leagues_and_stalled_commissioner(svc: LeagueService):
     from coworld_pipeline.league.models import utcnow
 
     assert svc.due_leagues(utcnow() + timedelta(minutes=6)) == [lid]
+    # A schedule tick a few seconds short of the cadence still opens the next round (no skipped minute).
+    assert svc.due_leagues(utcnow() + timedelta(minutes=5) - timedelta(seconds=5)) == [lid]
+    svc.set_paused("L", True)
+    (decision,) = svc.schedule_decisions()
+    assert not decision.due and decision.reason == "paused"
 
 
 def test_standings_recompute_matches_incremental(svc: LeagueService):

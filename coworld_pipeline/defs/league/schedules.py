@@ -26,17 +26,28 @@ from coworld_pipeline.defs.league.requests import (
 from coworld_pipeline.defs.league.resources import LeagueResource
 from coworld_pipeline.defs.league.settings import SETTINGS, OrchestrationSettings
 from coworld_pipeline.league import ids
+from coworld_pipeline.league.rounds import explain_idle
 from coworld_pipeline.league.service import LeagueService
 
 
-def open_due_rounds(service: LeagueService, trigger: str) -> list[str]:
-    """Open a round in every due league; raw ids of the rounds opened (refusals are events)."""
-    opened = []
-    for league_id in service.due_leagues():
-        opening = service.open_round(league_id, trigger=trigger)
+def open_due_rounds(service: LeagueService, trigger: str) -> tuple[list[str], list[str]]:
+    """Open a round in every due league: (raw ids of the rounds opened, why each other league waits).
+
+    Every reason is also an event (`schedule_skipped`, once per reason; refusals: `round_refused`).
+    """
+    decisions = service.schedule_decisions()
+    opened, waiting = [], []
+    for decision in decisions:
+        if not decision.due:
+            waiting.append(f"{decision.league_name}: {decision.reason}")
+            continue
+        opening = service.open_round(decision.league_id, trigger=trigger)
         if opening.round_id is not None:
             opened.append(opening.round_id)
-    return opened
+        else:
+            waiting.append(f"{decision.league_name}: {opening.refused}")
+    explain_idle(service.store, decisions, trigger)
+    return opened, waiting
 
 
 def first_run_requests(
@@ -90,8 +101,14 @@ def open_rounds(context: dg.ScheduleEvaluationContext, league: LeagueResource):
 
         ensure_demo_league(service)
     when = context.scheduled_execution_time
-    opened = open_due_rounds(service, trigger=f"{SCHEDULE_TRIGGER} {when.isoformat() if when else 'now'}")
+    opened, waiting = open_due_rounds(
+        service, trigger=f"{SCHEDULE_TRIGGER} {when.isoformat() if when else 'now'}"
+    )
+    for line in waiting:
+        context.log.info(line)
     if not opened:
-        return dg.SkipReason("no league is due")
+        return dg.SkipReason(
+            "; ".join(waiting) or "no league has a round cadence (league create --interval-minutes)"
+        )
     requests = first_run_requests(context.instance, service, opened, SETTINGS)
     return requests or dg.SkipReason(f"opened {len(opened)} round(s) with nothing to play yet")
