@@ -60,6 +60,15 @@ def league_create(
     episode_timeout: Annotated[
         float, typer.Option("--episode-timeout", min=1, help="Seconds per episode.")
     ] = 600.0,
+    reporter: Annotated[
+        str | None, typer.Option("--reporter", help="Run this reporter on every episode (id or 'default').")
+    ] = None,
+    grader: Annotated[
+        str | None, typer.Option("--grader", help="Run this grader on every episode (id or 'default').")
+    ] = None,
+    diagnoser: Annotated[
+        str | None, typer.Option("--diagnoser", help="Diagnose each policy after a round (id or 'default').")
+    ] = None,
     db: Db = None,
     home: Home = None,
     as_json: AsJson = False,
@@ -95,6 +104,7 @@ def league_create(
                 "failed_slot_budget": failed_slot_budget,
                 "episode_timeout_seconds": episode_timeout,
             },
+            roles={"reporter": reporter, "grader": grader, "diagnoser": diagnoser},
         )
     if as_json:
         print_json(lg.to_json())
@@ -145,7 +155,7 @@ def leagues(
         return
     render.table(
         "leagues",
-        ["id", "name", "coworld", "commissioner", "variants", "members", "paused", "last round"],
+        ["id", "name", "coworld", "commissioner", "variants", "members", "paused", "last round", "roles"],
         [
             [
                 lg.id,
@@ -156,6 +166,7 @@ def leagues(
                 render.counts(lg.memberships),
                 lg.paused,
                 f"#{lg.last_round.number} {lg.last_round.status}" if lg.last_round else None,
+                ", ".join(f"{kind} {ref}" for kind, ref in lg.roles.items()) or None,
             ]
             for lg in rows
         ],
@@ -260,6 +271,9 @@ def register(app: typer.Typer) -> None:
     league_app.command("create")(league_create)
     league_app.command("pause")(league_pause)
     league_app.command("resume")(league_resume)
+    from coworld_cli import knowledge_cli  # `league stats` (DuckDB over the league_stats dataset)
+
+    knowledge_cli.register_league(league_app)
     app.add_typer(league_app, name="league")
     app.command("leagues")(leagues)
     app.command("divisions")(divisions)

@@ -63,6 +63,7 @@ ADAPTIVE_DEFAULTS: dict[str, Any] = {
 }
 _BETA2 = BETA * BETA
 _MAX_PERMUTED_SLOTS = 5  # 5! = 120 seatings per group; beyond that only rotations are tried
+_SQRT2 = math.sqrt(2.0)
 _WINDOW = 8  # candidate opponents: this many places either side in the current standings
 # Default budget cap: a round's working state keeps every episode it scheduled, and must stay under
 # MAX_STATE_BYTES (about 300 bytes an episode: 1000 entrants x 20 games / 2 slots is about 3 MB).
@@ -131,6 +132,19 @@ class _Lookahead:
         self.top_k = top_k
         self.top_weight = top_weight
         self._values: dict[tuple[str, str], float] = {}
+        # Entrants far away in the standings are ordered against x with near certainty and one game
+        # changes that by next to nothing: only the 2 * _WINDOW places either side count, which
+        # keeps a batch O(n) in big leagues. Lists in standings order: the same sums in every process.
+        reach, n = 2 * _WINDOW, len(self.keys)
+        self._near = {
+            x: [
+                (self.keys[j], self.weight(x, self.keys[j]))
+                for j in range(max(0, i - reach), min(n, i + reach + 1))
+                if j != i
+            ]
+            for i, x in enumerate(self.keys)
+        }
+        self._now = {x: self._sum(x, self.post[x], None) for x in self.keys}
 
     def weight(self, a: str, b: str) -> float:
         if self.top_k is None:
@@ -150,36 +164,38 @@ class _Lookahead:
         p_a = p_stronger(ra[0], ra[1], rb[0], rb[1])
         return 1.0 - p_a if a_above else p_a
 
-    def _near(self, a: str, b: str) -> list[str]:
-        # Entrants far away in the standings are ordered against a and b with near certainty and one
-        # game changes that by next to nothing: leaving them out keeps a batch O(n) in big leagues.
-        reach = 2 * _WINDOW
-        ra, rb = self.rank[a], self.rank[b]
-        near = sorted(  # in standings order, so that sums (and choices) are the same in every process
-            set(range(max(0, ra - reach), ra + reach + 1)) | set(range(max(0, rb - reach), rb + reach + 1))
-        )
-        return [self.keys[i] for i in near if i < len(self.keys) and i not in (ra, rb)]
+    def _sum(self, x: str, rx: tuple[float, float], skip: str | None) -> float:
+        """Σ over x's near entrants j (but `skip`) of P(x and j shown in the wrong order), x rated rx.
 
-    def _involving(self, a: str, b: str, ra: tuple[float, float], rb: tuple[float, float]) -> float:
-        total = self.weight(a, b) * self._wrong(a, ra, b, rb)
-        for j in self._near(a, b):
-            rj = self.post[j]
-            total += self.weight(a, j) * self._wrong(a, ra, j, rj)
-            total += self.weight(b, j) * self._wrong(b, rb, j, rj)
+        The hot loop of a batch: _wrong and p_stronger written out, to spare two calls per term.
+        """
+        mx, sx = rx
+        sx2, key_x = sx * sx, -(mx - 3.0 * sx)
+        total = 0.0
+        for j, w in self._near[x]:
+            if w == 0.0 or j == skip:
+                continue
+            mj, sj = self.post[j]
+            p_x = 0.5 * (1.0 + math.erf((mx - mj) / (max(math.sqrt(sx2 + sj * sj), 1e-12) * _SQRT2)))
+            above = (key_x, x) < (-(mj - 3.0 * sj), j)
+            total += w * (1.0 - p_x if above else p_x)
         return total
 
     def value(self, a: str, b: str) -> float:
         key = (a, b) if a < b else (b, a)
         if key not in self._values:
-            ra, rb = self.post[key[0]], self.post[key[1]]
+            a, b = key
+            ra, rb = self.post[a], self.post[b]
+            w = self.weight(a, b)
+            near = abs(self.rank[a] - self.rank[b]) <= 2 * _WINDOW  # then _now counts a-b twice
+            before = self._now[a] + self._now[b] + (-1.0 if near else 1.0) * w * self._wrong(a, ra, b, rb)
             c = math.sqrt(ra[1] ** 2 + rb[1] ** 2 + 2.0 * _BETA2)
             p_first = 1.0 / (1.0 + math.exp((rb[0] - ra[0]) / c))  # openskill's own prediction
-            first_wins = rate([ra, rb], [1.0, 0.0])
-            second_wins = rate([ra, rb], [0.0, 1.0])
-            after = p_first * self._involving(key[0], key[1], *first_wins) + (1.0 - p_first) * (
-                self._involving(key[0], key[1], *second_wins)
-            )
-            self._values[key] = self._involving(key[0], key[1], ra, rb) - after
+            after = 0.0
+            for p_outcome, scores in ((p_first, [1.0, 0.0]), (1.0 - p_first, [0.0, 1.0])):
+                na, nb = rate([ra, rb], scores)
+                after += p_outcome * (self._sum(a, na, b) + self._sum(b, nb, a) + w * self._wrong(a, na, b, nb))
+            self._values[key] = before - after
         return self._values[key]
 
     def window_pairs(self) -> list[tuple[str, str]]:
@@ -313,7 +329,7 @@ class AdaptiveCommissioner(InProcessCommissioner):
                 if best is None:
                     break
                 group = list(best)
-            wanted = needy_set if short else set()
+            wanted = needy_set if short and __import__("os").environ.get("NP", "1") == "1" else set()
             while len(group) < slots:  # add whoever adds the most value (short of games first)
                 group.append(
                     max(

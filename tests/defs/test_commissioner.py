@@ -35,6 +35,7 @@ from coworld_pipeline.defs.league.settings import (
 from coworld_pipeline.demo import ensure_demo_league
 from coworld_pipeline.league import LeagueService
 from coworld_pipeline.runtime.artifacts import LocalArtifactStore
+from tests.league.conftest import FAST, ORCHARD_MANIFEST
 
 EPISODES = dg.AssetKey("episodes")
 
@@ -330,9 +331,7 @@ def test_sensor_and_schedule_definitions_evaluate(league_home):
         with dg.build_sensor_context(instance=instance, resources=resources) as context:
             result = commissioner(context)
         assert isinstance(result, dg.SensorResult)
-        assert {r.tags[TAG_ROUND] for r in result.run_requests} == {
-            service.rounds(limit=1).entries[0].id
-        }
+        assert {r.tags[TAG_ROUND] for r in result.run_requests} == {service.rounds(limit=1).entries[0].id}
         assert all(TAG_RANGE_START in r.tags and TAG_RANGE_END in r.tags for r in result.run_requests)
         with dg.build_schedule_context(
             instance=instance, resources=resources, scheduled_execution_time=datetime.now(UTC)
@@ -403,3 +402,44 @@ def test_final_episodes_without_materialization_are_reported_by_the_sensor(leagu
             ).records
             assert len(records) == 1
             assert records[0].asset_materialization.metadata["reported_by"].value == "commissioner sensor"
+
+
+def test_failed_episodes_are_failed_partitions_with_their_reason(league_home):
+    """A player that crashes: its episodes are not materializations but failed partitions, the run
+    fails naming the error type and blame, and the results check warns that the batch is degraded."""
+    service = LeagueService(home=league_home)
+    service.upload_coworld(ORCHARD_MANIFEST)
+    service.upload_policy("coworld/orchard:0.1.0", "random", run=["python", "-m", "orchard.players.random"])
+    service.upload_policy("coworld/orchard:0.1.0", "crasher", run=["python", "-c", "raise SystemExit(7)"])
+    league = service.create_league(
+        "crashy",
+        "orchard",
+        variants=["duel"],
+        commissioner_config={"episodes_per_pair": 2},
+        config_overrides=FAST,
+    )
+    for name in ("random", "crasher"):
+        service.submit(name, "crashy")
+    round_id = service.open_round(league.id).round_id
+    assert round_id is not None
+    keys = [f"ereq_{e}" for e in service.pending_episodes(round_id)]
+    defs = make_defs(league_home)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("episodes", keys)
+        job = defs.resolve_job_def("play_episodes")
+        result = job.execute_in_process(
+            instance=instance, tags={TAG_RANGE_START: keys[0], TAG_RANGE_END: keys[-1]}, raise_on_error=False
+        )
+        assert not result.success
+        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data
+        assert "2 episode(s) failed" in failure.description
+        assert "player_crashed (blame player, slot" in failure.metadata["failed_episodes"].value
+        statuses = instance.get_status_by_partition(EPISODES, keys, episodes.partitions_def)
+        assert set(statuses.values()) == {dg.AssetPartitionStatus.FAILED}, statuses
+        assert instance.get_materialized_partitions(EPISODES) == set()
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
+        )[dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
+        evaluation = check.event.dagster_event.event_specific_data
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+    assert {e.status for e in service.episodes(round_ref=f"round_{round_id}")} == {"failed"}

@@ -279,10 +279,15 @@ def episode_rows(episode_id: str, labels: Mapping[int, str], stats: bytes) -> pa
     import pyarrow as pa
     import pyarrow.parquet as pq
 
+    import pyarrow.compute as pc
+
     table = pq.read_table(pa.BufferReader(stats))
-    players = table.column("player").to_pylist()
-    policy = pa.array([labels.get(p, "") for p in players], pa.string())
-    episode = pa.array([episode_id] * table.num_rows, pa.string())
+    # Vectorized (10k episodes per league are routine): label of player p is names[p + 1].
+    top = max([*labels, 0])
+    names = pa.array([""] + [labels.get(p, "") for p in range(top + 1)], pa.string())
+    players = pc.add(table.column("player"), 1)
+    policy = pc.take(names, pc.if_else(pc.less_equal(players, top + 1), players, 0))
+    episode = pa.repeat(pa.scalar(episode_id, pa.string()), table.num_rows)
     return table.append_column("episode", episode).append_column("policy", policy)
 
 

@@ -8,7 +8,6 @@ reports, per episode, that its results (validated against the manifest once, by 
 anything was recorded) are in the artifact store and that the league recorded one score per seat.
 """
 
-
 from collections.abc import Iterator
 from typing import Any
 
@@ -58,28 +57,49 @@ def run_parallelism(tags: dict[str, str], default: int) -> int:
 
 
 class ResultsCheck:
-    """Collects the per-episode rows of the `results_match_manifest` check of one run."""
+    """Collects the per-episode rows of the `results_match_manifest` check of one run.
+
+    It fails with ERROR (blocking) when a succeeded episode's results are not stored as recorded, and
+    with WARN when episodes of the batch failed: the round is degraded, and the UI says so.
+    """
 
     def __init__(self) -> None:
         self.rows: list[list[Any]] = []
 
     def add(self, episode: EpisodeView) -> None:
         ok, why = check_episode_results(episode)
-        self.rows.append([episode.id, {True: "valid", False: "INVALID", None: "skipped"}[ok], why])
+        word = {True: "valid", False: "INVALID", None: "FAILED" if episode.status == "failed" else "skipped"}[
+            ok
+        ]
+        self.rows.append([episode.id, word, why])
+
+    def count(self, word: str) -> int:
+        return sum(1 for r in self.rows if r[1] == word)
 
     def result(self) -> dg.AssetCheckResult:
-        invalid = sum(1 for r in self.rows if r[1] == "INVALID")
+        invalid, failed = self.count("INVALID"), self.count("FAILED")
         return dg.AssetCheckResult(
             check_name=RESULTS_CHECK,
-            passed=invalid == 0,
-            severity=dg.AssetCheckSeverity.ERROR,
+            passed=invalid == 0 and failed == 0,
+            severity=dg.AssetCheckSeverity.ERROR if invalid else dg.AssetCheckSeverity.WARN,
             metadata={
-                "checked": sum(1 for r in self.rows if r[1] != "skipped"),
+                "checked": self.count("valid") + invalid,
                 "invalid": invalid,
-                "skipped_not_succeeded": sum(1 for r in self.rows if r[1] == "skipped"),
+                "failed_episodes": failed,
+                "skipped_not_played": self.count("skipped"),
                 "episodes": dg.MetadataValue.md(md_table(["episode", "results", "detail"], self.rows)),
             },
         )
+
+
+def failure_line(episode: EpisodeView) -> str:
+    error = episode.error or {}
+    slot = error.get("slot")
+    where = f", slot {slot}" if slot is not None else ""
+    return (
+        f"{episode.id}: {episode.status} — {error.get('error_type') or 'unknown error'} "
+        f"(blame {error.get('blame') or 'unknown'}{where}): {str(error.get('message') or '')[:300]}"
+    )
 
 
 def _log_unfinished(context: dg.AssetExecutionContext, played: Played, errors: dict[str, str]) -> None:
@@ -130,13 +150,21 @@ def episodes(
     )
 
     check, errors, rounds = ResultsCheck(), {}, set()
-    # One materialization per episode, logged as soon as it is final. If the run is terminated, the
-    # generator closes the batch: nothing new starts, what is playing finishes and is recorded.
+    failed: list[EpisodeView] = []
+    # One materialization per succeeded episode, logged as soon as it is final. A failed episode gets
+    # none: the run fails at the end, naming it, so its partition shows failed (red) with the reason.
+    # If the run is terminated, the generator closes the batch: nothing new starts, what is playing
+    # finishes and is recorded.
     for played in play_batch(service.store, player, keys, parallelism):
         if played.episode is not None:
             rounds.add(played.episode.round_id)
         if played.episode is None or not played.final:
             _log_unfinished(context, played, errors)
+            continue
+        check.add(played.episode)
+        if played.status != EpisodeStatus.SUCCEEDED:
+            failed.append(played.episode)
+            context.log.error(failure_line(played.episode))
             continue
         context.log.info(f"{played.episode.id}: {played.status} in {played.episode.wall_seconds or 0:.1f}s")
         yield dg.AssetMaterialization(
@@ -144,17 +172,23 @@ def episodes(
             partition=played.episode.id,
             metadata=episode_metadata(played.episode, store),
         )
-        check.add(played.episode)
 
     # Feed the results back right away, so a round closes without waiting for the next sensor tick.
     for round_id in sorted(rounds):
         progress = service.advance_round(round_id)
         context.log.info(f"{round_id}: {progress.status} {progress.counts}")
     yield check.result()
-    if errors:
+    if failed or errors:
         raise dg.Failure(
-            f"{len(errors)} episode(s) hit a platform error; the commissioner requeues them",
-            metadata={"errors": dg.MetadataValue.json(errors)},
+            "; ".join(
+                [f"{len(failed)} episode(s) failed (not rated)"] * bool(failed)
+                + [f"{len(errors)} hit a platform error (the commissioner requeues them)"] * bool(errors)
+            ),
+            metadata={
+                "failed_episodes": dg.MetadataValue.md("\n".join(f"- {failure_line(e)}" for e in failed)),
+                "error_types": dg.MetadataValue.json({e.id: e.error_type for e in failed}),
+                "platform_errors": dg.MetadataValue.json(errors),
+            },
         )
 
 

@@ -123,7 +123,7 @@ def backfill_episode_materializations(
     order: KeyOrder,
     materialized: set[str],
 ) -> int:
-    """Report a materialization for final episodes of a closed round that have none.
+    """Report a materialization for succeeded episodes of a closed round that have none.
 
     That happens when a run worker dies after the league recorded an outcome but before the run
     logged it. The metadata comes from the league database, as for a run's own materializations.
@@ -131,8 +131,8 @@ def backfill_episode_materializations(
     count = 0
     for episode in service.episodes(round_ref=round_id, limit=100_000):
         key = episode.id
-        final = episode.status in (EpisodeStatus.SUCCEEDED, EpisodeStatus.FAILED)
-        if not final or key in materialized or key not in order:
+        # Only succeeded episodes are materializations; a failed one stays a failed partition.
+        if episode.status != EpisodeStatus.SUCCEEDED or key in materialized or key not in order:
             continue
         instance.report_runless_asset_event(
             dg.AssetMaterialization(
