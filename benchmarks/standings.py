@@ -214,7 +214,7 @@ def main() -> int:
         times.append(time.perf_counter() - t0)
     print(f"  for scale, starting a bare Python interpreter: {statistics.median(times):.3f}s")
     top = rows[:3]
-    print("top 3:", ", ".join(f"{r['label']} ({r['rating']:.2f}, {r['episodes']} eps)" for r in top))
+    print("top 3:", ", ".join(f"{r.label} ({r.rating:.2f}, {r.episodes} eps)" for r in top))
     svc.close()
     ok = recompute_s <= 10 and standings_s <= 0.5 and cli_ok
     return 0 if ok else 1

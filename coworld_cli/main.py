@@ -63,7 +63,8 @@ def main() -> None:
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command is None or command.startswith("-") or command in EPISODE_COMMANDS:
         register_episode_commands()
-    if command is None or command.startswith("-") or command in ROLE_COMMANDS:
+    # With a lone command Typer would run it without its name: `optimize` comes with the role group.
+    if command is None or command.startswith("-") or command in ROLE_COMMANDS | KNOWLEDGE_COMMANDS:
         register_role_commands()
     if command is None or command.startswith("-") or command in KNOWLEDGE_COMMANDS:
         register_knowledge_commands()

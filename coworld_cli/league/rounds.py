@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -100,13 +101,22 @@ def _play(
 ) -> RoundRun:
     from coworld_pipeline.runtime.signals import Terminated
 
+    store = None
+    if os.environ.get("COWORLD_ARTIFACT_STORE"):  # as configured for the league's Dagster runs (S3, ...)
+        from coworld_pipeline.runtime.artifacts import store_from_env
+
+        store = store_from_env()
+    settings: dict[str, Any] = {
+        "parallel": parallel,
+        "runtime_name": runtime,
+        "limits": limits,
+        "artifact_store": store,
+    }
     try:
         if as_json:
-            return svc.run_round(league_id, parallel=parallel, runtime_name=runtime, limits=limits)
+            return svc.run_round(league_id, **settings)
         with RoundProgressView() as view:
-            return svc.run_round(
-                league_id, parallel=parallel, runtime_name=runtime, limits=limits, on_progress=view
-            )
+            return svc.run_round(league_id, on_progress=view, **settings)
     except (KeyboardInterrupt, Terminated) as exc:
         # The episodes in flight were stopped; the round stays open for the next runner to finish.
         reason = str(exc) or "SIGINT"

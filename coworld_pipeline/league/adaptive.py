@@ -65,6 +65,7 @@ _BETA2 = BETA * BETA
 _MAX_PERMUTED_SLOTS = 5  # 5! = 120 seatings per group; beyond that only rotations are tried
 _SQRT2 = math.sqrt(2.0)
 _WINDOW = 8  # candidate opponents: this many places either side in the current standings
+_REACH = 32  # the lookahead counts pairs up to this many places apart (bounds a batch's work)
 # Default budget cap: a round's working state keeps every episode it scheduled, and must stay under
 # MAX_STATE_BYTES (about 300 bytes an episode: 1000 entrants x 20 games / 2 slots is about 3 MB).
 _MAX_DEFAULT_GAMES = 20
@@ -133,9 +134,9 @@ class _Lookahead:
         self.top_weight = top_weight
         self._values: dict[tuple[str, str], float] = {}
         # Entrants far away in the standings are ordered against x with near certainty and one game
-        # changes that by next to nothing: only the 2 * _WINDOW places either side count, which
-        # keeps a batch O(n) in big leagues. Lists in standings order: the same sums in every process.
-        reach, n = 2 * _WINDOW, len(self.keys)
+        # changes that by next to nothing: only the _REACH places either side count, which keeps a
+        # batch O(n) in big leagues. Lists in standings order: the same sums in every process.
+        reach, n = _REACH, len(self.keys)
         self._near = {
             x: [
                 (self.keys[j], self.weight(x, self.keys[j]))
@@ -187,14 +188,15 @@ class _Lookahead:
             a, b = key
             ra, rb = self.post[a], self.post[b]
             w = self.weight(a, b)
-            near = abs(self.rank[a] - self.rank[b]) <= 2 * _WINDOW  # then _now counts a-b twice
+            near = abs(self.rank[a] - self.rank[b]) <= _REACH  # then _now counts a-b twice
             before = self._now[a] + self._now[b] + (-1.0 if near else 1.0) * w * self._wrong(a, ra, b, rb)
             c = math.sqrt(ra[1] ** 2 + rb[1] ** 2 + 2.0 * _BETA2)
             p_first = 1.0 / (1.0 + math.exp((rb[0] - ra[0]) / c))  # openskill's own prediction
             after = 0.0
             for p_outcome, scores in ((p_first, [1.0, 0.0]), (1.0 - p_first, [0.0, 1.0])):
                 na, nb = rate([ra, rb], scores)
-                after += p_outcome * (self._sum(a, na, b) + self._sum(b, nb, a) + w * self._wrong(a, na, b, nb))
+                pair = w * self._wrong(a, na, b, nb)
+                after += p_outcome * (self._sum(a, na, b) + self._sum(b, nb, a) + pair)
             self._values[key] = before - after
         return self._values[key]
 
@@ -329,7 +331,7 @@ class AdaptiveCommissioner(InProcessCommissioner):
                 if best is None:
                     break
                 group = list(best)
-            wanted = needy_set if short and __import__("os").environ.get("NP", "1") == "1" else set()
+            wanted = needy_set if short else set()
             while len(group) < slots:  # add whoever adds the most value (short of games first)
                 group.append(
                     max(

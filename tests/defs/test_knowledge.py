@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 
 import dagster as dg
@@ -29,6 +30,7 @@ from coworld_pipeline.defs.league.sensors import commissioner, commissioner_tick
 from coworld_pipeline.defs.league.settings import OrchestrationSettings
 from coworld_pipeline.league import LeagueError, LeagueService
 from coworld_pipeline.runtime.artifacts import LocalArtifactStore
+from tests.conftest import run_cli as cli
 from tests.league.conftest import FAST, orchard_copy
 
 DERIVED = ["episode_bundles", "episode_reports", "episode_stats", "episode_grades"]
@@ -249,6 +251,32 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
         assert result.success
         plan = materializations(instance, "optimizer_plans", advice_keys[0])[0].asset_materialization.metadata
         assert plan["plan"].value and len(plan["episodes"].value) == 2
+
+    # The same knowledge from the CLI: settings, DuckDB over league_stats, the optimizer.
+    at = ("--home", str(home))
+    wide = {**os.environ, "COLUMNS": "1000"}  # one line stays one line (Rich wraps at the width)
+
+    def run_cli(*args: str):
+        return cli(*args, env=wide)
+
+    shown = json.loads(run_cli("leagues", "knows", "--json", *at).stdout)
+    assert shown["roles"] == roles | {"diagnoser": "default"}
+    bad = run_cli("league", "create", "x", "--coworld", league.coworld.id, "--grader", "ghost", *at)
+    assert bad.returncode == 2 and "grader 'ghost'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    sql = "SELECT policy, count(*) AS n FROM league_stats WHERE policy <> '' GROUP BY policy ORDER BY policy"
+    out = run_cli("league", "stats", "knows", "--sql", sql, "--json", *at)
+    assert out.returncode == 0, out.stderr
+    assert [r["policy"] for r in json.loads(out.stdout)] == ["greedy:v1", "random:v1"]
+    table = run_cli("league", "stats", "knows", "--sql", "SELECT '[red]x' AS a", *at)
+    assert table.returncode == 0 and "[red]x" in table.stdout, "user text is printed, not parsed as markup"
+    wrong = run_cli("league", "stats", "knows", "--sql", "SELEC nothing", *at)
+    assert wrong.returncode == 2 and wrong.stderr.startswith("error: SQL error")
+    assert len(wrong.stderr.strip().splitlines()) == 1
+    made = run_cli("optimize", "--league", "knows", "--policy", "greedy", "--runtime", "process", "--json", *at)
+    assert made.returncode == 0, made.stderr
+    assert json.loads(made.stdout)["plan"] and len(json.loads(made.stdout)["episodes"]) == 2
+    nobody = run_cli("optimize", "--league", "knows", "--policy", "ghost", "--runtime", "process", *at)
+    assert nobody.returncode == 2 and "ghost" in nobody.stderr
 
 
 def test_lineage_connects_episodes_to_every_derived_asset(monkeypatch, tmp_path: Path):

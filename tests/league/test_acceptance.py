@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from coworld_pipeline.league.runner import run_round
 from coworld_pipeline.league.service import LeagueService
 from tests.conftest import run_cli
 from tests.league.conftest import FAST, ORCHARD_MANIFEST, by_label, orchard_copy, orchard_league
@@ -161,40 +160,43 @@ def test_crashing_player_quarantined_and_infra_failure_retried(db_url: str, home
     orchard_league(svc, "L", players=("random", "greedy"))
     svc.upload_policy("img", "crasher", run=["python", "-c", "import sys; print('crashing'); sys.exit(3)"])
     svc.submit("crasher", "L")
-    run = run_round(svc, "L", parallel=1)
-    assert run.progress.status == "completed"
+    run = svc.run_round("L", parallel=1)
+    assert run.progress is not None and run.progress.status == "completed"
     counts = run.progress.counts
     assert counts["failed"] == 3 and counts["succeeded"] == 2 and counts.get("cancelled", 0) == 1, counts
     crasher = svc.memberships("L", policy_ref="crasher")[0]
-    assert crasher["status"] == "quarantined" and "3 consecutive player failures" in crasher["status_reason"]
-    evidence = svc.events("L", event_type="policy_quarantined")[0]["payload"]["failing_episodes"]
+    assert crasher.status == "quarantined" and "3 consecutive player failures" in str(crasher.status_reason)
+    evidence = svc.events("L", event_type="policy_quarantined")[0].payload["failing_episodes"]
     assert len(evidence) == 3
     for f in evidence:
         assert f["error_type"] == "player_crashed"
         assert "crashing" in Path(f["log"]).read_text()
     table = by_label(svc, "L")
-    assert table["crasher:v1"]["episodes"] == 0 and table["crasher:v1"]["mu"] == 25.0
-    assert table["random:v1"]["episodes"] == table["greedy:v1"]["episodes"] == 2
-    ratings_before = {k: (v["mu"], v["sigma"]) for k, v in table.items()}
-    run2 = run_round(svc, "L", parallel=2)
-    assert run2.progress.counts == {"succeeded": 2}
-    crasher_id = crasher["policy_version"]["id"]
-    assert all(crasher_id not in e["policy_version_ids"] for e in svc.episodes(round_ref=run2.round_id))
-    assert by_label(svc, "L")["crasher:v1"]["episodes"] == 0
-    assert by_label(svc, "L")["greedy:v1"]["mu"] != ratings_before["greedy:v1"][0]
+    assert table["crasher:v1"].episodes == 0 and table["crasher:v1"].mu == 25.0
+    assert table["random:v1"].episodes == table["greedy:v1"].episodes == 2
+    ratings_before = {k: (v.mu, v.sigma) for k, v in table.items()}
+    run2 = svc.run_round("L", parallel=2)
+    assert run2.progress is not None and run2.progress.counts == {"succeeded": 2}
+    crasher_id = crasher.policy_version.id
+    assert all(
+        crasher_id not in e.policy_version_ids for e in svc.episodes(round_ref=f"round_{run2.round_id}")
+    )
+    assert by_label(svc, "L")["crasher:v1"].episodes == 0
+    assert by_label(svc, "L")["greedy:v1"].mu != ratings_before["greedy:v1"][0]
 
     # Infrastructure: the game cannot start at all ("image missing" on the process runtime).
     broken = orchard_copy(tmp_path / "broken", game_run=["/nonexistent/orchard-game"])
     cw = svc.upload_coworld(broken)
-    svc.create_league("Broken", cw["id"], variants=["duel"], config_overrides=FAST)
+    svc.create_league("Broken", cw.id, variants=["duel"], config_overrides=FAST)
     for p in ("random", "greedy"):
         svc.submit(p, "Broken")
-    run3 = run_round(svc, "Broken", parallel=2)
+    run3 = svc.run_round("Broken", parallel=2)
+    assert run3.progress is not None
     assert run3.progress.status == "completed" and run3.progress.counts == {"failed": 2}
     for ep in svc.episodes(league_ref="Broken"):
-        assert ep["attempts"] == 3 and ep["error"]["error_type"] == "game_start_failed"
-        assert [a["attempt"] for a in ep["attempt_errors"]] == [1, 2, 3]
+        assert ep.attempts == 3 and ep.error_type == "game_start_failed"
+        assert [a["attempt"] for a in ep.attempt_errors] == [1, 2, 3]
     assert len(svc.events("Broken", event_type="episode_retried")) == 4
-    assert all(r["episodes"] == 0 for g in svc.standings("Broken") for r in g["standings"])
-    assert {m["status"] for m in svc.memberships("Broken")} == {"qualifying"}  # nobody was charged
+    assert all(r.episodes == 0 for g in svc.standings("Broken") for r in g.standings)
+    assert {m.status for m in svc.memberships("Broken")} == {"qualifying"}  # nobody was charged
     svc.close()
