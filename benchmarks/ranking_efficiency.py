@@ -42,23 +42,41 @@ TARGET_CALIBRATION = 0.95
 
 
 class Calibration:
-    """Adjacent pairs marked settled, and how many of them are in the true order."""
+    """Adjacent pairs marked settled, how many of them are in the true order, and a reliability table."""
+
+    BINS = (0.5, 0.7, 0.9, 0.95, 0.99)
 
     def __init__(self, level: float):
         self.level = level
         self.marked = 0
         self.right = 0
+        self.bins = {low: [0, 0, 0.0] for low in self.BINS}  # pairs, in true order, sum of p
 
     def check(self, sim: Simulation) -> None:
         rows = annotate(sim.standings(), self.level)
         for upper, lower in itertools.pairwise(rows):
-            if upper.p_above_next is not None and upper.p_above_next >= self.level:
+            p = upper.p_above_next
+            assert p is not None
+            right = sim.skills[upper.key] > sim.skills[lower.key]
+            if p >= self.level:
                 self.marked += 1
-                self.right += sim.skills[upper.key] > sim.skills[lower.key]
+                self.right += right
+            p, right = (p, right) if p >= 0.5 else (1.0 - p, not right)  # as "lower is stronger"
+            row = self.bins[max(low for low in self.BINS if low <= p)]
+            row[0] += 1
+            row[1] += right
+            row[2] += p
 
     @property
     def share(self) -> float:
         return self.right / self.marked if self.marked else float("nan")
+
+    def reliability(self) -> str:
+        cells = []
+        for low, (pairs, right, total) in self.bins.items():
+            if pairs:
+                cells.append(f"p>={low:g}: said {total / pairs:.3f}, was {right / pairs:.3f} ({pairs})")
+        return "; ".join(cells)
 
 
 def episodes_to_target(
@@ -154,6 +172,7 @@ def main() -> None:
         f"{args.check_every} episodes of every run), {cal.right} in the true order = {cal.share:.3f} "
         f"(target >= {TARGET_CALIBRATION}: {verdict})"
     )
+    print(f"  reliability, adjacent pairs (mean P of the likelier order vs share true): {cal.reliability()}")
     print(f"  wall time {time.perf_counter() - started:.1f}s")
     r2, r4 = ratios[2], ratios[4]
     print(f"ranking_efficiency: 2-slot ratio={r2:.2f} 4-slot ratio={r4:.2f} calibration={cal.share:.2f}")

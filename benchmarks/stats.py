@@ -41,7 +41,7 @@ KEYS = ("harvest", "move", "score", "lead_change")
 
 def event_log(rng: random.Random, rows: int) -> bytes:
     """One synthetic reporter event log; the last two rows are each slot's final_score."""
-    ts = list(range(rows - 2)) + [rows, rows]
+    ts = [*range(rows - 2), rows, rows]
     player = [rng.choice((-1, 0, 1)) for _ in range(rows - 2)] + [0, 1]
     key = [rng.choice(KEYS) for _ in range(rows - 2)] + ["final_score", "final_score"]
     value = [str(rng.randint(0, 20)) for _ in range(rows)]

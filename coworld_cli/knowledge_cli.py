@@ -47,7 +47,8 @@ def optimize(
         str | None, typer.Option("--optimizer", help="Optimizer id in the manifest, or 'default'.")
     ] = None,
     runtime: Annotated[
-        str | None, typer.Option("--runtime", envvar="COWORLD_RUNTIME", help="docker | process (default docker).")
+        str | None,
+        typer.Option("--runtime", envvar="COWORLD_RUNTIME", help="docker | process (default docker)."),
     ] = None,
     timeout: Annotated[float, typer.Option("--timeout", min=1, help="Seconds per role run.")] = 300.0,
     db: Db = None,
@@ -76,7 +77,9 @@ def optimize(
         if as_json:
             print_json({"ok": False, **outcome.summary(), "episodes": used})
         else:
-            err_console.print(f"[bold red]optimizer {escape(outcome.runnable_id)} failed[/]: {escape(str(outcome.error))}")
+            err_console.print(
+                f"[bold red]optimizer {escape(outcome.runnable_id)} failed[/]: {escape(str(outcome.error))}"
+            )
             err_console.print(f"logs kept in: {escape(str(outcome.logs_dir))}")
         raise typer.Exit(EXIT_FAILED)
     if as_json:

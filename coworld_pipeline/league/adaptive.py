@@ -18,7 +18,8 @@ in what it schedules:
 * Seats: each group is seated by the permutation (all of them up to 5 slots, rotations above) that
   puts every member where it has sat least; seat counts are carried across rounds.
 * Nobody starves: every entrant plays at least `min_games` episodes per round (a group is always
-  built around an entrant below it before any other), whatever the budget or the stop rule says.
+  built around an entrant below it, with others below it, before any other), whatever the stop
+  rule says; the budget is raised to what that needs, and overrun only if seating left one short.
 * Stop rule, per division: stop scheduling once the requested order (all ranks, or the top
   `top_k` and the k/k+1 boundary) is settled at `confidence` (confidence.order_settled) and every
   entrant has its `min_games`, or when `round_budget` episodes have been scheduled this round.
@@ -262,7 +263,7 @@ class AdaptiveCommissioner(InProcessCommissioner):
         left = plan["budget"] - plan["scheduled"]
         standings = self._standings(ws, division)
         needy = [pv for pv in entrants if games[pv] < min_games]
-        if left <= 0:
+        if left <= 0 and not needy:
             plan["stop"] = f"round budget of {plan['budget']} episodes spent"
             return []
         if not needy and order_settled(standings, self.level, self.config["top_k"]):
@@ -270,7 +271,9 @@ class AdaptiveCommissioner(InProcessCommissioner):
             plan["stop"] = f"{what} settled at {self.level:.0%} after {plan['scheduled']} episodes"
             return []
         per_batch = self.config["batch_size"] or default_batch(len(entrants), slots)
-        groups = self._choose_groups(ws, division, standings, needy, min(per_batch, left))
+        groups = self._choose_groups(ws, division, standings, needy, min(per_batch, left) if left > 0 else 1)
+        if left <= 0:  # over budget only to give someone its min_games: never starve
+            groups = [g for g in groups if g[1] == "min_games"]
         if not groups:
             plan["stop"] = "no informative group left to schedule"
             return []

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
+from dataclasses import replace
 from typing import Any, Protocol
 
 from coworld_pipeline.league import ids
 from coworld_pipeline.league.errors import NotFound
 from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
 from coworld_pipeline.league.ratings import MU, SIGMA, conservative
+from coworld_pipeline.league.status import ELIGIBLE
 from coworld_pipeline.league.views import DivisionRef, DivisionStandings, Ref, StandingRow
 
 # One row per member of the division, rated or not (a member moved to another division by
@@ -104,58 +106,46 @@ def _league(query: Any, ref: str) -> tuple[Any, ...]:
     return league
 
 
+SECTIONS = ("ranked", "unrated", "inactive")
+
+
+def section_of(status: str, rated: bool) -> str:
+    """Where an entrant is listed: ranked (rated, still playing), unrated (no game yet), inactive."""
+    if status not in ELIGIBLE:
+        return "inactive"
+    return "ranked" if rated else "unrated"
+
+
 def standing_rows(members: Sequence[Sequence[Any]]) -> tuple[StandingRow, ...]:
     """Ranked standings rows from the members of a division, as `_STANDINGS_SQL` selects them.
 
     Each member is (policy version id, membership id, status, policy name, version, mu, sigma,
-    episodes, wins, score sum); the rating columns are None for a member not yet rated.
+    episodes, wins, score sum); the rating columns are None for a member not yet rated. Rated
+    entrants that still play come first, by mu - 3 sigma; unrated ones, then quarantined and retired
+    ones, are listed apart below them (a quarantined entrant with 0 games must not outrank anyone).
     """
-    unranked = []
+    rows = []
     for pv_id, membership_id, status, name, version, mu, sigma, episodes, wins, score_sum in members:
         rated = mu is not None
         mu, sigma = (mu, sigma) if rated else (MU, SIGMA)
-        unranked.append(
-            (
-                -conservative(mu, sigma),
-                f"{name}:v{version}",
-                pv_id,
-                str(ids.public("membership", membership_id)),
-                status,
-                mu,
-                sigma,
-                episodes if rated else 0,
-                wins if rated else 0,
-                score_sum / episodes if rated and episodes else None,
+        rows.append(
+            StandingRow(
+                rank=0,  # numbered once sorted
+                policy_version_id=pv_id,
+                label=f"{name}:v{version}",
+                membership_id=str(ids.public("membership", membership_id)),
+                status=status,
+                mu=mu,
+                sigma=sigma,
+                rating=conservative(mu, sigma),
+                episodes=episodes if rated else 0,
+                wins=wins if rated else 0,
+                average_score=score_sum / episodes if rated and episodes else None,
+                section=section_of(status, rated and bool(episodes)),
             )
         )
-    unranked.sort(key=lambda r: (r[0], r[1]))
-    return tuple(
-        StandingRow(
-            rank=i + 1,
-            policy_version_id=pv_id,
-            label=label,
-            membership_id=membership_id,
-            status=status,
-            mu=mu,
-            sigma=sigma,
-            rating=-neg_rating,
-            episodes=episodes,
-            wins=wins,
-            average_score=average,
-        )
-        for i, (
-            neg_rating,
-            label,
-            pv_id,
-            membership_id,
-            status,
-            mu,
-            sigma,
-            episodes,
-            wins,
-            average,
-        ) in enumerate(unranked)
-    )
+    rows.sort(key=lambda r: (SECTIONS.index(r.section), -r.rating, r.label))
+    return tuple(replace(r, rank=i + 1) for i, r in enumerate(rows))
 
 
 @contextlib.contextmanager

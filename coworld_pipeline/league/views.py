@@ -478,6 +478,7 @@ class StandingRow:
     episodes: int
     wins: int
     average_score: float | None
+    section: str = "ranked"  # ranked (rated, still playing) | unrated | inactive (quarantined, retired)
 
     def to_json(self) -> JsonDict:
         return {
@@ -492,6 +493,7 @@ class StandingRow:
             "wins": self.wins,
             "average_score": self.average_score,
             "rank": self.rank,
+            "section": self.section,
         }
 
 

@@ -25,7 +25,11 @@ from coworld_pipeline.defs.knowledge.sensors import (
 )
 from coworld_pipeline.defs.league.assets import episodes, round_results, standings
 from coworld_pipeline.defs.league.jobs import collate_round_job, play_episodes_job, refresh_standings_job
-from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
+from coworld_pipeline.defs.league.resources import (
+    ArtifactStoreResource,
+    EpisodeRuntimeResource,
+    LeagueResource,
+)
 from coworld_pipeline.defs.league.sensors import commissioner, commissioner_tick
 from coworld_pipeline.defs.league.settings import OrchestrationSettings
 from coworld_pipeline.league import LeagueError, LeagueService
@@ -117,9 +121,7 @@ def orchard_league(service: LeagueService, manifest: Path, name: str, players: t
             service.upload_policy("coworld/orchard:0.1.0", p, run=["python", "-m", f"orchard.players.{p}"])
         except LeagueError:
             pass  # uploaded for the other league already
-    league = service.create_league(
-        name, coworld.id, variants=["duel"], config_overrides=FAST, **kw
-    )
+    league = service.create_league(name, coworld.id, variants=["duel"], config_overrides=FAST, **kw)
     for p in players:
         service.submit(p, league.id)
     service.open_round(league.id, trigger="test")
@@ -199,7 +201,11 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
     service = LeagueService(home=home)
     roles = {"reporter": "orchard-reporter", "grader": "orchard-drama-grader", "diagnoser": "default"}
     league = orchard_league(
-        service, manifest, "knows", ("random", "greedy"), roles=roles,
+        service,
+        manifest,
+        "knows",
+        ("random", "greedy"),
+        roles=roles,
         commissioner_config={"episodes_per_pair": 2},
     )
     defs = make_defs(home)
@@ -262,7 +268,9 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
     shown = json.loads(run_cli("leagues", "knows", "--json", *at).stdout)
     assert shown["roles"] == roles | {"diagnoser": "default"}
     bad = run_cli("league", "create", "x", "--coworld", league.coworld.id, "--grader", "ghost", *at)
-    assert bad.returncode == 2 and "grader 'ghost'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    assert (
+        bad.returncode == 2 and "grader 'ghost'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
+    )
     sql = "SELECT policy, count(*) AS n FROM league_stats WHERE policy <> '' GROUP BY policy ORDER BY policy"
     out = run_cli("league", "stats", "knows", "--sql", sql, "--json", *at)
     assert out.returncode == 0, out.stderr
@@ -272,7 +280,9 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
     wrong = run_cli("league", "stats", "knows", "--sql", "SELEC nothing", *at)
     assert wrong.returncode == 2 and wrong.stderr.startswith("error: SQL error")
     assert len(wrong.stderr.strip().splitlines()) == 1
-    made = run_cli("optimize", "--league", "knows", "--policy", "greedy", "--runtime", "process", "--json", *at)
+    made = run_cli(
+        "optimize", "--league", "knows", "--policy", "greedy", "--runtime", "process", "--json", *at
+    )
     assert made.returncode == 0, made.stderr
     assert json.loads(made.stdout)["plan"] and len(json.loads(made.stdout)["episodes"]) == 2
     nobody = run_cli("optimize", "--league", "knows", "--policy", "ghost", "--runtime", "process", *at)
@@ -302,7 +312,11 @@ def test_a_crashing_role_fails_its_materialization_and_touches_nothing(tmp_path:
     home = tmp_path / "home"
     service = LeagueService(home=home)
     league = orchard_league(
-        service, manifest, "crashy", ("random", "greedy"), roles={"reporter": "crasher"},
+        service,
+        manifest,
+        "crashy",
+        ("random", "greedy"),
+        roles={"reporter": "crasher"},
         commissioner_config={"episodes_per_pair": 1},
     )
     defs = make_defs(home)

@@ -173,6 +173,9 @@ def test_crashing_player_quarantined_and_infra_failure_retried(db_url: str, home
         assert "crashing" in Path(f["log"]).read_text()
     table = by_label(svc, "L")
     assert table["crasher:v1"].episodes == 0 and table["crasher:v1"].mu == 25.0
+    # Quarantined with 0 games (rating 25 - 3 x 8.33 = 0): listed apart, below every rated entrant.
+    assert [r.label for r in svc.standings("L")[0].standings][-1] == "crasher:v1"
+    assert table["crasher:v1"].section == "inactive" and table["random:v1"].section == "ranked"
     assert table["random:v1"].episodes == table["greedy:v1"].episodes == 2
     ratings_before = {k: (v.mu, v.sigma) for k, v in table.items()}
     run2 = svc.run_round("L", parallel=2)

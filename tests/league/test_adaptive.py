@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter
 from typing import Any
 
@@ -199,3 +200,16 @@ def test_config_is_validated_and_defaulted():
     assert default_budget(6, 2, 1) == 10  # a third of round-robin's 30
     assert default_budget(32, 2, 1) == 320  # at most 20 games each (a third of 992 would be 331)
     assert default_budget(3, 4, 1) == 2  # never below what min_games needs
+
+
+@pytest.mark.parametrize(("n", "slots", "min_games"), [(5, 2, 2), (7, 2, 3), (6, 4, 2), (5, 4, 1)])
+def test_min_games_holds_even_with_the_smallest_budget(n, slots, min_games):
+    entrants = [f"p{i}" for i in range(n)]
+    played, _, _ = play_round(
+        adaptive(round_budget=1, min_games=min_games),
+        round_start({"D": entrants}, slots=slots),
+        {pv: float(i) for i, pv in enumerate(entrants)},
+    )
+    games = Counter(pv for ep in played for pv in set(ep["policy_version_ids"]))
+    assert all(games[pv] >= min_games for pv in entrants), games
+    assert len(played) <= math.ceil(n * min_games / slots) + 1

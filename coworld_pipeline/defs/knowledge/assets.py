@@ -14,7 +14,6 @@ typed `role_*` reason, the message and the logs path in the failure's metadata; 
 like an infrastructure failure (`ROLE_RETRY`); the episode's own files and ratings are never touched.
 """
 
-
 import io
 import json
 import os
@@ -37,7 +36,11 @@ from coworld_pipeline.defs.knowledge.partitions import policy_partitions, split_
 from coworld_pipeline.defs.knowledge.resources import KnowledgeResource
 from coworld_pipeline.defs.league.metadata import md_table
 from coworld_pipeline.defs.league.partitions import episode_partitions, round_partitions
-from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
+from coworld_pipeline.defs.league.resources import (
+    ArtifactStoreResource,
+    EpisodeRuntimeResource,
+    LeagueResource,
+)
 
 GROUP = "knowledge"
 PREVIEW_ROWS = 20
@@ -92,7 +95,9 @@ def fail_role(run: RoleRun) -> NoReturn:
             "runnable": outcome.runnable_id,
             "logs": dg.MetadataValue.path(str(outcome.logs_dir)),
             "error_info": dg.MetadataValue.path(str(outcome.run_dir / "error_info.json")),
-            "stderr_tail": dg.MetadataValue.md(f"```\n{str(error.details.get('stderr_tail', ''))[-1500:]}\n```"),
+            "stderr_tail": dg.MetadataValue.md(
+                f"```\n{str(error.details.get('stderr_tail', ''))[-1500:]}\n```"
+            ),
         },
         allow_retries=True,
     )
@@ -394,7 +399,7 @@ def league_stats(
             "partition_file": dg.MetadataValue.path(str(path)),
             "preview": stats_preview(pq.read_table(path)),
             "open_with": dg.MetadataValue.md(
-                f"```python\nimport duckdb\nduckdb.sql(\"SELECT * FROM {duckdb_view_sql(root)}\").show()\n```"
+                f'```python\nimport duckdb\nduckdb.sql("SELECT * FROM {duckdb_view_sql(root)}").show()\n```'
             ),
         }
     )

@@ -206,7 +206,9 @@ class Knowledge:
     # ---- optimizer -------------------------------------------------------------------------------
 
     def recent_episodes(self, league_ref: str, policy_ref: str, limit: int) -> list[EpisodeView]:
-        return self.service.episodes(league_ref=league_ref, policy_ref=policy_ref, status="succeeded", limit=limit)
+        return self.service.episodes(
+            league_ref=league_ref, policy_ref=policy_ref, status="succeeded", limit=limit
+        )
 
     def optimize(self, league_ref: str, policy_ref: str, recent: int = 5, ref: str | None = None) -> Any:
         """Run the optimizer for a policy version over its `recent` succeeded episodes in a league.
@@ -277,9 +279,8 @@ class Knowledge:
 def episode_rows(episode_id: str, labels: Mapping[int, str], stats: bytes) -> pa.Table:
     """One episode's event log with its `episode` and per-row `policy` (the seat's label; "" global)."""
     import pyarrow as pa
-    import pyarrow.parquet as pq
-
     import pyarrow.compute as pc
+    import pyarrow.parquet as pq
 
     table = pq.read_table(pa.BufferReader(stats))
     # Vectorized (10k episodes per league are routine): label of player p is names[p + 1].

@@ -12,7 +12,11 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field
 
-from coworld_pipeline.defs.league.resources import ArtifactStoreResource, EpisodeRuntimeResource, LeagueResource
+from coworld_pipeline.defs.league.resources import (
+    ArtifactStoreResource,
+    EpisodeRuntimeResource,
+    LeagueResource,
+)
 
 if TYPE_CHECKING:
     from coworld_pipeline.defs.knowledge.core import Knowledge
@@ -27,7 +31,10 @@ class KnowledgeResource(dg.ConfigurableResource):
     )
 
     def knowledge(
-        self, league: LeagueResource, episode_runtime: EpisodeRuntimeResource, artifacts: ArtifactStoreResource
+        self,
+        league: LeagueResource,
+        episode_runtime: EpisodeRuntimeResource,
+        artifacts: ArtifactStoreResource,
     ) -> Knowledge:
         from coworld_pipeline.defs.knowledge.core import Knowledge
 

@@ -14,7 +14,6 @@ Each tick:
 Nothing is played or run in the sensor. A league without roles costs one cached read per tick.
 """
 
-
 import json
 from dataclasses import dataclass, field
 
@@ -85,7 +84,9 @@ class KnowledgeTick:
 
     def summary(self) -> str:
         rounds = f"; round knowledge: {', '.join(self.round_runs)}" if self.round_runs else ""
-        return f"{self.episode_runs} episode knowledge run(s), {self.skipped} episode(s) without roles{rounds}"
+        return (
+            f"{self.episode_runs} episode knowledge run(s), {self.skipped} episode(s) without roles{rounds}"
+        )
 
 
 def _assets_for(roles: dict[str, str]) -> list[dg.AssetKey]:
