@@ -19,7 +19,9 @@ Db = Annotated[
 Home = Annotated[
     str | None,
     typer.Option(
-        "--home", envvar="COWORLD_HOME", help="Platform home: database and episode workspaces (~/.coworld)."
+        "--home",
+        envvar="COWORLD_HOME",
+        help="Platform home: database, episode workspaces (a checkout's .coworld/, else ~/.coworld).",
     ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of tables.")]

@@ -18,8 +18,8 @@ HEAD_REVISION = "0002"
 def league_location(database_url: str | None, home: str | Path | None) -> tuple[Path, str]:
     """The platform home and the league database URL, each given or else the default.
 
-    Home: `home`, else `COWORLD_HOME`, else ~/.coworld. Database: `database_url`, else
-    `COWORLD_DATABASE_URL`, else an SQLite file in that home.
+    Home: `home`, else `platform_home()` (COWORLD_HOME, a checkout's .coworld/, ~/.coworld).
+    Database: `database_url`, else `COWORLD_DATABASE_URL`, else an SQLite file in that home.
     """
     home_dir = Path(home).expanduser().resolve() if home else platform_home()
     url = database_url or os.environ.get("COWORLD_DATABASE_URL")

@@ -12,7 +12,9 @@ Concurrency rules (several processes may drive the same database):
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -27,7 +29,7 @@ from sqlalchemy.orm import Session
 from coworld_pipeline.league import ids
 from coworld_pipeline.league.db import make_engine, migrate, run_read, run_write
 from coworld_pipeline.league.errors import NotFound
-from coworld_pipeline.league.location import league_location
+from coworld_pipeline.league.location import is_sqlite, league_location, sqlite_path
 from coworld_pipeline.league.models import Event, League
 from coworld_pipeline.league.secrets import SecretBox, load_or_create_key
 
@@ -62,6 +64,7 @@ class Store:
         self.home, self.database_url = league_location(database_url, Path(home) if home else None)
         self.engine = make_engine(self.database_url)
         migrate(self.engine, self.database_url)
+        _owner_only(self.database_url)
         self.transactions = TransactionCounter(self.engine)
         self._box: SecretBox | None = None
 
@@ -89,6 +92,20 @@ class Store:
 
     def episode_workspace(self, ereq_id: str) -> Path:
         return self.home / "episodes" / str(ids.public("ereq", ids.raw_id("ereq", ereq_id)))
+
+
+def _owner_only(url: str) -> None:
+    """An SQLite league database holds ratings, logs' paths and encrypted secrets: readable by its owner
+    only (mode 0600, with its WAL files), whatever the umask."""
+    if not is_sqlite(url):
+        return
+    path = sqlite_path(url)
+    if not path or path == ":memory:":
+        return
+    for name in (path, path + "-wal", path + "-shm"):
+        with contextlib.suppress(OSError):  # another user's file, or a WAL not created yet
+            if os.stat(name).st_mode & 0o077:
+                os.chmod(name, 0o600)
 
 
 def record_event(

@@ -83,7 +83,9 @@ def test_a_polling_runner_finishes_the_round_of_a_sigkilled_one(svc: LeagueServi
     assert sorted(rated) == sorted(e.id for e in episodes), "every episode counted exactly once"
     if running:  # A's in-flight episodes went back as an interrupted attempt and were played by B
         requeued = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e.attempt_errors)]
-        messages = [a["message"] for e in requeued for a in e.attempt_errors if a["error_type"] == "interrupted"]
+        messages = [
+            a["message"] for e in requeued for a in e.attempt_errors if a["error_type"] == "interrupted"
+        ]
         assert requeued and all("lease" in m for m in messages), messages
 
 

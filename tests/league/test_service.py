@@ -336,3 +336,9 @@ def test_standings_recompute_matches_incremental(svc: LeagueService):
         st = next(v for (d, pv), v in fresh.items() if pv == row.policy_version_id)
         assert st.mu == pytest.approx(row.mu, abs=1e-12) and st.episodes == row.episodes == 12
     assert len(svc.rounds(league_ref="L").entries) == 3
+
+
+def test_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path):
+    url = f"sqlite:///{tmp_path / 'league.db'}"
+    LeagueService(url, tmp_path).close()
+    assert (tmp_path / "league.db").stat().st_mode & 0o777 == 0o600

@@ -7,7 +7,6 @@ the UI shows where a value comes from and nothing is read from the environment a
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import dagster as dg
@@ -20,19 +19,12 @@ if TYPE_CHECKING:
     from coworld_pipeline.league.play import RuntimePlayer
     from coworld_pipeline.league.service import LeagueService
 
-REPO = Path(__file__).resolve().parents[3]
-
-
-def source_checkout_home() -> Path | None:
-    """`<repo>/.coworld` when running from a source checkout (the demo's embedded default)."""
-    return REPO / ".coworld" if (REPO / "examples" / "orchard").is_dir() else None
-
 
 class LeagueResource(dg.ConfigurableResource):
     """The league database and commissioner (`coworld_pipeline.league.LeagueService`).
 
-    Unset fields fall back to the platform defaults: SQLite under the platform home (`~/.coworld`, or
-    the repo's `.coworld/` in a source checkout). The service is opened when a run, sensor or
+    Unset fields fall back to the platform defaults: SQLite under the platform home (`home.py`: the
+    repo's `.coworld/` in a source checkout, else `~/.coworld`). The service is opened when a run, sensor or
     schedule starts using the resource and closed when it is done; nothing connects at load time.
     """
 
@@ -52,8 +44,8 @@ class LeagueResource(dg.ConfigurableResource):
         if self._service is None:
             from coworld_pipeline.league.service import LeagueService
 
-            home = self.home or (str(source_checkout_home() or "") or None)
-            self._service = LeagueService(database_url=self.database_url or None, home=home)
+            # Unset: the platform's one home rule (home.py), the same as the CLI's.
+            self._service = LeagueService(database_url=self.database_url or None, home=self.home or None)
         return self._service
 
 
@@ -99,11 +91,7 @@ class ArtifactStoreResource(dg.ConfigurableResource):
 
     def store(self) -> ArtifactStore:
         if self.kind is None:
-            env = dict(os.environ)
-            checkout = source_checkout_home()
-            if checkout and not env.get("COWORLD_HOME") and not env.get("COWORLD_ARTIFACT_DIR"):
-                env["COWORLD_ARTIFACT_DIR"] = str(checkout)  # next to the league home, as the demo has it
-            return store_from_env(env)
+            return store_from_env()
         return store_from_settings(
             self.kind, self.root, self.bucket, self.prefix, self.endpoint_url, self.region
         )
