@@ -22,7 +22,12 @@ def league_create(
         list[str] | None, typer.Option("--variant", help="Variant id (repeatable; default: the first).")
     ] = None,
     commissioner: Annotated[
-        str, typer.Option("--commissioner", help="round-robin | swiss | elimination")
+        str,
+        typer.Option(
+            "--commissioner",
+            help="round-robin | swiss | elimination | adaptive (informative pairings; stops once the "
+            "order is settled)",
+        ),
     ] = "round-robin",
     episodes_per_pair: Annotated[
         int | None, typer.Option("--episodes-per-pair", min=1, help="Episodes per pairing.")

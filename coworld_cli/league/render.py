@@ -106,13 +106,46 @@ def standings_tables(groups: Iterable[DivisionStandings], limit: int | None) -> 
         shown = first(g.standings, limit)
         table(
             f"{g.league.name} / {g.division.name} (level {g.division.level})",
-            ["rank", "policy", "status", "rating", "mu", "sigma", "episodes", "wins", "avg score"],
             [
-                [r.rank, r.label, r.status, r.rating, r.mu, r.sigma, r.episodes, r.wins, r.average_score]
+                "rank",
+                "policy",
+                "status",
+                "rating",
+                "mu",
+                "sigma",
+                "95% skill",
+                "P(> next)",
+                "settled",
+                "episodes",
+                "wins",
+                "avg score",
+            ],
+            [
+                [
+                    r.rank,
+                    r.label,
+                    r.status,
+                    num(r.rating),
+                    num(r.mu),
+                    num(r.sigma),
+                    "" if r.skill_low is None else f"{r.skill_low:.1f}..{r.skill_high:.1f}",
+                    num(r.p_above_next),
+                    {True: "yes", False: "no", None: ""}[r.settled],
+                    r.episodes,
+                    r.wins,
+                    num(r.average_score),
+                ]
                 for r in shown
             ],
         )
         more_rows(len(shown), len(g.standings))
+        unsettled = sum(1 for r in g.standings if r.settled is False)
+        if unsettled:
+            line(
+                "{} of {} ranked places not settled at 95%: more episodes would still change them",
+                unsettled,
+                sum(1 for r in g.standings if r.section == "ranked"),
+            )
 
 
 def rankings_table(title: str, rows: Iterable[RankingView]) -> None:

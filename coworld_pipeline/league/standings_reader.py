@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from coworld_pipeline.league import ids
+from coworld_pipeline.league.confidence import annotate
 from coworld_pipeline.league.errors import NotFound
 from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
 from coworld_pipeline.league.ratings import MU, SIGMA, conservative
@@ -107,6 +108,7 @@ def _league(query: Any, ref: str) -> tuple[Any, ...]:
 
 
 SECTIONS = ("ranked", "unrated", "inactive")
+CONFIDENCE_LEVEL = 0.95  # "settled": the order with both neighbours is known at this level
 
 
 def section_of(status: str, rated: bool) -> str:
@@ -145,7 +147,18 @@ def standing_rows(members: Sequence[Sequence[Any]]) -> tuple[StandingRow, ...]:
             )
         )
     rows.sort(key=lambda r: (SECTIONS.index(r.section), -r.rating, r.label))
-    return tuple(replace(r, rank=i + 1) for i, r in enumerate(rows))
+    ranked = [r for r in rows if r.section == "ranked"]
+    confidence = annotate([(r.label, r.mu, r.sigma) for r in ranked], CONFIDENCE_LEVEL)
+    figures = {
+        c.key: {
+            "skill_low": c.low,
+            "skill_high": c.high,
+            "p_above_next": c.p_above_next,
+            "settled": c.settled,
+        }
+        for c in confidence
+    }
+    return tuple(replace(r, rank=i + 1, **figures.get(r.label, {})) for i, r in enumerate(rows))
 
 
 @contextlib.contextmanager

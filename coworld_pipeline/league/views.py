@@ -479,6 +479,12 @@ class StandingRow:
     wins: int
     average_score: float | None
     section: str = "ranked"  # ranked (rated, still playing) | unrated | inactive (quarantined, retired)
+    # Ranked rows only (confidence.py, at CONFIDENCE_LEVEL): the skill interval, the probability that
+    # this entrant is really stronger than the next ranked one, and whether its place is settled.
+    skill_low: float | None = None
+    skill_high: float | None = None
+    p_above_next: float | None = None
+    settled: bool | None = None
 
     def to_json(self) -> JsonDict:
         return {
@@ -494,6 +500,9 @@ class StandingRow:
             "average_score": self.average_score,
             "rank": self.rank,
             "section": self.section,
+            "skill_interval": None if self.skill_low is None else [self.skill_low, self.skill_high],
+            "p_above_next": self.p_above_next,
+            "settled": self.settled,
         }
 
 

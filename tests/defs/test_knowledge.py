@@ -49,6 +49,11 @@ CRASHER = {
 
 
 def make_defs(home: Path) -> dg.Definitions:
+    league_resources = {
+        "league": LeagueResource(home=str(home)),
+        "episode_runtime": EpisodeRuntimeResource(runtime="process", parallelism=3),
+        "artifacts": ArtifactStoreResource(kind="local", root=str(home)),
+    }
     return dg.Definitions(
         assets=[
             episodes,
@@ -72,10 +77,8 @@ def make_defs(home: Path) -> dg.Definitions:
         ],
         sensors=[commissioner, knowledge],
         resources={
-            "league": LeagueResource(home=str(home)),
-            "episode_runtime": EpisodeRuntimeResource(runtime="process", parallelism=3),
-            "artifacts": ArtifactStoreResource(kind="local", root=str(home)),
-            "knowledge": KnowledgeResource(timeout_seconds=120),
+            **league_resources,
+            "knowledge": KnowledgeResource(**league_resources, timeout_seconds=120),
         },
     )
 

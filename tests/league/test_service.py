@@ -331,6 +331,13 @@ def test_standings_recompute_matches_incremental(svc: LeagueService):
         "greedy:v1",
         "random:v1",
     ]
+    # Confidence: an interval per entrant and P(really stronger than the next) per adjacent pair.
+    ranked = sorted(table.values(), key=lambda r: r.rank)
+    for upper, lower in zip(ranked, ranked[1:], strict=False):
+        assert upper.p_above_next is not None and 0.5 <= upper.p_above_next <= 1.0
+        assert upper.skill_low is not None and upper.skill_low < upper.mu < (upper.skill_high or 0)
+        assert upper.settled in (True, False) and lower.section == "ranked"
+    assert ranked[-1].p_above_next is None and ranked[-1].to_json()["skill_interval"] is not None
     fresh = svc.recompute_standings("L")
     for row in table.values():
         st = next(v for (d, pv), v in fresh.items() if pv == row.policy_version_id)

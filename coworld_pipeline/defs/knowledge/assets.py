@@ -36,11 +36,6 @@ from coworld_pipeline.defs.knowledge.partitions import policy_partitions, split_
 from coworld_pipeline.defs.knowledge.resources import KnowledgeResource
 from coworld_pipeline.defs.league.metadata import md_table
 from coworld_pipeline.defs.league.partitions import episode_partitions, round_partitions
-from coworld_pipeline.defs.league.resources import (
-    ArtifactStoreResource,
-    EpisodeRuntimeResource,
-    LeagueResource,
-)
 
 GROUP = "knowledge"
 PREVIEW_ROWS = 20
@@ -59,15 +54,8 @@ def _retry_policy() -> dg.RetryPolicy:
 
 ROLE_RETRY = _retry_policy()
 ALL_EPISODES = dg.AllPartitionMapping()  # a per-round / per-policy asset reads many episodes
-
-
-def _knowledge(
-    knowledge: KnowledgeResource,
-    league: LeagueResource,
-    episode_runtime: EpisodeRuntimeResource,
-    artifacts: ArtifactStoreResource,
-) -> Knowledge:
-    return knowledge.knowledge(league, episode_runtime, artifacts)
+# What every knowledge asset that runs a role shares (the UI groups them; failures are retried).
+ROLE_ASSET: dict[str, Any] = {"group_name": GROUP, "kinds": {"python"}, "retry_policy": ROLE_RETRY}
 
 
 def _enabled_ref(kn: Knowledge, league_id: str, kind: str) -> str:
@@ -78,6 +66,15 @@ def _enabled_ref(kn: Knowledge, league_id: str, kind: str) -> str:
             allow_retries=False,
         )
     return ref
+
+
+def episode_role(kn: Knowledge, episode_id: str, kind: str) -> tuple[Any, RoleRun]:
+    """Run the league's `kind` on one episode; a broken run fails the materialization."""
+    episode = kn.service.episode(episode_id)
+    run = kn.run_role(episode, kind, _enabled_ref(kn, episode.league_id, kind))
+    if not run.ok:
+        fail_role(run)
+    return episode, run
 
 
 def fail_role(run: RoleRun) -> NoReturn:
@@ -153,20 +150,15 @@ def advice_text(data: bytes) -> str:
 @dg.asset(
     partitions_def=episode_partitions,
     deps=["episodes"],
-    group_name=GROUP,
-    kinds={"python"},
-    retry_policy=ROLE_RETRY,
+    **ROLE_ASSET,
     description="The episode bundle (CONTRACT §7 zip with its manifest.json) the roles read: every "
     "include token but player logs (those go only to a diagnoser, for its target slot)." + AUTOMATION,
 )
 def episode_bundles(
     context: dg.AssetExecutionContext,
-    league: LeagueResource,
-    episode_runtime: EpisodeRuntimeResource,
-    artifacts: ArtifactStoreResource,
     knowledge: KnowledgeResource,
 ) -> dg.MaterializeResult:
-    kn = _knowledge(knowledge, league, episode_runtime, artifacts)
+    kn = knowledge.knowledge()
     episode = kn.service.episode(context.partition_key)
     made, uri = kn.store_bundle(episode)
     return dg.MaterializeResult(
@@ -207,16 +199,9 @@ def episode_bundles(
 )
 def reporter_run(
     context: dg.AssetExecutionContext,
-    league: LeagueResource,
-    episode_runtime: EpisodeRuntimeResource,
-    artifacts: ArtifactStoreResource,
     knowledge: KnowledgeResource,
 ) -> Iterator[dg.MaterializeResult]:
-    kn = _knowledge(knowledge, league, episode_runtime, artifacts)
-    episode = kn.service.episode(context.partition_key)
-    run = kn.run_role(episode, "reporter", _enabled_ref(kn, episode.league_id, "reporter"))
-    if not run.ok:
-        fail_role(run)
+    _, run = episode_role(knowledge.knowledge(), context.partition_key, "reporter")
     outcome = run.outcome
     base = _role_metadata(run)
     report_bytes = outcome.outputs["report"].read_bytes()
@@ -237,24 +222,15 @@ def reporter_run(
 @dg.asset(
     partitions_def=episode_partitions,
     deps=["episode_bundles"],
-    group_name=GROUP,
-    kinds={"python"},
-    retry_policy=ROLE_RETRY,
+    **ROLE_ASSET,
     description="The league's grader on the episode bundle: one finite score (how worth watching "
     "the episode was; plotted over partitions)." + AUTOMATION,
 )
 def episode_grades(
     context: dg.AssetExecutionContext,
-    league: LeagueResource,
-    episode_runtime: EpisodeRuntimeResource,
-    artifacts: ArtifactStoreResource,
     knowledge: KnowledgeResource,
 ) -> dg.MaterializeResult:
-    kn = _knowledge(knowledge, league, episode_runtime, artifacts)
-    episode = kn.service.episode(context.partition_key)
-    run = kn.run_role(episode, "grader", _enabled_ref(kn, episode.league_id, "grader"))
-    if not run.ok:
-        fail_role(run)
+    episode, run = episode_role(knowledge.knowledge(), context.partition_key, "grader")
     grade = dict(run.outcome.grade or {})
     return dg.MaterializeResult(
         metadata={
@@ -273,21 +249,16 @@ def episode_grades(
 @dg.asset(
     partitions_def=policy_partitions,
     deps=[dg.AssetDep("episode_bundles", partition_mapping=ALL_EPISODES)],
-    group_name=GROUP,
-    kinds={"python"},
-    retry_policy=ROLE_RETRY,
+    **ROLE_ASSET,
     description="The league's diagnoser on a policy version's recent episodes (its own seat's player "
     "log only): advice for the policy's author. One partition per `<league>:<policy version>`; "
     "requested by the `knowledge` sensor when a round of a league that enables the diagnoser closes.",
 )
 def diagnoser_advice(
     context: dg.AssetExecutionContext,
-    league: LeagueResource,
-    episode_runtime: EpisodeRuntimeResource,
-    artifacts: ArtifactStoreResource,
     knowledge: KnowledgeResource,
 ) -> dg.MaterializeResult:
-    kn = _knowledge(knowledge, league, episode_runtime, artifacts)
+    kn = knowledge.knowledge()
     league_id, pv_id = split_policy_key(context.partition_key)
     ref = _enabled_ref(kn, league_id, "diagnoser")
     rows, texts, failures = [], [], []
@@ -326,21 +297,16 @@ def diagnoser_advice(
         dg.AssetDep("episode_reports", partition_mapping=ALL_EPISODES),
         dg.AssetDep("episode_grades", partition_mapping=ALL_EPISODES),
     ],
-    group_name=GROUP,
-    kinds={"python"},
-    retry_policy=ROLE_RETRY,
+    **ROLE_ASSET,
     description="The optimizer's plan for a policy version from its recent reports, grades and advice "
     "(missing ones are made first). On request only: materialize a partition in the UI, launch the "
     "`optimize_policy` job, or run `coworld optimize --league L --policy NAME`.",
 )
 def optimizer_plans(
     context: dg.AssetExecutionContext,
-    league: LeagueResource,
-    episode_runtime: EpisodeRuntimeResource,
-    artifacts: ArtifactStoreResource,
     knowledge: KnowledgeResource,
 ) -> dg.MaterializeResult:
-    kn = _knowledge(knowledge, league, episode_runtime, artifacts)
+    kn = knowledge.knowledge()
     league_id, pv_id = split_policy_key(context.partition_key)
     outcome, uri, used = kn.optimize(league_id, pv_id, knowledge.recent_episodes)
     if not outcome.ok:
@@ -368,12 +334,9 @@ def optimizer_plans(
 )
 def league_stats(
     context: dg.AssetExecutionContext,
-    league: LeagueResource,
-    episode_runtime: EpisodeRuntimeResource,
-    artifacts: ArtifactStoreResource,
     knowledge: KnowledgeResource,
 ) -> dg.MaterializeResult:
-    kn = _knowledge(knowledge, league, episode_runtime, artifacts)
+    kn = knowledge.knowledge()
     round_id = context.partition_key
     episodes = kn.service.episodes(round_ref=round_id, status="succeeded", limit=100_000)
     tables, missing = [], []

@@ -16,6 +16,7 @@ from coworld_pipeline.defs.league.resources import (
     ArtifactStoreResource,
     EpisodeRuntimeResource,
     LeagueResource,
+    default_resources,
 )
 
 if TYPE_CHECKING:
@@ -23,27 +24,30 @@ if TYPE_CHECKING:
 
 
 class KnowledgeResource(dg.ConfigurableResource):
-    """Supporting-role runs of league episodes: reporter, grader, diagnoser, optimizer."""
+    """Supporting-role runs of league episodes: reporter, grader, diagnoser, optimizer.
 
+    Holds the league's own resources (nested: set up and torn down with this one), so a knowledge
+    asset asks for this resource alone.
+    """
+
+    league: LeagueResource
+    episode_runtime: EpisodeRuntimeResource
+    artifacts: ArtifactStoreResource
     timeout_seconds: float = Field(default=300.0, gt=0, description="Seconds before a role run is stopped.")
     recent_episodes: int = Field(
         default=5, ge=1, description="Episodes of a policy version the diagnoser and optimizer look at."
     )
 
-    def knowledge(
-        self,
-        league: LeagueResource,
-        episode_runtime: EpisodeRuntimeResource,
-        artifacts: ArtifactStoreResource,
-    ) -> Knowledge:
+    def knowledge(self) -> Knowledge:
         from coworld_pipeline.defs.knowledge.core import Knowledge
 
+        runtime = self.episode_runtime
         return Knowledge(
-            league.service(),
-            artifacts.store(),
-            episode_runtime.runtime,
+            self.league.service(),
+            self.artifacts.store(),
+            runtime.runtime,
             self.timeout_seconds,
-            episode_runtime.limits() if episode_runtime.runtime == "docker" else None,
+            runtime.limits() if runtime.runtime == "docker" else None,
         )
 
 
@@ -51,4 +55,6 @@ class KnowledgeResource(dg.ConfigurableResource):
 def resources() -> dg.Definitions:
     raw = os.environ.get("COWORLD_ROLE_TIMEOUT_SECONDS", "").strip()
     settings = {"timeout_seconds": float(raw)} if raw else {}
-    return dg.Definitions(resources={"knowledge": KnowledgeResource(**settings)})
+    league = default_resources()  # the same settings as the league's own resources (defs/league)
+    nested = {key: league[key] for key in ("league", "episode_runtime", "artifacts")}
+    return dg.Definitions(resources={"knowledge": KnowledgeResource(**nested, **settings)})

@@ -15,6 +15,7 @@ Nothing is played or run in the sensor. A league without roles costs one cached 
 """
 
 import json
+from typing import Any
 from dataclasses import dataclass, field
 
 import dagster as dg
@@ -49,29 +50,30 @@ BUNDLES, REPORTS, STATS, GRADES = (
     dg.AssetKey(k) for k in ("episode_bundles", "episode_reports", "episode_stats", "episode_grades")
 )
 
-episode_knowledge_job = dg.define_asset_job(
+
+def _job(name: str, assets: list[Any], description: str) -> Any:  # an unresolved asset job
+    # In-process like the league's jobs: a run's cost is starting its process; roles run in their own.
+    return dg.define_asset_job(
+        name,
+        selection=dg.AssetSelection.assets(*assets),
+        executor_def=dg.in_process_executor,
+        description=description,
+    )
+
+
+episode_knowledge_job = _job(
     EPISODE_KNOWLEDGE,
-    selection=dg.AssetSelection.assets(episode_bundles, reporter_run, episode_grades),
-    executor_def=dg.in_process_executor,
-    description="Bundle one episode and run the league's enabled roles on it.",
+    [episode_bundles, reporter_run, episode_grades],
+    "Bundle one episode and run the league's enabled roles on it.",
 )
-league_stats_job = dg.define_asset_job(
-    LEAGUE_STATS,
-    selection=dg.AssetSelection.assets(league_stats),
-    executor_def=dg.in_process_executor,
-    description="Write a round's partition of its league's stats dataset.",
+league_stats_job = _job(
+    LEAGUE_STATS, [league_stats], "Write a round's partition of its league's stats dataset."
 )
-diagnose_policy_job = dg.define_asset_job(
-    DIAGNOSE_POLICY,
-    selection=dg.AssetSelection.assets(diagnoser_advice),
-    executor_def=dg.in_process_executor,
-    description="Diagnose a policy version's recent episodes in one league.",
+diagnose_policy_job = _job(
+    DIAGNOSE_POLICY, [diagnoser_advice], "Diagnose a policy version's recent episodes in one league."
 )
-optimize_policy_job = dg.define_asset_job(
-    OPTIMIZE_POLICY,
-    selection=dg.AssetSelection.assets(optimizer_plans),
-    executor_def=dg.in_process_executor,
-    description="On request: the optimizer's plan for one league policy version.",
+optimize_policy_job = _job(
+    OPTIMIZE_POLICY, [optimizer_plans], "On request: the optimizer's plan for one league policy version."
 )
 
 
@@ -149,6 +151,12 @@ def knowledge_tick(
     return result, tick
 
 
+def _round_run(job: str, partition: str, run_key: str, tags: dict[str, str], kind: str) -> dg.RunRequest:
+    return dg.RunRequest(
+        job_name=job, partition_key=partition, run_key=run_key, tags={**tags, TAG_KIND: kind}
+    )
+
+
 def _round_requests(
     instance: dg.DagsterInstance,
     service: LeagueService,
@@ -175,23 +183,12 @@ def _round_requests(
             if done < len(episodes):
                 continue  # some episodes' runs are not requested yet (their materializations come next)
         tags = {TAG_ROUND: rnd.id, TAG_LEAGUE: league_id, TAG_ROUND_KNOWLEDGE: rnd.id}
+
         if "reporter" in enabled:
+            requests.append(_round_run(LEAGUE_STATS, rnd.id, f"league_stats:{rnd.id}", tags, "league_stats"))
+        if "grader" in enabled:  # once more, now that the round's grades exist
             requests.append(
-                dg.RunRequest(
-                    job_name=LEAGUE_STATS,
-                    partition_key=rnd.id,
-                    run_key=f"league_stats:{rnd.id}",
-                    tags={**tags, TAG_KIND: "league_stats"},
-                )
-            )
-        if "grader" in enabled:
-            requests.append(
-                dg.RunRequest(
-                    job_name=REFRESH_STANDINGS,
-                    partition_key=league_id,
-                    run_key=f"standings-graded:{rnd.id}",
-                    tags={**tags, TAG_KIND: "standings"},
-                )
+                _round_run(REFRESH_STANDINGS, league_id, f"standings-graded:{rnd.id}", tags, "standings")
             )
         pvs = sorted({s.policy_version_id for e in episodes for s in e.seats})
         for pv in pvs:  # a partition for every league policy version: the optimizer can run on any
@@ -200,14 +197,7 @@ def _round_requests(
                 known_policies.add(key)
                 new_policies.append(key)
             if "diagnoser" in enabled:
-                requests.append(
-                    dg.RunRequest(
-                        job_name=DIAGNOSE_POLICY,
-                        partition_key=key,
-                        run_key=f"advice:{rnd.id}:{pv}",
-                        tags={**tags, TAG_KIND: "advice"},
-                    )
-                )
+                requests.append(_round_run(DIAGNOSE_POLICY, key, f"advice:{rnd.id}:{pv}", tags, "advice"))
         tick.round_runs.append(f"{rnd.league.name}#{rnd.round_number}")
     if new_policies:
         partition_requests += add_requests(policy_partitions, new_policies)

@@ -123,7 +123,21 @@ def round_metadata(info: RoundView) -> dict[str, Any]:
     }
 
 
-STANDINGS_COLUMNS = ["rank", "policy", "rating", "mu", "sigma", "episodes", "wins", "avg score", "status"]
+STANDINGS_COLUMNS = [
+    "rank",
+    "policy",
+    "rating",
+    "settled",
+    "P(> next)",
+    "episodes",
+    "wins",
+    "avg score",
+    "status",
+]
+
+
+def _settled(value: bool | None) -> str:
+    return {True: "yes", False: "no", None: ""}[value]
 
 
 def standings_metadata(
@@ -132,7 +146,17 @@ def standings_metadata(
     sections, records, order = [], [], []
     for div in divisions:
         rows = [
-            [r.rank, r.label, r.rating, r.mu, r.sigma, r.episodes, r.wins, r.average_score, r.status]
+            [
+                r.rank,
+                r.label,
+                round(r.rating, 2),
+                _settled(r.settled),
+                None if r.p_above_next is None else round(r.p_above_next, 2),
+                r.episodes,
+                r.wins,
+                None if r.average_score is None else round(r.average_score, 2),
+                r.status,
+            ]
             for r in div.standings
         ]
         sections.append(
@@ -151,6 +175,8 @@ def standings_metadata(
                         "sigma": round(r.sigma, 3),
                         "episodes": r.episodes,
                         "wins": r.wins,
+                        "settled": _settled(r.settled),
+                        "p_above_next": None if r.p_above_next is None else round(r.p_above_next, 3),
                         "status": r.status,
                     }
                 )
@@ -171,6 +197,10 @@ def standings_metadata(
                     dg.TableColumn("sigma", "float"),
                     dg.TableColumn("episodes", "int"),
                     dg.TableColumn("wins", "int"),
+                    dg.TableColumn(
+                        "settled", "string", description="order with both neighbours known at 95%"
+                    ),
+                    dg.TableColumn("p_above_next", "float", description="P(really stronger than the next)"),
                     dg.TableColumn("status", "string"),
                 ]
             ),
