@@ -112,8 +112,8 @@ def league_stats(
         root = stats_dir(svc.store.home, view.id)
     if not any(root.glob("round=*/*.parquet")):
         fail_usage(
-            f"league {view.name} has no stats yet at {root} (enable a reporter: league create ... "
-            "--reporter ID; the league_stats asset writes one partition per closed round)",
+            f"league {view.name} has no stats yet at {root} (the league_stats asset writes one "
+            "partition per closed round of a league with a reporter: league create ... --reporter ID)",
             as_json,
         )
     import duckdb

@@ -63,8 +63,13 @@ def league_create(
         int, typer.Option("--failed-slot-budget", min=0, help="Failed seats per round.")
     ] = 20,
     episode_timeout: Annotated[
-        float, typer.Option("--episode-timeout", min=1, help="Seconds per episode.")
-    ] = 600.0,
+        float | None,
+        typer.Option(
+            "--episode-timeout",
+            min=1,
+            help="Seconds per episode (default: the manifest's episode_timeout_minutes, else 600).",
+        ),
+    ] = None,
     reporter: Annotated[
         str | None, typer.Option("--reporter", help="Run this reporter on every episode (id or 'default').")
     ] = None,
@@ -107,7 +112,7 @@ def league_create(
                 "infra_retries": infra_retries,
                 "quarantine_after": quarantine_after,
                 "failed_slot_budget": failed_slot_budget,
-                "episode_timeout_seconds": episode_timeout,
+                **({"episode_timeout_seconds": episode_timeout} if episode_timeout else {}),
             },
             roles={"reporter": reporter, "grader": grader, "diagnoser": diagnoser},
         )

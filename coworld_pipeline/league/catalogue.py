@@ -245,6 +245,9 @@ def create_league(
         manifest = CoworldManifest.model_validate(cw.manifest)
         chosen = list(variants or [manifest.variants[0].id])
         _check_variants(manifest, chosen, overrides, config["strategy"])
+        if manifest.episode_timeout_minutes and "episode_timeout_seconds" not in (failure_policy or {}):
+            # The game's own bound (0.1.64 `episode_timeout_minutes`) unless the league sets one.
+            policy["episode_timeout_seconds"] = float(manifest.episode_timeout_minutes * 60)
         enabled = _check_roles(manifest, roles or {})
         if s.execute(select(League).where(League.name == name)).scalar_one_or_none() is not None:
             raise LeagueError(f"a league named {name!r} already exists")

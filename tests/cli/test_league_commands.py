@@ -210,6 +210,8 @@ def test_json_shapes_unchanged(cli: LeagueCli) -> None:
     assert set(groups[0]["standings"][0]) == {
         "policy_version_id", "label", "membership_id", "status", "mu", "sigma", "rating",
         "episodes", "wins", "average_score", "rank",
+        # added with the confidence figures and the ranked/unrated/inactive sections:
+        "section", "skill_interval", "p_above_next", "settled",
     }  # fmt: skip
     episode = cli.json("episodes", "-l", LEAGUE)[0]
     assert {"id", "status", "participants", "scores", "error", "replay_path", "workspace"} <= set(episode)

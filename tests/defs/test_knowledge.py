@@ -35,6 +35,7 @@ from coworld_pipeline.defs.league.settings import OrchestrationSettings
 from coworld_pipeline.league import LeagueError, LeagueService
 from coworld_pipeline.runtime.artifacts import LocalArtifactStore
 from tests.conftest import run_cli as cli
+from tests.conftest import wait_for
 from tests.league.conftest import FAST, orchard_copy
 
 DERIVED = ["episode_bundles", "episode_reports", "episode_stats", "episode_grades"]
@@ -48,10 +49,10 @@ CRASHER = {
 }
 
 
-def make_defs(home: Path) -> dg.Definitions:
+def make_defs(home: Path, runtime: str = "process") -> dg.Definitions:
     league_resources = {
         "league": LeagueResource(home=str(home)),
-        "episode_runtime": EpisodeRuntimeResource(runtime="process", parallelism=3),
+        "episode_runtime": EpisodeRuntimeResource(runtime=runtime, parallelism=3),
         "artifacts": ArtifactStoreResource(kind="local", root=str(home)),
     }
     return dg.Definitions(
@@ -292,6 +293,33 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
     assert nobody.returncode == 2 and "ghost" in nobody.stderr
 
 
+@pytest.mark.docker
+def test_roles_run_on_docker_inside_the_league(tmp_path: Path, manifest: Path, docker_images: None):
+    """The same knowledge runs with the docker runtime: Orchard's reporter in its image, the built-in
+    grader (a `default` reference) in the default role image."""
+    home = tmp_path / "home"
+    service = LeagueService(home=home)
+    league = orchard_league(
+        service,
+        manifest,
+        "boxed",
+        ("random", "greedy"),
+        roles={"reporter": "orchard-reporter", "grader": "default"},
+        commissioner_config={"episodes_per_pair": 1},
+    )
+    with dg.instance_for_test() as instance:
+        ran = drive(make_defs(home, "docker"), instance, service)
+        assert all(outcome.success for _, outcome in ran), [r.job_name for r, o in ran if not o.success]
+        (episode,) = service.episodes(league_ref=league.id)
+        assert episode.status == "succeeded"
+        stats = materializations(instance, "episode_stats", episode.id)[0].asset_materialization.metadata
+        assert stats["rows"].value > 0 and stats["runnable"].value == "orchard-reporter"
+        grade = materializations(instance, "episode_grades", episode.id)[0].asset_materialization.metadata
+        assert grade["builtin"].value is True and isinstance(grade["score"].value, float)
+        rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
+        assert materializations(instance, "league_stats", rnd.id)
+
+
 def test_lineage_connects_episodes_to_every_derived_asset(monkeypatch, tmp_path: Path):
     monkeypatch.setenv("COWORLD_HOME", str(tmp_path / "nothing-here"))
     from coworld_pipeline.definitions import defs
@@ -372,3 +400,42 @@ def test_a_crashing_role_fails_its_materialization_and_touches_nothing(tmp_path:
         assert again.status == "succeeded" and again.scores == episode.scores
         assert _tree_digest(Path(episode.workspace)) == files_before
         assert [r.to_json() for d in service.standings(league.id) for r in d.standings] == standings_before
+
+
+@pytest.mark.slow
+def test_knowledge_in_a_running_dagster_dev(tmp_path: Path, manifest: Path):
+    """End to end through the GraphQL API: the daemon's sensors play a league's round and make its
+    knowledge; the UI's asset graph connects `episodes` to it and shows the metadata."""
+    from tests.defs.dagster_dev import DagsterDev
+
+    root = tmp_path / "dev"
+    seeded = LeagueService(home=root / "coworld_home")  # where DagsterDev points COWORLD_HOME
+    roles = {"reporter": "orchard-reporter", "grader": "orchard-drama-grader"}
+    league = orchard_league(
+        seeded,
+        manifest,
+        "live",
+        ("random", "greedy"),
+        roles=roles,
+        commissioner_config={"episodes_per_pair": 1},
+    )
+    seeded.close()
+    dev = DagsterDev(root, {"COWORLD_DEMO": "0", "COWORLD_SENSOR_INTERVAL_SECONDS": "5"})
+    try:
+        nodes = dev.gql("{ assetNodes { assetKey { path } dependencyKeys { path } } }")["assetNodes"]
+        parents = {n["assetKey"]["path"][0]: {d["path"][0] for d in n["dependencyKeys"]} for n in nodes}
+        assert parents["episode_bundles"] == {"episodes"}
+        assert parents["episode_grades"] == parents["episode_stats"] == {"episode_bundles"}
+        assert parents["league_stats"] == {"episode_stats"} and "episodes" in parents["standings"]
+
+        grades = wait_for(
+            lambda: dev.materializations("episode_grades"), 240, "an episode_grades materialization", 2
+        )
+        assert "score" in grades[0]["metadata"]
+        stats = wait_for(
+            lambda: dev.materializations("league_stats"), 240, "a league_stats materialization", 2
+        )
+        assert stats[0]["metadata"]["episodes_with_stats"] == 1
+        assert Path(stats[0]["metadata"]["dataset"]) == stats_dir(root / "coworld_home", league.id)
+    finally:
+        dev.stop()

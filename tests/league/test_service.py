@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 
@@ -333,7 +334,7 @@ def test_standings_recompute_matches_incremental(svc: LeagueService):
     ]
     # Confidence: an interval per entrant and P(really stronger than the next) per adjacent pair.
     ranked = sorted(table.values(), key=lambda r: r.rank)
-    for upper, lower in zip(ranked, ranked[1:], strict=False):
+    for upper, lower in itertools.pairwise(ranked):
         assert upper.p_above_next is not None and 0.5 <= upper.p_above_next <= 1.0
         assert upper.skill_low is not None and upper.skill_low < upper.mu < (upper.skill_high or 0)
         assert upper.settled in (True, False) and lower.section == "ranked"

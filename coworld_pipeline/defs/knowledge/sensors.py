@@ -15,8 +15,8 @@ Nothing is played or run in the sensor. A league without roles costs one cached 
 """
 
 import json
-from typing import Any
 from dataclasses import dataclass, field
+from typing import Any
 
 import dagster as dg
 
@@ -140,7 +140,7 @@ def knowledge_tick(
         tick.episode_runs += 1
 
     partition_requests: list[dg.AddDynamicPartitionsRequest] = []
-    if not records:  # caught up: round-level knowledge of closed rounds
+    if len(records) < max(budget, 1):  # caught up with the backlog: round-level knowledge too
         requests += _round_requests(instance, service, roles, tick, partition_requests)
     result = dg.SensorResult(
         run_requests=requests,
