@@ -303,7 +303,10 @@ def _serve(
         replay_file.parent.mkdir(parents=True)
         replay_file.write_bytes(data)
     with rt.sandbox(secrets.token_hex(8), "replay") as box:
-        server, url = serve_replay(box, parse_manifest(manifest_doc), replay_file, workdir, timeout)
+        package = Path(source_dir) if source_dir else None  # where a static replay viewer bundle lives
+        server, url = serve_replay(
+            box, parse_manifest(manifest_doc), replay_file, workdir, timeout, package_dir=package
+        )
         if as_json:
             print_json({**info, "url": url})
         else:

@@ -350,3 +350,17 @@ def test_sqlite_database_is_readable_by_its_owner_only(tmp_path: Path):
     url = f"sqlite:///{tmp_path / 'league.db'}"
     LeagueService(url, tmp_path).close()
     assert (tmp_path / "league.db").stat().st_mode & 0o777 == 0o600
+
+
+def test_episode_timeout_defaults_to_the_manifests_own(svc: LeagueService, tmp_path: Path):
+    from tests.league.conftest import orchard_copy
+
+    path = orchard_copy(tmp_path / "timed")
+    manifest = json.loads(path.read_text())
+    manifest["episode_timeout_minutes"] = 3
+    manifest["game"]["version"] = "0.1.1"
+    path.write_text(json.dumps(manifest))
+    cw = svc.upload_coworld(path)
+    assert svc.create_league("T", cw.id).failure_policy["episode_timeout_seconds"] == 180.0
+    explicit = {"episode_timeout_seconds": 30.0}
+    assert svc.create_league("T2", cw.id, failure_policy=explicit).episode_timeout_seconds == 30.0
