@@ -51,6 +51,9 @@ class Episode:
     directory: Path
     episode_id: str | None  # league episodes: the ereq id
     local: bool  # a run-episode directory of this machine: every player log is the caller's
+    # League episodes: their coworld's stored manifest and the directory it was uploaded from.
+    manifest_json: dict[str, Any] | None = None
+    source_dir: str | None = None
 
 
 def resolve_episode(ref: str, db: str | None, home: str | None, as_json: bool) -> Episode:
@@ -60,17 +63,21 @@ def resolve_episode(ref: str, db: str | None, home: str | None, as_json: bool) -
     if path.exists():
         fail_usage(f"{ref} is a file, not an episode directory or a league episode id", as_json)
     try:
+        from coworld_pipeline.league import reads
         from coworld_pipeline.league.errors import LeagueError
         from coworld_pipeline.league.service import LeagueService
 
-        directory = LeagueService(database_url=db, home=Path(home) if home else None).episode_dir(ref)
+        service = LeagueService(database_url=db, home=Path(home) if home else None)
+        view = service.episode(ref)
+        directory = Path(view.workspace)
+        manifest_json, source_dir = service.store.read(lambda s: reads.league_manifest(s, view.league_id))
     except LeagueError as exc:
         fail_usage(f"{ref} is neither an episode directory nor a known league episode ({exc})", as_json)
     except Exception as exc:  # a missing/unreadable database is bad input here, not a traceback
         fail_usage(f"{ref} is not a directory, and the league database cannot be read: {exc}", as_json)
     if not Path(directory).is_dir():
         fail_usage(f"league episode {ref} has no workspace at {directory} (not played yet?)", as_json)
-    return Episode(Path(directory), Path(directory).name, False)
+    return Episode(Path(directory), Path(directory).name, False, manifest_json, source_dir)
 
 
 def _slots_or_exit(slots: list[int], as_json: bool) -> frozenset[int]:
@@ -100,6 +107,11 @@ def _manifest(episode: Episode, ref: str | None, as_json: bool) -> tuple[Any, Pa
     if candidate is None:
         beside = episode.directory.parent / MANIFEST_FILENAME  # run-episode's default <manifest dir>/results
         candidate = str(beside) if beside.is_file() else None
+    if candidate is None and episode.manifest_json is not None:  # a league episode: its coworld's own
+        from coworld_pipeline.contract import parse_manifest
+
+        source = Path(episode.source_dir) if episode.source_dir else None
+        return parse_manifest(episode.manifest_json, source="the league's coworld manifest"), source
     if candidate is None:
         return None, None
     try:

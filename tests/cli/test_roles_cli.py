@@ -131,3 +131,22 @@ def test_failed_role_exits_1_with_logs(coworld: Path, tmp_path: Path) -> None:
     assert "grader boom" in out["error"]["details"]["stderr_tail"]
     proc = run_cli(*args, "-o", str(tmp_path / "g2"))
     assert proc.returncode == 1 and "role_crashed" in proc.stderr and "logs kept in" in proc.stderr
+
+
+def test_a_league_episode_id_runs_its_coworlds_own_roles(tmp_path: Path) -> None:
+    """EPISODE as a league episode id: the roles come from the manifest the league's coworld stored."""
+    from coworld_pipeline.league.service import LeagueService
+    from tests.league.conftest import orchard_league
+
+    home = tmp_path / "home"
+    svc = LeagueService(home=home)
+    orchard_league(svc, "roles", players=("random", "greedy"))
+    run = svc.run_round("roles", runtime_name="process")
+    assert run.progress is not None and run.progress.status == "completed"
+    ereq = svc.episodes(league_ref="roles")[0].id
+    svc.close()
+    env = {**os.environ, "COWORLD_HOME": str(home)}
+    proc = run_cli("report", ereq, "--runtime", "process", "--json", env=env)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    report = json.loads(proc.stdout)
+    assert report["ok"] and report["runnable_id"] == "orchard-reporter" and not report["builtin"]
