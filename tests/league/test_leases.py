@@ -11,6 +11,7 @@ from pathlib import Path
 from coworld_pipeline.league.claims import renew_leases
 from coworld_pipeline.league.service import LeagueService
 from tests.conftest import COWORLD, REPO, run_cli, wait_for
+from tests.defs.helpers import orchard_processes
 from tests.league.conftest import orchard_league, scores_by_slot
 
 
@@ -70,7 +71,8 @@ def test_a_polling_runner_finishes_the_round_of_a_sigkilled_one(svc: LeagueServi
         start_new_session=True,
     )
     wait_for(lambda: svc.events("Kill", event_type="episode_rated"), 120, "an episode to finish", 0.05)
-    running = [e.id for e in svc.episodes(round_ref=f"round_{rid}") if e.status == "running"]
+    # Kill A while it is playing: a game of its own is running, so that episode cannot be recorded.
+    wait_for(lambda: any("orchard.game" in c for _, c in orchard_processes(first.pid)), 60, "A's game", 0.02)
     os.killpg(first.pid, signal.SIGKILL)  # runner A and its games and players
     first.wait(30)
     out, err = second.communicate(timeout=300)
@@ -81,12 +83,10 @@ def test_a_polling_runner_finishes_the_round_of_a_sigkilled_one(svc: LeagueServi
     assert {e.status for e in episodes} == {"succeeded"}
     rated = [e.episode_request_id for e in svc.events("Kill", event_type="episode_rated", limit=1000)]
     assert sorted(rated) == sorted(e.id for e in episodes), "every episode counted exactly once"
-    if running:  # A's in-flight episodes went back as an interrupted attempt and were played by B
-        requeued = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e.attempt_errors)]
-        messages = [
-            a["message"] for e in requeued for a in e.attempt_errors if a["error_type"] == "interrupted"
-        ]
-        assert requeued and all("lease" in m for m in messages), messages
+    # A's in-flight episode went back as an interrupted attempt (its lease lapsed) and B played it.
+    requeued = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e.attempt_errors)]
+    messages = [a["message"] for e in requeued for a in e.attempt_errors if a["error_type"] == "interrupted"]
+    assert requeued and all("lease" in m for m in messages), messages
 
 
 def test_two_runners_started_together_both_join_the_round(svc: LeagueService, home: Path, db_url: str):
