@@ -117,13 +117,18 @@ def recompute(
             q.order_by(EpisodeRequestRow.division_id, EpisodeRequestRow.rated_seq, EpisodeSlot.slot)
         )
         tables: dict[str, dict[str, Standing]] = {}
-        episodes: dict[tuple[str, int], tuple[list[str], list[float]]] = {}
-        for div, seq, _slot, pv, score in rows:  # rows come in rating order: dicts keep it
-            pvs, scores = episodes.setdefault((div, seq), ([], []))
+        current: tuple[str, int] | None = None
+        pvs: list[str] = []
+        scores: list[float] = []
+        for div, seq, _slot, pv, score in rows:  # in rating order: apply each episode as it ends
+            if (div, seq) != current:
+                if current is not None:
+                    apply_episode(tables.setdefault(current[0], {}), credit(pvs, scores))
+                current, pvs, scores = (div, seq), [], []
             pvs.append(pv)
             scores.append(score)
-        for (div, _seq), (pvs, scores) in episodes.items():
-            apply_episode(tables.setdefault(div, {}), credit(pvs, scores))
+        if current is not None:
+            apply_episode(tables.setdefault(current[0], {}), credit(pvs, scores))
         out = {(d, pv): st for d, t in tables.items() for pv, st in t.items()}
         if write:
             for (d, pv), st in out.items():

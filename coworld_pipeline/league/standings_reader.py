@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from dataclasses import replace
 from typing import Any, Protocol
 
 from coworld_pipeline.league import ids
@@ -24,8 +23,8 @@ from coworld_pipeline.league.confidence import annotate
 from coworld_pipeline.league.errors import NotFound
 from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
 from coworld_pipeline.league.ratings import MU, SIGMA, conservative
+from coworld_pipeline.league.standing_views import DivisionRef, DivisionStandings, Ref, StandingRow
 from coworld_pipeline.league.status import ELIGIBLE
-from coworld_pipeline.league.views import DivisionRef, DivisionStandings, Ref, StandingRow
 
 # One row per member of the division, rated or not (a member moved to another division by
 # graduation keeps its old rating row, which must not show here: the join is on the membership's
@@ -126,39 +125,69 @@ def standing_rows(members: Sequence[Sequence[Any]]) -> tuple[StandingRow, ...]:
     entrants that still play come first, by mu - 3 sigma; unrated ones, then quarantined and retired
     ones, are listed apart below them (a quarantined entrant with 0 games must not outrank anyone).
     """
-    rows = []
+    rows = []  # plain tuples first: sorting 1,000 of them is most of a `coworld results`
     for pv_id, membership_id, status, name, version, mu, sigma, episodes, wins, score_sum in members:
         rated = mu is not None
         mu, sigma = (mu, sigma) if rated else (MU, SIGMA)
+        section = section_of(status, rated and bool(episodes))
+        label = f"{name}:v{version}"
+        average = score_sum / episodes if rated and episodes else None
         rows.append(
+            (
+                SECTIONS.index(section),
+                -conservative(mu, sigma),
+                label,
+                section,
+                pv_id,
+                membership_id,
+                status,
+                mu,
+                sigma,
+                episodes if rated else 0,
+                wins if rated else 0,
+                average,
+            )
+        )
+    rows.sort(key=lambda r: r[:3])
+    ranked = [(r[2], r[7], r[8]) for r in rows if r[3] == "ranked"]
+    figures = {c.key: c for c in annotate(ranked, CONFIDENCE_LEVEL)}
+    out = []
+    for i, (
+        _,
+        neg_rating,
+        label,
+        section,
+        pv_id,
+        membership_id,
+        status,
+        mu,
+        sigma,
+        eps,
+        wins,
+        avg,
+    ) in enumerate(rows):
+        c = figures.get(label)
+        out.append(
             StandingRow(
-                rank=0,  # numbered once sorted
+                rank=i + 1,
                 policy_version_id=pv_id,
-                label=f"{name}:v{version}",
+                label=label,
                 membership_id=str(ids.public("membership", membership_id)),
                 status=status,
                 mu=mu,
                 sigma=sigma,
-                rating=conservative(mu, sigma),
-                episodes=episodes if rated else 0,
-                wins=wins if rated else 0,
-                average_score=score_sum / episodes if rated and episodes else None,
-                section=section_of(status, rated and bool(episodes)),
+                rating=-neg_rating,
+                episodes=eps,
+                wins=wins,
+                average_score=avg,
+                section=section,
+                skill_low=c.low if c else None,
+                skill_high=c.high if c else None,
+                p_above_next=c.p_above_next if c else None,
+                settled=c.settled if c else None,
             )
         )
-    rows.sort(key=lambda r: (SECTIONS.index(r.section), -r.rating, r.label))
-    ranked = [r for r in rows if r.section == "ranked"]
-    confidence = annotate([(r.label, r.mu, r.sigma) for r in ranked], CONFIDENCE_LEVEL)
-    figures = {
-        c.key: {
-            "skill_low": c.low,
-            "skill_high": c.high,
-            "p_above_next": c.p_above_next,
-            "settled": c.settled,
-        }
-        for c in confidence
-    }
-    return tuple(replace(r, rank=i + 1, **figures.get(r.label, {})) for i, r in enumerate(rows))
+    return tuple(out)
 
 
 @contextlib.contextmanager
