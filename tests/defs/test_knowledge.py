@@ -203,7 +203,11 @@ def test_a_0001_database_upgrades(tmp_path: Path):
 def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: Path, manifest: Path):
     home = tmp_path / "home"
     service = LeagueService(home=home)
-    roles = {"reporter": "orchard-reporter", "grader": "orchard-drama-grader", "diagnoser": "default"}
+    roles = {
+        "reporter": "orchard-reporter",
+        "grader": "orchard-drama-grader",
+        "diagnoser": "orchard-diagnoser",
+    }
     league = orchard_league(
         service,
         manifest,
@@ -270,7 +274,7 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
         return cli(*args, env=wide)
 
     shown = json.loads(run_cli("leagues", "knows", "--json", *at).stdout)
-    assert shown["roles"] == roles | {"diagnoser": "default"}
+    assert shown["roles"] == roles
     bad = run_cli("league", "create", "x", "--coworld", league.coworld.id, "--grader", "ghost", *at)
     assert (
         bad.returncode == 2 and "grader 'ghost'" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
@@ -295,8 +299,8 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
 
 @pytest.mark.docker
 def test_roles_run_on_docker_inside_the_league(tmp_path: Path, manifest: Path, docker_images: None):
-    """The same knowledge runs with the docker runtime: Orchard's reporter in its image, the built-in
-    grader (a `default` reference) in the default role image."""
+    """The same knowledge runs with the docker runtime: Orchard's reporter, grader, diagnoser and
+    optimizer in its image."""
     home = tmp_path / "home"
     service = LeagueService(home=home)
     league = orchard_league(
@@ -304,20 +308,36 @@ def test_roles_run_on_docker_inside_the_league(tmp_path: Path, manifest: Path, d
         manifest,
         "boxed",
         ("random", "greedy"),
-        roles={"reporter": "orchard-reporter", "grader": "default"},
+        roles={
+            "reporter": "orchard-reporter",
+            "grader": "orchard-drama-grader",
+            "diagnoser": "orchard-diagnoser",
+        },
         commissioner_config={"episodes_per_pair": 1},
     )
+    defs = make_defs(home, "docker")
     with dg.instance_for_test() as instance:
-        ran = drive(make_defs(home, "docker"), instance, service)
+        ran = drive(defs, instance, service)
         assert all(outcome.success for _, outcome in ran), [r.job_name for r, o in ran if not o.success]
         (episode,) = service.episodes(league_ref=league.id)
         assert episode.status == "succeeded"
         stats = materializations(instance, "episode_stats", episode.id)[0].asset_materialization.metadata
         assert stats["rows"].value > 0 and stats["runnable"].value == "orchard-reporter"
         grade = materializations(instance, "episode_grades", episode.id)[0].asset_materialization.metadata
-        assert grade["builtin"].value is True and isinstance(grade["score"].value, float)
+        assert grade["builtin"].value is False and isinstance(grade["score"].value, float)
         rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
         assert materializations(instance, "league_stats", rnd.id)
+        advice_keys = instance.get_dynamic_partitions("league_policies")
+        assert len(advice_keys) == 2
+        for key in advice_keys:
+            advice = materializations(instance, "diagnoser_advice", key)[0].asset_materialization.metadata
+            assert advice["episodes"].value == 1 and advice["advice"].value.strip()
+        result = optimize_policy_job.resolve(
+            asset_graph=defs.resolve_asset_graph(), resource_defs=defs.resources
+        ).execute_in_process(instance=instance, partition_key=advice_keys[0], raise_on_error=False)
+        assert result.success
+        plan = materializations(instance, "optimizer_plans", advice_keys[0])[0].asset_materialization.metadata
+        assert plan["plan"].value
 
 
 def test_lineage_connects_episodes_to_every_derived_asset(monkeypatch, tmp_path: Path):

@@ -102,8 +102,14 @@ def _env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def _env_int(name: str) -> dg.EnvVar | None:
-    return dg.EnvVar.int(name) if os.environ.get(name) else None
+def _env_int(name: str) -> int | None:
+    """An integer setting, read and checked when the code location loads.
+
+    Not `dg.EnvVar.int`: its placeholder value (0) fails the fields' bounds (`ge=1`) when the
+    resource is nested in another one (the knowledge resource nests this one).
+    """
+    raw = os.environ.get(name, "").strip()
+    return int(raw) if raw else None
 
 
 def default_resources() -> dict[str, dg.ConfigurableResource]:
