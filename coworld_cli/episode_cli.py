@@ -48,7 +48,7 @@ from coworld_pipeline.runtime import (
     make_runtime,
     run_episode,
 )
-from coworld_pipeline.runtime.base import ResourceLimits, Runtime
+from coworld_pipeline.runtime.base import ResourceLimits, Runtime, role_limits
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.signals import Terminated
 
@@ -239,16 +239,6 @@ def report_outcome(outcome: EpisodeOutcome, as_json: bool) -> None:
         raise typer.Exit(EXIT_FAILED)
 
 
-def limits_from_options(
-    game_cpus: float, game_memory: str, player_cpus: float, player_memory: str, pids: int
-) -> dict[str, ResourceLimits]:
-    return {
-        "game": ResourceLimits(game_cpus, game_memory, pids),
-        "replay": ResourceLimits(game_cpus, game_memory, pids),
-        "player": ResourceLimits(player_cpus, player_memory, pids),
-    }
-
-
 def execute(
     request: EpisodeRequest,
     workspace: Path,
@@ -372,7 +362,7 @@ def register(app: typer.Typer) -> None:
         secrets_map = parse_env_pairs(secret_env, "--secret-env", as_json)
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
-        limits = limits_from_options(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
+        limits = role_limits(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
         rt = runtime_or_exit(runtime, manifest, as_json, limits)
         options = EpisodeOptions(
             timeout_seconds=episode_timeout(m, timeout),

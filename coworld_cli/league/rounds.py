@@ -141,14 +141,11 @@ def round_run(
 ) -> None:
     """Run one round of a league now (or finish its open round) and print the rankings."""
     from coworld_pipeline.runtime import RUNTIMES
-    from coworld_pipeline.runtime.base import ResourceLimits
+    from coworld_pipeline.runtime.base import role_limits
 
     if runtime not in RUNTIMES:
         fail_usage(f"unknown runtime {runtime!r} (choose: {', '.join(RUNTIMES)})", as_json)
-    limits = {
-        "game": ResourceLimits(game_cpus, game_memory, pids_limit),
-        "player": ResourceLimits(player_cpus, player_memory, pids_limit),
-    }
+    limits = role_limits(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
     rankings: list[RankingView] = []
     standings: list[DivisionStandings] = []
     with league_service(db, home, as_json, {"--league": league}) as svc:

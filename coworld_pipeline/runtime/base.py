@@ -28,6 +28,17 @@ class ResourceLimits:
     pids: int = 512
 
 
+def role_limits(
+    game_cpus: float, game_memory: str, player_cpus: float, player_memory: str, pids: int
+) -> dict[str, ResourceLimits]:
+    """The limits of each launch role: a replay server runs as its game does."""
+    return {
+        "game": ResourceLimits(game_cpus, game_memory, pids),
+        "replay": ResourceLimits(game_cpus, game_memory, pids),
+        "player": ResourceLimits(player_cpus, player_memory, pids),
+    }
+
+
 @dataclass
 class LaunchSpec:
     role: LaunchRole

@@ -13,7 +13,7 @@ import dagster as dg
 from pydantic import Field, PrivateAttr
 
 from coworld_pipeline.runtime.artifacts import ArtifactStore, store_from_env, store_from_settings
-from coworld_pipeline.runtime.base import ResourceLimits
+from coworld_pipeline.runtime.base import ResourceLimits, role_limits
 
 if TYPE_CHECKING:
     from coworld_pipeline.league.play import RuntimePlayer
@@ -62,10 +62,9 @@ class EpisodeRuntimeResource(dg.ConfigurableResource):
     pids_limit: int = Field(default=512, ge=16, description="Processes per container.")
 
     def limits(self) -> dict[str, ResourceLimits]:
-        return {
-            "game": ResourceLimits(self.game_cpus, self.game_memory, self.pids_limit),
-            "player": ResourceLimits(self.player_cpus, self.player_memory, self.pids_limit),
-        }
+        return role_limits(
+            self.game_cpus, self.game_memory, self.player_cpus, self.player_memory, self.pids_limit
+        )
 
     def player(self, artifact_store: ArtifactStore | None) -> RuntimePlayer:
         """The episode player of one run: its runtimes are built once and reused for every episode."""
