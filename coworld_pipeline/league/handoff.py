@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from coworld_pipeline.contract import EpisodeRequest
+from coworld_pipeline.league import ids
 from coworld_pipeline.runtime.errors import EpisodeFailure
 
 
@@ -32,7 +33,7 @@ class PreparedEpisode:
 
     @property
     def public_id(self) -> str:
-        return f"ereq_{self.ereq_id}"
+        return str(ids.public("ereq", self.ereq_id))
 
 
 @dataclass

@@ -125,68 +125,35 @@ def standing_rows(members: Sequence[Sequence[Any]]) -> tuple[StandingRow, ...]:
     entrants that still play come first, by mu - 3 sigma; unrated ones, then quarantined and retired
     ones, are listed apart below them (a quarantined entrant with 0 games must not outrank anyone).
     """
-    rows = []  # plain tuples first: sorting 1,000 of them is most of a `coworld results`
+    rows: list[tuple[tuple[int, float, str], dict[str, Any]]] = []  # (sort key, fields)
     for pv_id, membership_id, status, name, version, mu, sigma, episodes, wins, score_sum in members:
         rated = mu is not None
         mu, sigma = (mu, sigma) if rated else (MU, SIGMA)
         section = section_of(status, rated and bool(episodes))
-        label = f"{name}:v{version}"
-        average = score_sum / episodes if rated and episodes else None
-        rows.append(
-            (
-                SECTIONS.index(section),
-                -conservative(mu, sigma),
-                label,
-                section,
-                pv_id,
-                membership_id,
-                status,
-                mu,
-                sigma,
-                episodes if rated else 0,
-                wins if rated else 0,
-                average,
-            )
-        )
-    rows.sort(key=lambda r: r[:3])
-    ranked = [(r[2], r[7], r[8]) for r in rows if r[3] == "ranked"]
+        fields = {
+            "policy_version_id": pv_id,
+            "label": f"{name}:v{version}",
+            "membership_id": str(ids.public("membership", membership_id)),
+            "status": status,
+            "mu": mu,
+            "sigma": sigma,
+            "rating": conservative(mu, sigma),
+            "episodes": episodes if rated else 0,
+            "wins": wins if rated else 0,
+            "average_score": score_sum / episodes if rated and episodes else None,
+            "section": section,
+        }
+        rows.append(((SECTIONS.index(section), -fields["rating"], fields["label"]), fields))
+    rows.sort(key=lambda r: r[0])
+    # Each row is built once, after sorting: a dataclass `replace` per row would double the cost.
+    ranked = [(f["label"], f["mu"], f["sigma"]) for _, f in rows if f["section"] == "ranked"]
     figures = {c.key: c for c in annotate(ranked, CONFIDENCE_LEVEL)}
     out = []
-    for i, (
-        _,
-        neg_rating,
-        label,
-        section,
-        pv_id,
-        membership_id,
-        status,
-        mu,
-        sigma,
-        eps,
-        wins,
-        avg,
-    ) in enumerate(rows):
-        c = figures.get(label)
-        out.append(
-            StandingRow(
-                rank=i + 1,
-                policy_version_id=pv_id,
-                label=label,
-                membership_id=str(ids.public("membership", membership_id)),
-                status=status,
-                mu=mu,
-                sigma=sigma,
-                rating=-neg_rating,
-                episodes=eps,
-                wins=wins,
-                average_score=avg,
-                section=section,
-                skill_low=c.low if c else None,
-                skill_high=c.high if c else None,
-                p_above_next=c.p_above_next if c else None,
-                settled=c.settled if c else None,
-            )
-        )
+    for i, (_, fields) in enumerate(rows):
+        c = figures.get(fields["label"])
+        if c is not None:
+            fields.update(skill_low=c.low, skill_high=c.high, p_above_next=c.p_above_next, settled=c.settled)
+        out.append(StandingRow(rank=i + 1, **fields))
     return tuple(out)
 
 

@@ -15,14 +15,11 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import event as sa_event
 from sqlalchemy import select
-from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -36,27 +33,6 @@ from coworld_pipeline.league.secrets import SecretBox, load_or_create_key
 T = TypeVar("T")
 
 
-class TransactionCounter:
-    """Counts the transactions the engine begins, reads and writes apart (what tests assert on)."""
-
-    def __init__(self, engine: Engine):
-        self._lock = threading.Lock()
-        self.reads = 0
-        self.writes = 0
-        sa_event.listen(engine, "begin", self._on_begin)
-
-    def _on_begin(self, conn: Any) -> None:
-        with self._lock:
-            if conn.get_execution_options().get("coworld_write"):
-                self.writes += 1
-            else:
-                self.reads += 1
-
-    def snapshot(self) -> tuple[int, int]:
-        with self._lock:
-            return self.reads, self.writes
-
-
 class Store:
     """The league database (migrated on open), the platform home and the secret box."""
 
@@ -65,7 +41,6 @@ class Store:
         self.engine = make_engine(self.database_url)
         migrate(self.engine, self.database_url)
         _owner_only(self.database_url)
-        self.transactions = TransactionCounter(self.engine)
         self._box: SecretBox | None = None
 
     def close(self) -> None:

@@ -138,10 +138,6 @@ class LeagueView:
     created_at: datetime | None
     roles: dict[str, str] = field(default_factory=dict)  # enabled supporting roles: kind -> ref
 
-    @property
-    def episode_timeout_seconds(self) -> float:
-        return float(self.failure_policy.get("episode_timeout_seconds", 600.0))
-
     def to_json(self) -> JsonDict:
         return {
             "id": self.id,

@@ -13,7 +13,7 @@ from coworld_pipeline.contract import ContractError
 from coworld_pipeline.contract.commissioner import CommissionerProtocolError
 from coworld_pipeline.league.db import HEAD_REVISION, MIGRATIONS_DIR
 from coworld_pipeline.league.handoff import EpisodeOutcome
-from coworld_pipeline.league.service import LeagueError, LeagueService, NotFound
+from coworld_pipeline.league.service import DEFAULT_FAILURE_POLICY, LeagueError, LeagueService, NotFound
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from tests.league.conftest import ORCHARD_MANIFEST, FakeOutcome, by_label, orchard_league, scores_by_slot
 
@@ -363,4 +363,7 @@ def test_episode_timeout_defaults_to_the_manifests_own(svc: LeagueService, tmp_p
     cw = svc.upload_coworld(path)
     assert svc.create_league("T", cw.id).failure_policy["episode_timeout_seconds"] == 180.0
     explicit = {"episode_timeout_seconds": 30.0}
-    assert svc.create_league("T2", cw.id, failure_policy=explicit).episode_timeout_seconds == 30.0
+    assert svc.create_league("T2", cw.id, failure_policy=explicit).failure_policy == {
+        **DEFAULT_FAILURE_POLICY,
+        **explicit,
+    }

@@ -159,7 +159,7 @@ def commissioner_tick(
     run_requests: list[dg.RunRequest] = []
     partition_requests: list[dg.AddDynamicPartitionsRequest] = []
 
-    service.requeue_stale(settings.lease_seconds)  # claims of dead runners of any kind (lease lapsed)
+    service.requeue_stale()  # claims of dead runners of any kind: their lease lapsed (claims.py)
 
     order = KeyOrder(instance.get_dynamic_partitions(episode_partitions.name))
     known_rounds = set(instance.get_dynamic_partitions(round_partitions.name))

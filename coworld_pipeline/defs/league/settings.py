@@ -8,7 +8,7 @@
 | `COWORLD_MAX_RUNS_PER_TICK` | `40` | run requests one commissioner tick may emit (the rest: next ticks) |
 | `COWORLD_SENSOR_INTERVAL_SECONDS` | `5` | commissioner sensor interval (the daemon loops every >= 5 s) |
 | `COWORLD_ROUND_SCHEDULE` | `* * * * *` | cron of the schedule that opens rounds of due leagues |
-| `COWORLD_LEASE_SECONDS` | `45` | an episode whose claim was not renewed for this long is requeued |
+| `COWORLD_LEASE_SECONDS` | `45` | a claim not renewed for this long is requeued (`league/claims.py`) |
 | `COWORLD_DEMO` | on in a checkout without `COWORLD_HOME` | seed the orchard demo league on first tick |
 
 Resource settings (read through `dg.EnvVar` by `resources.py`): `COWORLD_DATABASE_URL`,
@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 EPISODE_POOL = "coworld_episodes"
 
@@ -62,7 +61,6 @@ class OrchestrationSettings:
     max_runs_per_tick: int = 40
     sensor_interval_seconds: int = 5
     round_schedule: str = "* * * * *"
-    lease_seconds: int = 45
     demo: bool = False
 
     @classmethod
@@ -74,7 +72,6 @@ class OrchestrationSettings:
             max_runs_per_tick=_int("COWORLD_MAX_RUNS_PER_TICK", 40),
             sensor_interval_seconds=_int("COWORLD_SENSOR_INTERVAL_SECONDS", 5),
             round_schedule=os.environ.get("COWORLD_ROUND_SCHEDULE") or "* * * * *",
-            lease_seconds=_int("COWORLD_LEASE_SECONDS", 45),
             demo=_flag("COWORLD_DEMO", False),
         )
 
@@ -87,6 +84,7 @@ def use_checkout_defaults() -> None:
     with no home set, it plays the embedded demo league (as `make demo` does) unless COWORLD_DEMO says
     otherwise. Tests and other importers keep the plain defaults."""
     global SETTINGS
-    checkout = (Path(__file__).resolve().parents[3] / "examples" / "orchard").is_dir()
-    if checkout and not os.environ.get("COWORLD_HOME") and not os.environ.get("COWORLD_DEMO"):
+    from coworld_pipeline.home import source_checkout_home
+
+    if source_checkout_home() and not os.environ.get("COWORLD_HOME") and not os.environ.get("COWORLD_DEMO"):
         SETTINGS = replace(SETTINGS, demo=True)
