@@ -3,7 +3,7 @@
 setup:  ## install everything (idempotent)
 	bash scripts/setup.sh
 
-demo:  ## set up, then run the demo league in `dagster dev` (process runtime, embedded defaults)
+demo:  ## set up, then run the demo league in `dagster dev` and `coworld serve` (process runtime; Ctrl-C stops both)
 	bash scripts/demo.sh
 
 test:  ## lint + the whole test suite (Docker, browser and Postgres tests included)

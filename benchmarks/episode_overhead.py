@@ -111,6 +111,9 @@ def compare_with_reference(repeat: int) -> bool:
     mine, theirs = statistics.median(r[0] for r in runs), statistics.median(r[1] for r in runs)
     ratio = mine / theirs
     print(f"\npaintarena 0.1.64, 20 ticks, docker: {repeat} alternating runs each (wall seconds)")
+    # Both sides are mostly Docker daemon work and interpreter start-up: on a loaded machine the
+    # ratio says little, so the load is part of the figure.
+    print(f"load average (1 min) after the runs: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"{'cli':22} {'wall min':>9} {'wall med':>9}")
     print(f"{'ours run-episode':22} {min(r[0] for r in runs):9.3f} {mine:9.3f}")
     print(f"{'reference 0.1.64':22} {min(r[1] for r in runs):9.3f} {theirs:9.3f}")

@@ -156,7 +156,7 @@ def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
                 {"p": ["standings"]},
             )
             mats = (data["assetOrError"] or {}).get("assetMaterializations") or []
-            return any(m["partition"] == league.id for m in mats)
+            return any(m["partition"] == league.key for m in mats)
 
         wait_until(standings_done, 300, "the standings materialization", 0.2)
         standings_wall = time.monotonic() - t0

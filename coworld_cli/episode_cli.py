@@ -8,10 +8,11 @@ import tempfile
 import time
 import webbrowser
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlparse
 
 import typer
+from rich.markup import escape
 
 from coworld_cli.output import (
     EXIT_FAILED,
@@ -21,9 +22,9 @@ from coworld_cli.output import (
     err_console,
     fail_contract,
     fail_usage,
-    parse_env_pairs,
     print_json,
 )
+from coworld_cli.secret_env import SecretEnv, SecretEnvFile, resolve_secret_env
 from coworld_pipeline.contract.episode_request import (
     EpisodeRequest,
     PlayerSpec,
@@ -73,7 +74,7 @@ def load_manifest_or_exit(ref: str, as_json: bool) -> CoworldManifest:
     except ContractError as exc:
         fail_contract(exc, as_json)
     for warning in manifest.warnings:  # fields no generation defines: ignored, never fatal
-        err_console.print(f"[yellow]warning[/] {warning}", highlight=False)
+        err_console.print("[yellow]warning[/] " + escape(str(warning)), highlight=False)
     return manifest
 
 
@@ -261,6 +262,18 @@ def execute(
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+def _replay_failed(message: str, stderr_tail: str, as_json: bool) -> NoReturn:
+    """The replay server failed: say why with its last stderr lines (its log directory is removed)."""
+    if as_json:
+        print_json({"ok": False, "error": message, "game_stderr_tail": stderr_tail})
+    else:
+        err_console.print(f"[bold red]error:[/] {escape(message)}")
+        if stderr_tail.strip():
+            err_console.print("last lines of the game's stderr:", style="dim")
+            err_console.print(stderr_tail.rstrip(), markup=False)
+    raise typer.Exit(EXIT_FAILED)
+
+
 # ---- commands ------------------------------------------------------------------------------------
 
 
@@ -284,7 +297,7 @@ def register(app: typer.Typer) -> None:
             "template": m.is_template,
             "slots": rule.describe(),
             "variants": [
-                {"id": v.id, "name": v.name, "slots": m.slots_for(v.game_config)} for v in m.variants
+                {"id": v.id, "name": v.name, "slots": m.describe_slots(v.game_config)} for v in m.variants
             ],
             "runnables": {role.value: [r.id for r in m.role(role)] for role in Role},
             "certification_players": [p.player_id for p in m.certification.players],
@@ -296,23 +309,25 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(summary)
             return
+        # Every name below comes from the manifest's author: escaped, so `[/]` prints as text.
         console.print(
-            f"[bold green]valid[/] {m.label}{' (template)' if m.is_template else ''} — {m.game.description}"
+            f"[bold green]valid[/] {escape(m.label)}{' (template)' if m.is_template else ''}"
+            f" — {escape(m.game.description)}"
         )
-        console.print(f"slots: {rule.describe()}   owner: {m.game.owner}")
+        console.print(f"slots: {escape(rule.describe())}   owner: {escape(m.game.owner)}")
         console.print(f"generation: {m.generation.value} (schema {m.schema_version})")
         from rich.table import Table
 
         table = Table("variant", "name", "slots")
         for v in summary["variants"]:
-            table.add_row(v["id"], v["name"], str(v["slots"]))
+            table.add_row(escape(v["id"]), escape(v["name"]), escape(str(v["slots"])))
         console.print(table)
         roles = Table("role", "runnables")
-        roles.add_row("game", m.game.runnable.image)
+        roles.add_row("game", escape(m.game.runnable.image or "—"))
         for role, ids in summary["runnables"].items():
-            roles.add_row(role, ", ".join(ids) or "—")
+            roles.add_row(role, escape(", ".join(ids)) or "—")
         console.print(roles)
-        console.print(f"certification players: {', '.join(summary['certification_players'])}")
+        console.print(f"certification players: {escape(', '.join(summary['certification_players']))}")
 
     @app.command()
     def schema(
@@ -344,9 +359,8 @@ def register(app: typer.Typer) -> None:
         ),
         seed: int = typer.Option(None, "--seed", help="Set game_config.seed."),
         variant: str = typer.Option(None, "--variant", help="Use this variant's config."),
-        secret_env: list[str] = typer.Option(
-            [], "--secret-env", help="KEY=VALUE for player containers only."
-        ),
+        secret_env: SecretEnv = None,
+        secret_env_file: SecretEnvFile = None,
         verify_replay: bool = typer.Option(False, "--verify-replay/--no-verify-replay"),
         allow_player_egress: bool = typer.Option(
             False, "--allow-player-egress", help="docker: let players reach the internet."
@@ -359,7 +373,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Run one headless episode with every runner check; artifacts land in the workspace."""
-        secrets_map = parse_env_pairs(secret_env, "--secret-env", as_json)
+        secrets_map = resolve_secret_env(secret_env, secret_env_file, as_json)
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
         limits = role_limits(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
@@ -385,12 +399,13 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(None, "--timeout", "--timeout-seconds", min=1),
         seed: int = typer.Option(None, "--seed"),
         variant: str = typer.Option(None, "--variant"),
-        secret_env: list[str] = typer.Option([], "--secret-env"),
+        secret_env: SecretEnv = None,
+        secret_env_file: SecretEnvFile = None,
         open_browser: bool = typer.Option(True, "--open-browser/--no-open-browser"),
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Interactive episode: prints player, global and admin links and opens the global viewer."""
-        secrets_map = parse_env_pairs(secret_env, "--secret-env", as_json)
+        secrets_map = resolve_secret_env(secret_env, secret_env_file, as_json)
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
         rt = runtime_or_exit(runtime, manifest, as_json)
@@ -407,11 +422,11 @@ def register(app: typer.Typer) -> None:
                         }
                     }
                 )
-            else:
+            else:  # the links are the command's output (stdout); phases and diagnostics go to stderr
                 for slot, url in enumerate(links.players):
-                    err_console.print(f"player {slot}: {url}")
-                err_console.print(f"global:   {links.global_url}")
-                err_console.print(f"admin:    {links.admin_url}")
+                    console.print(f"player {slot}: {url}", markup=False, soft_wrap=True)
+                console.print(f"global:   {links.global_url}", markup=False, soft_wrap=True)
+                console.print(f"admin:    {links.admin_url}", markup=False, soft_wrap=True)
             if open_browser:
                 webbrowser.open(links.global_url)
 
@@ -441,6 +456,10 @@ def register(app: typer.Typer) -> None:
         m = load_manifest_or_exit(manifest, as_json)
         if m.is_template:
             fail_usage("templates cannot be certified: game.version is missing (hydrate it first)", as_json)
+        try:
+            certification_request(m)  # players it cannot run (game-hosted files): a usage error
+        except ContractError as exc:
+            fail_usage(f"{exc.subject} is invalid", as_json, [p.as_dict() for p in exc.problems])
         rt = runtime_or_exit(runtime, manifest, as_json)
         workspace = output_dir or Path(tempfile.mkdtemp(prefix="coworld-cert-"))
         display = PhaseDisplay(f"certifying {m.label} on {rt.name}", enabled=not as_json)
@@ -477,39 +496,47 @@ def register(app: typer.Typer) -> None:
         open_browser: bool = typer.Option(False, "--open-browser/--no-open-browser"),
         as_json: bool = JSON_OPTION,
     ) -> None:
-        """Start the game in replay mode and print the viewer link; runs until interrupted."""
-        from coworld_pipeline.runtime.replay_server import materialize_replay, serve_replay
+        """Start the game in replay mode and print the viewer link; runs until interrupted.
+
+        Only a replay is served: a .json, .json.z or .json.gz file (or URL) that parses as JSON; anything
+        else is exit 2. The temporary directory (replay copy, server logs) is removed on every exit.
+        """
+        from coworld_pipeline.runtime.replay_server import (
+            log_tail,
+            materialize_replay,
+            replay_workdir,
+            serve_replay,
+        )
 
         m = load_manifest_or_exit(manifest, as_json)
         rt = runtime_or_exit(runtime, manifest, as_json)
-        workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
         try:
-            local = materialize_replay(replay_file, workdir / "replay")
-            with rt.sandbox(secrets.token_hex(8), "replay") as box:
-                package = manifest_dir(manifest)
-                server, url = serve_replay(box, m, local, workdir, timeout, package_dir=package)
-                if as_json:
-                    print_json({"url": url, "logs": str(workdir / "logs")})
-                else:
-                    console.print(f"replay viewer: {url}")
-                    console.print("[dim]Ctrl-C to stop[/]")
-                if open_browser:
-                    webbrowser.open(url)
-                while server.poll() is None:
-                    time.sleep(0.2)
-                code = server.poll()
-            if code != 0:
-                err_console.print(
-                    f"[red]replay server exited with code {code}[/]; logs in {workdir / 'logs'}"
-                )
-                raise typer.Exit(EXIT_FAILED)
-        except EpisodeFailure as exc:
-            if exc.error_type is ErrorType.MISSING_REPLAY:
-                fail_usage(exc.message, as_json)
-            err_console.print(f"[bold red]{exc}[/]; logs in {workdir / 'logs'}")
-            raise typer.Exit(EXIT_FAILED) from None
+            with replay_workdir() as workdir:
+                logs = workdir / "logs"
+                try:
+                    local = materialize_replay(replay_file, workdir / "replay")
+                    with rt.sandbox(secrets.token_hex(8), "replay") as box:
+                        package = manifest_dir(manifest)
+                        server, url = serve_replay(box, m, local, workdir, timeout, package_dir=package)
+                        if as_json:
+                            print_json({"url": url, "logs": str(logs)})
+                        else:
+                            console.print(f"replay viewer: {url}", markup=False)
+                            console.print("[dim]Ctrl-C to stop[/]")
+                        if open_browser:
+                            webbrowser.open(url)
+                        while server.poll() is None:
+                            time.sleep(0.2)
+                        code = server.poll()
+                except EpisodeFailure as exc:
+                    if exc.error_type is ErrorType.MISSING_REPLAY:
+                        fail_usage(exc.message, as_json)
+                    _replay_failed(str(exc), log_tail(logs / "game.stderr.log", 2000), as_json)
+                if code != 0:
+                    tail = log_tail(logs / "game.stderr.log", 2000)
+                    _replay_failed(f"replay server exited with code {code}", tail, as_json)
         except (KeyboardInterrupt, Terminated):
-            err_console.print("stopped; the replay server was removed")
+            err_console.print("stopped; the replay server and its temporary files were removed")
             raise typer.Exit(0) from None
 
     @app.command()

@@ -32,6 +32,7 @@ EPISODE_COMMANDS = {
 ROLE_COMMANDS = {"bundle", "report", "grade", "diagnose", "episode-stats"}
 # League knowledge: coworld_cli/knowledge_cli.py (`league stats` joins the league group).
 KNOWLEDGE_COMMANDS = {"optimize"}
+SERVE_COMMANDS = {"serve"}  # coworld_cli/serve_cli.py: the replay and live-game web app
 
 
 def register_episode_commands() -> None:
@@ -52,6 +53,12 @@ def register_knowledge_commands() -> None:
     knowledge_cli.register(app)
 
 
+def register_serve_commands() -> None:
+    from coworld_cli import serve_cli
+
+    serve_cli.register(app)
+
+
 def register_league_commands() -> None:
     from coworld_cli import league
 
@@ -68,6 +75,9 @@ def main() -> None:
         register_role_commands()
     if command is None or command.startswith("-") or command in KNOWLEDGE_COMMANDS:
         register_knowledge_commands()
+    # `serve` comes with the league group (a lone command would run without its name).
+    if command is None or command.startswith("-") or command in SERVE_COMMANDS:
+        register_serve_commands()
     others = EPISODE_COMMANDS | ROLE_COMMANDS | KNOWLEDGE_COMMANDS
     if command is None or command.startswith("-") or command not in others:
         register_league_commands()

@@ -56,4 +56,15 @@ if [[ "${SETUP_SKIP_DOCKER:-0}" != 1 ]]; then
 else
   bash scripts/reference-venvs.sh >&2
 fi
+# `coworld` on the PATH, as the README writes it: /usr/local/bin when writable, else ~/.local/bin
+# (never over a `coworld` that is not this checkout's link).
+for bin_dir in /usr/local/bin "$HOME/.local/bin"; do
+  link="$bin_dir/coworld"
+  { mkdir -p "$bin_dir" && [[ -w $bin_dir ]]; } 2>/dev/null || continue
+  [[ -e $link && ! -L $link ]] && { log "$link exists and is not ours: not replaced"; continue; }
+  [[ "$(readlink "$link" 2>/dev/null)" == "$REPO/.venv/bin/coworld" ]] ||
+    { ln -sfn "$REPO/.venv/bin/coworld" "$link" && log "coworld linked at $link"; }
+  [[ ":$PATH:" == *":$bin_dir:"* ]] || log "add $bin_dir to PATH to run coworld"
+  break
+done
 log "ready"

@@ -10,6 +10,7 @@ from coworld_cli.league import render
 from coworld_cli.league.options import AsJson, Db, Home, LeagueRequired
 from coworld_cli.league.session import league_service
 from coworld_cli.output import parse_env_pairs, print_json
+from coworld_cli.secret_env import SecretEnv, SecretEnvFile, resolve_secret_env
 
 
 def upload_coworld(
@@ -54,17 +55,15 @@ def upload_policy(
         list[str] | None, typer.Option("--run", help="argv element (repeatable); replaces the image command.")
     ] = None,
     env: Annotated[list[str] | None, typer.Option("--env", help="Public KEY=VALUE (repeatable).")] = None,
-    secret_env: Annotated[
-        list[str] | None,
-        typer.Option("--secret-env", help="Secret KEY=VALUE (repeatable), stored encrypted."),
-    ] = None,
+    secret_env: SecretEnv = None,
+    secret_env_file: SecretEnvFile = None,
     db: Db = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """Create the next version of a policy (name:vN)."""
     env_map = parse_env_pairs(env or [], "--env", as_json)
-    secret_map = parse_env_pairs(secret_env or [], "--secret-env", as_json)
+    secret_map = resolve_secret_env(secret_env, secret_env_file, as_json)  # stored encrypted
     with league_service(db, home, as_json, {"the image": image, "--name": name}) as svc:
         pv = svc.upload_policy(image, name, run=run or [], env=env_map, secret_env=secret_map)
     if as_json:

@@ -29,11 +29,19 @@ from coworld_pipeline.league.status import EpisodeStatus
 if TYPE_CHECKING:
     from coworld_pipeline.league.views import EpisodeView
 
-EpisodeId = Annotated[str, typer.Argument(help="Episode request id (ereq_…).")]
+EpisodeId = Annotated[
+    str,
+    typer.Argument(
+        help="Episode: LEAGUE.rN.eM (as the Dagster UI and events show it), rN.eM with --league, "
+        "or its id (ereq_…)."
+    ),
+]
 
 
 def episodes(
-    episode_id: Annotated[str | None, typer.Argument(help="Show one episode request (ereq_…).")] = None,
+    episode_id: Annotated[
+        str | None, typer.Argument(help="Show one episode: LEAGUE.rN.eM, rN.eM with --league, or ereq_….")
+    ] = None,
     league: LeagueFilter = None,
     round_id: RoundFilter = None,
     policy: PolicyFilter = None,
@@ -49,7 +57,7 @@ def episodes(
     refs = {"the episode id": episode_id, "--league": league, "--round": round_id, "--policy": policy}
     with league_service(db, home, as_json, {**refs, "--status": status}) as svc:
         if episode_id is not None:
-            rows = [svc.episode(episode_id)]
+            rows = [svc.episode(episode_id, league)]
         else:
             rows = svc.episodes(
                 league_ref=league,
@@ -65,10 +73,10 @@ def episodes(
         return
     render.table(
         "episodes",
-        ["id", "status", "variant", "seed", "seats", "scores", "attempts", "error", "replay"],
+        ["episode", "status", "variant", "seed", "seats", "scores", "attempts", "error", "replay"],
         [
             [
-                e.id,
+                e.key or e.id,
                 e.status,
                 e.variant_id,
                 e.seed,
@@ -85,14 +93,15 @@ def episodes(
 
 def episode_results(
     episode_id: EpisodeId,
+    league: LeagueFilter = None,
     output: Annotated[str | None, typer.Option("--output", "-o", help="Write results.json here.")] = None,
     db: Db = None,
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
     """The raw results.json of an episode (it is JSON either way)."""
-    with league_service(db, home, as_json, {"the episode id": episode_id}) as svc:
-        files = EpisodeArtifacts.of(svc.episode(episode_id))
+    with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
+        files = EpisodeArtifacts.of(svc.episode(episode_id, league))
     data = files.read("results.json")
     if data is None:
         fail_usage(f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json)
@@ -104,21 +113,28 @@ def episode_results(
 
 
 def _print_log(name: str, data: bytes, episode: EpisodeView) -> None:
-    """A log as it is; an empty one says so, with the episode's error (a crashed player's usually is)."""
+    """A log as it is (stdout); an empty one says so on stderr."""
     if data.strip():
         text = data.decode(errors="replace")
         console.out(text, highlight=False, end="" if text.endswith("\n") else "\n")
         return
     err_console.print(f"{name} of {episode.id} is empty", markup=False)
-    if episode.error:
-        slot = episode.error.get("slot")
-        where = f" (slot {slot})" if slot is not None else ""
-        message = episode.error.get("message") or ""
-        err_console.print(f"episode error: {episode.error_type}{where}: {message}", markup=False)
+
+
+def _print_failure(episode: EpisodeView) -> None:
+    """Why the episode failed, on stderr after its log: a crashed player's log rarely says it."""
+    if not episode.error:
+        return
+    slot = episode.error.get("slot")
+    where = f" (slot {slot})" if slot is not None else ""
+    message = str(episode.error.get("message") or "").strip()
+    blame = f" [blame: {episode.error['blame']}]" if episode.error.get("blame") else ""
+    err_console.print(f"episode error: {episode.error_type}{where}: {message}{blame}", markup=False)
 
 
 def episode_logs(
     episode_id: EpisodeId,
+    league: LeagueFilter = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the available logs (default).")] = False,
     game: Annotated[bool, typer.Option("--game", help="Print the game's logs.")] = False,
     agent: Annotated[
@@ -132,8 +148,8 @@ def episode_logs(
     as_json: AsJson = False,
 ) -> None:
     """List, print or download an episode's game and player logs."""
-    with league_service(db, home, as_json, {"the episode id": episode_id}) as svc:
-        episode = svc.episode(episode_id)
+    with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
+        episode = svc.episode(episode_id, league)
     files = EpisodeArtifacts.of(episode)
     if game:
         found = False
@@ -145,6 +161,7 @@ def episode_logs(
                 _print_log(Path(name).name, data, episode)
         if not found:
             fail_usage(f"no game logs for {episode.id} (status {episode.status})", as_json)
+        _print_failure(episode)
         return
     if agent is not None:
         if agent >= len(episode.seats):
@@ -155,6 +172,7 @@ def episode_logs(
         if data is None:
             fail_usage(f"no log for agent {agent} in {episode.id} (status {episode.status})", as_json)
         _print_log(f"the log of agent {agent}", data, episode)
+        _print_failure(episode)
         return
     logs = [n for n in files.names("logs/") if n.endswith(".log")]
     if download_dir:
@@ -207,7 +225,7 @@ def replays(
             "participants": shape["participants"],
             "scores": shape["scores"],
             "local_path": None,
-            "command": f"coworld replay-open {e.id}",
+            "command": f"coworld replay-open {e.key or e.id}",
         }
         if download_dir:
             out = Path(download_dir)
@@ -228,7 +246,7 @@ def replays(
         "replays",
         ["episode", "seats", "replay", "open with"],
         [
-            [e.id, render.seats(e), i["local_path"] or i["replay_url"], i["command"]]
+            [e.key or e.id, render.seats(e), i["local_path"] or i["replay_url"], i["command"]]
             for e, i in zip(rows, index, strict=True)
         ],
     )
@@ -236,6 +254,7 @@ def replays(
 
 def replay_open(
     episode_id: EpisodeId,
+    league: LeagueFilter = None,
     runtime: Runtime = "process",
     timeout: Annotated[
         float, typer.Option("--timeout-seconds", min=1, help="Seconds the replay server may take to start.")
@@ -248,14 +267,14 @@ def replay_open(
     as_json: AsJson = False,
 ) -> None:
     """Serve an episode's replay with its Coworld's game in replay mode and print the viewer link."""
-    with league_service(db, home, as_json, {"the episode id": episode_id}) as svc:
-        ep = svc.episode(episode_id)
+    with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
+        ep = svc.episode(episode_id, league)
         coworld_id = svc.leagues(ep.league_id)[0].coworld.id
         cw = next(c for c in svc.coworlds() if c.id == coworld_id)
         manifest = svc.coworld_manifest(cw.id)
     files = EpisodeArtifacts.of(ep)
     if not ep.replay_path:
-        fail_usage(f"episode {ep.id} has no replay (status {ep.status})", as_json)
+        fail_usage(f"episode {ep.key or ep.id} has no replay (status {ep.status})", as_json)
     info = {
         "episode_request_id": ep.id,
         "replay": ep.replay_path,
@@ -284,36 +303,38 @@ def _serve(
 ) -> None:
     """Run the game in replay mode on `replay_file` until it exits or Ctrl-C."""
     import secrets
-    import tempfile
     import time
 
     from coworld_pipeline.contract import parse_manifest
     from coworld_pipeline.runtime import RUNTIMES, make_runtime
-    from coworld_pipeline.runtime.replay_server import serve_replay
+    from coworld_pipeline.runtime.replay_server import replay_workdir, serve_replay
 
     if runtime not in RUNTIMES:
         fail_usage(f"unknown runtime {runtime!r} (choose: {', '.join(RUNTIMES)})", as_json)
     rt = make_runtime(runtime, base_dir=Path(source_dir) if source_dir else None)
-    workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
-    if not replay_file.is_file():  # kept only in the artifact store (e.g. S3)
-        data = files.replay_bytes()
-        if data is None:
-            fail_usage(f"the replay of {episode_id} is neither on disk nor in the artifact store", as_json)
-        replay_file = workdir / "replay" / "replay.json"
-        replay_file.parent.mkdir(parents=True)
-        replay_file.write_bytes(data)
-    with rt.sandbox(secrets.token_hex(8), "replay") as box:
-        package = Path(source_dir) if source_dir else None  # where a static replay viewer bundle lives
-        server, url = serve_replay(
-            box, parse_manifest(manifest_doc), replay_file, workdir, timeout, package_dir=package
-        )
-        if as_json:
-            print_json({**info, "url": url})
-        else:
-            render.line("replay viewer: {}\n[dim]Ctrl-C to stop[/]", url)
-        with contextlib.suppress(KeyboardInterrupt):
-            while server.poll() is None:
-                time.sleep(0.2)
+    # Removed on every exit (also Ctrl-C and errors): replay-open leaves no temporary directory behind.
+    with replay_workdir() as workdir:
+        if not replay_file.is_file():  # kept only in the artifact store (e.g. S3)
+            data = files.replay_bytes()
+            if data is None:
+                fail_usage(
+                    f"the replay of {episode_id} is neither on disk nor in the artifact store", as_json
+                )
+            replay_file = workdir / "replay" / "replay.json"
+            replay_file.parent.mkdir(parents=True)
+            replay_file.write_bytes(data)
+        with rt.sandbox(secrets.token_hex(8), "replay") as box:
+            package = Path(source_dir) if source_dir else None  # where a static replay viewer bundle lives
+            server, url = serve_replay(
+                box, parse_manifest(manifest_doc), replay_file, workdir, timeout, package_dir=package
+            )
+            if as_json:
+                print_json({**info, "url": url})
+            else:
+                render.line("replay viewer: {}\n[dim]Ctrl-C to stop[/]", url)
+            with contextlib.suppress(KeyboardInterrupt):
+                while server.poll() is None:
+                    time.sleep(0.2)
 
 
 def register(app: typer.Typer) -> None:

@@ -4,7 +4,7 @@ submissions."""
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
@@ -13,6 +13,9 @@ from coworld_cli.league.options import AsJson, Db, DivisionFilter, Home, LeagueF
 from coworld_cli.league.session import league_service
 from coworld_cli.output import parse_env_pairs, print_json
 from coworld_pipeline.league.status import MembershipStatus
+
+if TYPE_CHECKING:
+    from coworld_pipeline.league.overview import LeagueOverview
 
 
 def league_create(
@@ -160,12 +163,23 @@ def leagues(
     """List leagues or show one."""
     with league_service(db, home, as_json, {"the league": league}) as svc:
         rows = svc.leagues(league)
+        overviews = {o.league_id: o for o in ([svc.overview(league)] if league else svc.overviews())}
     if as_json:
         print_json(rows[0].to_json() if league else [lg.to_json() for lg in rows])
         return
     render.table(
         "leagues",
-        ["id", "name", "coworld", "commissioner", "variants", "members", "paused", "last round", "roles"],
+        [
+            "id",
+            "name",
+            "coworld",
+            "commissioner",
+            "variants",
+            "members",
+            "paused",
+            "last round",
+            "next round",
+        ],
         [
             [
                 lg.id,
@@ -175,12 +189,72 @@ def leagues(
                 ", ".join(lg.variants),
                 render.counts(lg.memberships),
                 lg.paused,
-                f"#{lg.last_round.number} {lg.last_round.status}" if lg.last_round else None,
-                ", ".join(f"{kind} {ref}" for kind, ref in lg.roles.items()) or None,
+                _round_cell(overviews.get(lg.id)),
+                overviews[lg.id].next_round if lg.id in overviews else None,
             ]
             for lg in rows
         ],
     )
+    with_roles = [lg for lg in rows if lg.roles]
+    if with_roles:
+        render.table(
+            "league roles",
+            ["league", "roles"],
+            [[lg.name, ", ".join(f"{kind} {ref}" for kind, ref in lg.roles.items())] for lg in with_roles],
+        )
+
+
+def _round_cell(overview: LeagueOverview | None) -> str | None:
+    """`#3 running: 12/18 played, 2 failed`."""
+    r = overview.current_round if overview else None
+    return f"#{r.number} {r.status}: {r.progress}" if r else None
+
+
+def league_overview(
+    league: Annotated[str | None, typer.Argument(help="League id or name (default: every league).")] = None,
+    db: Db = None,
+    home: Home = None,
+    as_json: AsJson = False,
+) -> None:
+    """What to look at first: the current round's progress, failures and quarantines with their
+    reasons, and when the next round opens (or why none will)."""
+    with league_service(db, home, as_json, {"the league": league}) as svc:
+        overviews = [svc.overview(league)] if league else svc.overviews()
+    if as_json:
+        print_json(overviews[0].to_json() if league else [o.to_json() for o in overviews])
+        return
+    for o in overviews:
+        render_overview(o)
+
+
+def render_overview(o: LeagueOverview) -> None:
+    r = o.current_round
+    render.table(
+        f"league {o.league}",
+        ["current round", "status", "progress", "started", "next round", "entrants"],
+        [
+            [
+                r.key if r else None,
+                r.status if r else None,
+                r.progress if r else None,
+                r.started_at if r else None,
+                o.next_round,
+                render.counts(o.entrants),
+            ]
+        ],
+    )
+    if o.failures:
+        render.table(
+            "failed episodes (last rounds)",
+            ["episode", "error", "blame", "policy", "reason"],
+            [[f.episode, f.error_type, f.blame, f.policy, f.message] for f in o.failures],
+        )
+    if o.quarantines:
+        render.table(
+            "quarantined",
+            ["policy", "since", "reason"],
+            [[q.policy, q.since, q.reason] for q in o.quarantines],
+        )
 
 
 def divisions(
@@ -281,6 +355,7 @@ def register(app: typer.Typer) -> None:
     league_app.command("create")(league_create)
     league_app.command("pause")(league_pause)
     league_app.command("resume")(league_resume)
+    league_app.command("overview")(league_overview)
     from coworld_cli import knowledge_cli  # `league stats` (DuckDB over the league_stats dataset)
 
     knowledge_cli.register_league(league_app)

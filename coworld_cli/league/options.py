@@ -28,7 +28,9 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print machine-readable JSO
 
 LeagueFilter = Annotated[str | None, typer.Option("--league", "-l", help="League id or name.")]
 LeagueRequired = Annotated[str, typer.Option("--league", "-l", help="League id or name.")]
-RoundFilter = Annotated[str | None, typer.Option("--round", "-r", help="Round id (round_…).")]
+RoundFilter = Annotated[
+    str | None, typer.Option("--round", "-r", help="Round: LEAGUE.rN, rN with --league, or round_….")
+]
 PolicyFilter = Annotated[
     str | None, typer.Option("--policy", "-p", help="Policy: NAME, NAME:vN or a policy version id.")
 ]

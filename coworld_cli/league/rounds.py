@@ -25,6 +25,7 @@ from coworld_cli.league.options import (
 )
 from coworld_cli.league.session import league_service, quick_standings, reject_empty
 from coworld_cli.output import EXIT_INTERRUPTED, console, err_console, fail_usage, print_json
+from coworld_pipeline.league.readable import parse_round
 from coworld_pipeline.league.status import EpisodeStatus, RoundStatus
 
 if TYPE_CHECKING:
@@ -83,7 +84,7 @@ class RoundProgressView:
             outcome = render.seat_scores(ep) if ep.error is None else _error_line(ep.error)
             # Pending again after an attempt: an infrastructure failure the league retries.
             status = "will be retried" if ep.status == EpisodeStatus.PENDING else ep.status
-            render.line("{} {}: {}  {}", ep.id, status, render.seats(ep), outcome)
+            render.line("{} {}: {}  {}", ep.key or ep.id, status, render.seats(ep), outcome)
 
 
 def _error_line(error: dict[str, Any]) -> str:
@@ -171,7 +172,10 @@ def round_run(
 
 
 def rounds(
-    round_id: Annotated[str | None, typer.Argument(help="Show one round (round_…) with its results.")] = None,
+    round_id: Annotated[
+        str | None,
+        typer.Argument(help="Show one round with its results: LEAGUE.rN, rN with --league, or round_…."),
+    ] = None,
     league: LeagueFilter = None,
     status: Annotated[str | None, typer.Option("--status", help=" | ".join(RoundStatus))] = None,
     max_rows: Annotated[int, limit(200, "rounds")] = 25,
@@ -190,10 +194,10 @@ def rounds(
         return
     render.table(
         "rounds",
-        ["id", "league", "#", "status", "episodes", "failed seats", "started", "error"],
+        ["round", "league", "#", "status", "episodes", "failed seats", "started", "error"],
         [
             [
-                r.id,
+                r.key,
                 r.league.name,
                 r.round_number,
                 r.status,
@@ -224,7 +228,8 @@ def rounds(
 
 def results(
     target: Annotated[
-        str, typer.Argument(help="A league (id or name), a division (div_…) or a round (round_…).")
+        str,
+        typer.Argument(help="A league (id or name), a division (div_…) or a round (LEAGUE.rN or round_…)."),
     ],
     max_rows: Annotated[
         int | None,
@@ -244,11 +249,12 @@ def results(
         max_rows = render.TABLE_ROWS
     # League and division standings come straight from the database driver when it can serve them:
     # this is the command users repeat, and loading the service costs more than the query.
-    groups = None if target.startswith("round_") else quick_standings(db, home, target, as_json)
+    is_round = target.startswith("round_") or parse_round(target) is not None
+    groups = None if is_round else quick_standings(db, home, target, as_json)
     rankings: list[RankingView] = []
     if groups is None:
         with league_service(db, home, as_json) as svc:
-            if target.startswith("round_"):
+            if is_round:
                 rankings = svc.round_rankings(target)
             elif target.startswith("div_"):
                 groups = svc.standings(svc.divisions(target)[0].league.id, division_ref=target)

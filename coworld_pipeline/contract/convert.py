@@ -10,9 +10,17 @@ The output is validated by our own model, which reads every generation.
 from __future__ import annotations
 
 import copy
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from coworld_pipeline.contract.extensions import (
+    REPORTERS_EXTENSION,
+    ReporterReference,
+    platform_reference,
+    reporter_implementations,
+    reporter_name,
+)
 from coworld_pipeline.contract.manifest import CoworldManifest, Role, parse_manifest
 
 TARGETS = ("0.1.11", "0.1.64")
@@ -77,34 +85,73 @@ def _to_0_1_11(manifest: CoworldManifest, result: Conversion) -> None:
         for key in (*_V64_RUNNABLE, "source_url" if path == "$.game.runnable" else ""):
             if key:
                 _drop(runnable, key, path, "0.1.11 runnables have no such field", result)
-    refs = [
-        i
-        for i, r in enumerate(data.get("reporter", []))
-        if "image" not in r or r.get("reporter") or r.get("wasm")
-    ]
-    for i in reversed(refs):
-        result.notes.append(f"$.reporter[{i}]: dropped (a reporter reference; 0.1.11 reporters are images)")
-        del data["reporter"][i]
+    _references_to_images(manifest, result)
     files = [p["id"] for p in data["player"] if p.get("file")]
     if files:
         raise ValueError(f"players {files} are game-hosted files: 0.1.11 runs only player images")
     _fix_slot_count(manifest, result)
 
 
+def _references_to_images(manifest: CoworldManifest, result: Conversion) -> None:
+    """0.1.11 reporters are images: a reference the package implements becomes that image entry."""
+    data = result.manifest
+    implemented, _ = reporter_implementations(manifest.game.results_schema)
+    entries: list[dict[str, Any]] = []
+    for i, (entry, raw) in enumerate(zip(manifest.reporter, data.get("reporter", []), strict=True)):
+        if not isinstance(entry, ReporterReference):
+            entries.append(raw)
+            continue
+        impl = implemented.get(entry.reporter) if entry.reporter else None
+        if impl is None:
+            result.notes.append(
+                f"$.reporter[{i}]: dropped (reference {entry.label}; 0.1.11 reporters are images)"
+            )
+            continue
+        ident = impl.id or reporter_name(entry.label)
+        entries.append(
+            {
+                "type": "reporter",
+                "id": ident,
+                "name": impl.name or ident,
+                "description": impl.description or f"implements {entry.label}",
+                "image": impl.image or manifest.game.runnable.image,
+                "run": impl.run,
+                "env": impl.env,
+            }
+        )
+        result.notes.append(
+            f"$.reporter[{i}]: reference {entry.label} became the image reporter {ident!r} that implements "
+            f"it ({REPORTERS_EXTENSION}); 0.1.11 reporters are images"
+        )
+    data["reporter"] = entries
+    if data["game"]["results_schema"].pop(REPORTERS_EXTENSION, None) is not None:
+        result.notes.append(
+            f"$.game.results_schema.{REPORTERS_EXTENSION}: dropped (its reporters are image entries now)"
+        )
+
+
 def _fix_slot_count(manifest: CoworldManifest, result: Conversion) -> None:
-    """0.1.11 fixes the slot count as tokens.minItems == maxItems: keep the certification's count."""
+    """0.1.11 fixes the slot count as tokens.minItems == maxItems.
+
+    The certification fixture's count is kept when a variant has it; otherwise the count most
+    variants have, and the fixture is cut (or its players repeated) to that count.
+    """
     rule = manifest.slot_rule
     if rule.fixed:
         return
     data = result.manifest
     n = len(manifest.certification.players)
+    counts = Counter(manifest.slots_for(v.game_config, n) for v in manifest.variants)
+    if n not in counts:
+        n = max(counts, key=lambda count: (counts[count], -count))
+        _resize_certification(data, n, result)
     props = data["game"]["config_schema"]["properties"]
     for key in ("tokens", "players"):
         if isinstance(props.get(key), dict) and "minItems" in props[key]:
             props[key]["minItems"] = props[key]["maxItems"] = n
     result.notes.append(
         f"$.game.config_schema.properties.tokens: the {rule.describe()} slot range became exactly {n} "
-        "(0.1.11 fixes the slot count; the certification fixture's count was kept)"
+        "(0.1.11 fixes the slot count to one that the certification fixture and the kept variants share)"
     )
     kept = []
     for i, variant in enumerate(manifest.variants):
@@ -122,19 +169,27 @@ def _fix_slot_count(manifest: CoworldManifest, result: Conversion) -> None:
     data["variants"] = kept
 
 
+def _resize_certification(data: dict[str, Any], n: int, result: Conversion) -> None:
+    cert = data["certification"]
+    players = cert["players"]
+    before = [p["player_id"] for p in players]
+    cert["players"] = [players[i % len(players)] for i in range(n)]
+    names = cert["game_config"].get("players")
+    if isinstance(names, list) and names:
+        cert["game_config"]["players"] = [names[i % len(names)] for i in range(n)]
+    after = [p["player_id"] for p in cert["players"]]
+    result.notes.append(
+        f"$.certification.players: {before} became {after} (no variant has {len(before)} slots; "
+        f"{n} is the count most variants have)"
+    )
+
+
 def _to_0_1_64(manifest: CoworldManifest, result: Conversion) -> None:
     data = result.manifest
     game = data["game"]
     for i, variant in enumerate(data["variants"]):
         _drop(variant, "parent_id", f"$.variants[{i}]", "0.1.64 removed variant parents", result)
-    reporters = data.get("reporter", [])
-    images = [i for i, r in enumerate(reporters) if r.get("image")]
-    for i in reversed(images):
-        result.notes.append(
-            f"$.reporter[{i}]: dropped (reporter {reporters[i].get('id')!r} is an image; 0.1.64 reporters "
-            "are registered references or wasm components)"
-        )
-        del reporters[i]
+    _images_to_references(result)
     docs = game.setdefault("docs", {})
     if not docs.get("readme"):
         docs["readme"] = {"type": "text", "value": game["description"]}
@@ -149,3 +204,45 @@ def _to_0_1_64(manifest: CoworldManifest, result: Conversion) -> None:
             f"$.certification.players: players {missing} have no certification slot "
             "(the 0.1.64 certifier requires one per bundled player)"
         )
+
+
+def _images_to_references(result: Conversion) -> None:
+    """0.1.64 reporters are references: an image reporter becomes a reference this package implements.
+
+    The reference names a platform reporter `{game}-{id}` (the reference's naming for reporters a
+    package submits) under the owner `local`; the image and argv move to `x-coworld-reporters`, where
+    this platform finds them. A 0.1.64 platform needs the reporter registered under a real owner.
+    """
+    data = result.manifest
+    game = data["game"]
+    schema = game["results_schema"]
+    declared = schema.get(REPORTERS_EXTENSION) or {}
+    for i, entry in enumerate(data.get("reporter", [])):
+        if not entry.get("image"):
+            continue
+        ident = entry["id"]
+        name = ident if ident.startswith(f"{game['name']}-") else f"{game['name']}-{ident}"
+        reference = platform_reference("local", name)
+        impl: dict[str, Any] = {"id": ident, "name": entry["name"], "description": entry["description"]}
+        impl["run"] = entry.get("run") or []
+        if entry["image"] != game["runnable"]["image"]:
+            impl["image"] = entry["image"]
+        if entry.get("env"):
+            impl["env"] = entry["env"]
+        if not impl["run"]:
+            result.notes.append(
+                f"$.reporter[{i}]: dropped (image reporter {ident!r} has no run argv, which a reference's "
+                "implementation needs; 0.1.64 reporters are references)"
+            )
+            data["reporter"][i] = None
+            continue
+        declared[reference] = impl
+        data["reporter"][i] = {"reporter": reference}
+        result.notes.append(
+            f"$.reporter[{i}]: image reporter {ident!r} became the reference {reference} implemented by its "
+            f"image in $.game.results_schema.{REPORTERS_EXTENSION} (register it under your owner on a "
+            "0.1.64 platform)"
+        )
+    data["reporter"] = [r for r in data.get("reporter", []) if r is not None]
+    if declared:
+        schema[REPORTERS_EXTENSION] = declared

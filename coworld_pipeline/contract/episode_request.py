@@ -7,7 +7,10 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from coworld_pipeline.contract import os_limits
+from coworld_pipeline.contract.bounded_schema import validation_budget
 from coworld_pipeline.contract.generations import strip_unknown
+from coworld_pipeline.contract.limits import MAX_SLOTS, bounds_problems
 from coworld_pipeline.contract.manifest import CoworldManifest, ManifestRunnable, check_game_config
 from coworld_pipeline.contract.problems import ContractError, Problem, pydantic_problems
 
@@ -22,10 +25,11 @@ class EpisodeRequest(BaseModel):
     schema_: str | None = Field(default=None, alias="$schema")
     manifest: CoworldManifest
     game_config: dict[str, Any]
-    players: list[PlayerSpec]
+    players: list[PlayerSpec] = Field(max_length=MAX_SLOTS)
     episode_tags: dict[str, str] = Field(default_factory=dict)
     policy_names: list[str] | None = Field(
         default=None,
+        max_length=MAX_SLOTS,
         description="One display name per slot, passed to the game as COWORLD_POLICY_NAMES.",
     )
 
@@ -51,11 +55,14 @@ def request_problems(request: EpisodeRequest) -> list[Problem]:
     for i, p in enumerate(request.players):
         if not p.image.strip():
             problems.append(Problem(f"$.players[{i}].image", "must not be empty"))
+    # NUL bytes, bad env names, argv/env sizes: refused here rather than by execve at run time.
+    problems += os_limits.request_problems(request)
     return problems
 
 
 def validate_request(request: EpisodeRequest, source: str = "episode request") -> EpisodeRequest:
-    problems = request_problems(request)
+    with validation_budget():
+        problems = request_problems(request)
     if problems:
         raise ContractError(source, problems)
     return request
@@ -67,6 +74,9 @@ def parse_episode_request(
     """Validate a decoded request; when `manifest` is given the embedded one must equal it."""
     if not isinstance(data, dict):
         raise ContractError(source, [Problem("$", "an episode request must be a JSON object")])
+    bounds = bounds_problems(data)
+    if bounds:
+        raise ContractError(source, bounds)
     # The embedded manifest may have fields no generation defines: dropped with warnings, as in a
     # manifest file. The request's own keys stay strict (its shape is the platform's, not a game's).
     warnings: list[Problem] = []
@@ -85,8 +95,12 @@ def parse_episode_request(
     from coworld_pipeline.contract.manifest import semantic_problems
 
     request.manifest._warnings = warnings
-    problems = [Problem("$.manifest" + p.path[1:], p.message) for p in semantic_problems(request.manifest)]
-    problems += request_problems(request)
+    with validation_budget():  # one budget for the embedded manifest and the request
+        problems = [
+            Problem("$.manifest" + p.path[1:], p.message) for p in semantic_problems(request.manifest)
+        ]
+        # A config is only checked against a manifest that is itself valid (its schema may not be).
+        problems += os_limits.request_problems(request) if problems else request_problems(request)
     if problems:
         raise ContractError(source, problems)
     return request
@@ -100,7 +114,14 @@ def certification_request(manifest: CoworldManifest) -> EpisodeRequest:
         if declared.file is not None:
             raise ContractError(
                 "certification",
-                [Problem("$.game.player_runtime", "game-hosted players (player `file`) cannot run here yet")],
+                [
+                    Problem(
+                        f"$.player[{manifest.player.index(declared)}].file",
+                        "game-hosted players (player `file`, game.player_runtime 'game-hosted') cannot "
+                        "run here yet: this platform starts each player itself (container or process); "
+                        "give the player an `image` instead",
+                    )
+                ],
             )
         players.append(
             PlayerSpec(

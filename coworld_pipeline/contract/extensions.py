@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 API_VERSION_V1 = "coworld.softmax.com/v1"
 DEFAULT_STARTUP_PATH = "/healthz"
@@ -28,7 +28,7 @@ _MEMORY = re.compile(r"^\d+(\.\d+)?([KMGTP]i?|[kmgtp]|[eE]\d+)?$")
 
 def cpu_cores(text: str) -> float:
     """Kubernetes CPU quantity ("2", "0.5", "500m") as cores."""
-    return int(text[:-1]) / 1000 if text.endswith("m") else float(text)
+    return float(text[:-1]) / 1000 if text.endswith("m") else float(text)
 
 
 def memory_bytes(text: str) -> int:
@@ -44,9 +44,31 @@ def memory_bytes(text: str) -> int:
     return int(float(number) * (1024**power if binary else units[unit.upper()]))
 
 
+MAX_CPU_CORES = 1024
+MAX_MEMORY_BYTES = 2**50  # 1 PiB: beyond any machine, and "1e999" must not reach int(float(...))
+
+
 class ResourceAmounts(_Strict):
-    cpu: str | None = Field(default=None, pattern=_CPU.pattern)
-    memory: str | None = Field(default=None, pattern=_MEMORY.pattern)
+    cpu: str | None = Field(default=None, pattern=_CPU.pattern, max_length=32)
+    memory: str | None = Field(default=None, pattern=_MEMORY.pattern, max_length=32)
+
+    @field_validator("cpu")
+    @classmethod
+    def _sane_cpu(cls, value: str | None) -> str | None:
+        if value is not None and not cpu_cores(value) <= MAX_CPU_CORES:
+            raise ValueError(f"{value} is more than {MAX_CPU_CORES} cores")
+        return value
+
+    @field_validator("memory")
+    @classmethod
+    def _sane_memory(cls, value: str | None) -> str | None:
+        try:
+            too_big = value is not None and memory_bytes(value) > MAX_MEMORY_BYTES
+        except OverflowError:
+            too_big = True
+        if too_big:
+            raise ValueError(f"{value} is more than {MAX_MEMORY_BYTES} bytes (1 PiB)")
+        return value
 
 
 class ResourceRequests(ResourceAmounts):
@@ -131,3 +153,71 @@ class ReporterReference(_Strict):
     @property
     def label(self) -> str:
         return self.reporter or f"wasm:{self.id}"
+
+
+# ---- reporter implementations ---------------------------------------------------------------
+#
+# A 0.1.64 reporter entry is a reference to a platform reporter version; the reference platform runs
+# it as a registered wasm component. This platform runs reporters as containers, so a package that
+# ships its reporter in its own image says, per reference, which argv implements it. The reference
+# manifest forbids unknown keys everywhere except inside JSON Schema documents, so the declaration is
+# an `x-` annotation keyword of `game.results_schema` (where 0.1.64 itself puts `x-display` hints for
+# platform consumers of results; JSON Schema validators ignore unknown keywords):
+#
+#   "results_schema": {..., "x-coworld-reporters": {
+#       "owner/name@1": {"run": ["python", "-m", "pkg.reporter"], "id": "...", "name": "...",
+#                        "description": "...", "image": "...", "env": {...}}}}
+#
+# Everything but `run` is optional: `image` defaults to the game's image, `id` to the reference's
+# name. References without an implementation here run nothing on this platform.
+
+REPORTERS_EXTENSION = "x-coworld-reporters"
+_PLATFORM_REFERENCE = re.compile(r"^[a-z0-9]+/[a-z0-9][a-z0-9_.-]*@[1-9][0-9]*$")
+
+
+class ReporterImplementation(_Strict):
+    """The container that implements a reporter reference on this platform."""
+
+    run: list[str] = Field(min_length=1)
+    id: str | None = Field(default=None, min_length=1)
+    name: str | None = Field(default=None, min_length=1)
+    description: str | None = Field(default=None, min_length=1)
+    image: str | None = Field(default=None, min_length=1)
+    env: dict[str, str] = Field(default_factory=dict)
+
+
+def reporter_name(reference: str) -> str:
+    """`owner/name@version` -> `name`."""
+    return reference.split("/", 1)[-1].rsplit("@", 1)[0]
+
+
+def platform_reference(owner: str, name: str) -> str:
+    """A valid `owner/name@1` reference from free-form parts (lower-cased, other characters -> '-')."""
+    clean = re.sub(r"[^a-z0-9_.-]+", "-", name.lower()).strip("-._") or "reporter"
+    return f"{re.sub(r'[^a-z0-9]+', '', owner.lower()) or 'local'}/{clean}@1"
+
+
+def reporter_implementations(
+    results_schema: dict[str, Any],
+) -> tuple[dict[str, ReporterImplementation], list[tuple[list[Any], str]]]:
+    """The implementations declared in a results schema, and problems as (path parts, message)."""
+    from pydantic import ValidationError
+
+    declared = results_schema.get(REPORTERS_EXTENSION)
+    base = ["game", "results_schema", REPORTERS_EXTENSION]
+    if declared is None:
+        return {}, []
+    if not isinstance(declared, dict):
+        return {}, [(base, "must be an object: reporter reference -> its container implementation")]
+    found: dict[str, ReporterImplementation] = {}
+    problems: list[tuple[list[Any], str]] = []
+    for reference, spec in declared.items():
+        if not _PLATFORM_REFERENCE.match(reference):
+            problems.append(([*base, reference], "keys must be platform references 'owner/name@version'"))
+            continue
+        try:
+            found[reference] = ReporterImplementation.model_validate(spec)
+        except ValidationError as exc:
+            for error in exc.errors():
+                problems.append(([*base, reference, *error["loc"]], error["msg"]))
+    return found, problems

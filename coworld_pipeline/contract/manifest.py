@@ -17,26 +17,29 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import unquote, urlparse
 
-from jsonschema import Draft202012Validator, FormatChecker
-from jsonschema.exceptions import SchemaError
 from packaging.version import InvalidVersion, Version
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError
 
+from coworld_pipeline.contract.bounded_schema import schema_problems, validation_budget, validation_problems
 from coworld_pipeline.contract.extensions import (
     API_VERSION_V1,
     ReplayViewer,
     ReporterReference,
     Resources,
     Startup,
+    reporter_implementations,
+    reporter_name,
 )
 from coworld_pipeline.contract.generations import Generation, detect_generation, strip_unknown
-from coworld_pipeline.contract.problems import (
-    ContractError,
-    Problem,
-    json_path,
-    jsonschema_problems,
-    pydantic_problems,
+from coworld_pipeline.contract.limits import (
+    MAX_ROLE_ENTRIES,
+    MAX_SLOTS,
+    MAX_VARIANTS,
+    bounds_problems,
+    read_json_document,
 )
+from coworld_pipeline.contract.os_limits import manifest_runnable_problems
+from coworld_pipeline.contract.problems import ContractError, Problem, json_path, pydantic_problems
 
 MANIFEST_FILENAME = "coworld_manifest.json"
 
@@ -159,7 +162,7 @@ class CertificationPlayer(_Strict):
 
 class CertificationFixture(_Strict):
     game_config: dict[str, Any]
-    players: list[CertificationPlayer] = Field(min_length=1)
+    players: list[CertificationPlayer] = Field(min_length=1, max_length=MAX_SLOTS)
 
 
 @dataclass(frozen=True)
@@ -205,14 +208,16 @@ class CoworldManifest(BaseModel):
     players_per_user: int | None = Field(default=None, ge=1)
     episode_timeout_minutes: int | None = Field(default=None, ge=1, le=1440)
     game: GameSpec
-    player: list[RoleRunnable] = Field(min_length=1)
+    player: list[RoleRunnable] = Field(min_length=1, max_length=MAX_ROLE_ENTRIES)
     # Image runnables (<= 0.1.11) or, from 0.1.64, references to registered/wasm reporters.
-    reporter: list[RoleRunnable | ReporterReference] = Field(default_factory=list)
-    commissioner: list[RoleRunnable] = Field(default_factory=list)
-    grader: list[RoleRunnable] = Field(default_factory=list)
-    diagnoser: list[RoleRunnable] = Field(default_factory=list)
-    optimizer: list[RoleRunnable] = Field(default_factory=list)
-    variants: list[Variant] = Field(min_length=1)
+    reporter: list[RoleRunnable | ReporterReference] = Field(
+        default_factory=list, max_length=MAX_ROLE_ENTRIES
+    )
+    commissioner: list[RoleRunnable] = Field(default_factory=list, max_length=MAX_ROLE_ENTRIES)
+    grader: list[RoleRunnable] = Field(default_factory=list, max_length=MAX_ROLE_ENTRIES)
+    diagnoser: list[RoleRunnable] = Field(default_factory=list, max_length=MAX_ROLE_ENTRIES)
+    optimizer: list[RoleRunnable] = Field(default_factory=list, max_length=MAX_ROLE_ENTRIES)
+    variants: list[Variant] = Field(min_length=1, max_length=MAX_VARIANTS)
     certification: CertificationFixture
 
     # Fields no generation defines, dropped at parse time (JSON path + message each).
@@ -255,6 +260,13 @@ class CoworldManifest(BaseModel):
     def slots_for(self, game_config: dict[str, Any], roster: int | None = None) -> int:
         return self.slot_rule.slots_for(game_config, roster)
 
+    def describe_slots(self, game_config: dict[str, Any]) -> int | str:
+        """A config's slot count, or the valid range when the roster fixes it (0.1.64)."""
+        try:
+            return self.slots_for(game_config)
+        except ValueError:
+            return self.slot_rule.describe()
+
     def variant(self, variant_id: str) -> Variant:
         for v in self.variants:
             if v.id == variant_id:
@@ -263,8 +275,33 @@ class CoworldManifest(BaseModel):
         raise KeyError(f"unknown variant {variant_id!r} (this Coworld has: {known})")
 
     def role(self, role: Role | str) -> list[RoleRunnable]:
-        """Runnable entries of a role (reporter references, which run nothing, are left out)."""
-        return [r for r in getattr(self, Role(role).value) if isinstance(r, RoleRunnable)]
+        """Runnable entries of a role; a reporter reference counts when the package implements it.
+
+        (`x-coworld-reporters` in the results schema, see contract/extensions.py; other references
+        run nothing here.)
+        """
+        if Role(role) is not Role.REPORTER:
+            return [r for r in getattr(self, Role(role).value) if isinstance(r, RoleRunnable)]
+        implemented, _ = reporter_implementations(self.game.results_schema)
+        found: list[RoleRunnable] = []
+        for entry in self.reporter:
+            if isinstance(entry, RoleRunnable):
+                found.append(entry)
+            elif entry.reporter is not None and entry.reporter in implemented:
+                impl = implemented[entry.reporter]
+                ident = impl.id or reporter_name(entry.reporter)
+                found.append(
+                    RoleRunnable(
+                        type=Role.REPORTER,
+                        id=ident,
+                        name=impl.name or ident,
+                        description=impl.description or f"implements {entry.reporter}",
+                        image=impl.image or self.game.runnable.image,
+                        run=impl.run,
+                        env=impl.env,
+                    )
+                )
+        return found
 
     def player_runnable(self, player_id: str) -> RoleRunnable:
         for p in self.player:
@@ -322,6 +359,10 @@ def _slot_rule(
     for key, val in (("minItems", lo), ("maxItems", hi)):
         if not isinstance(val, int) or isinstance(val, bool) or val < 1:
             problems.append(Problem(f"{tpath}.{key}", "must be a positive integer (it fixes the slot count)"))
+        elif val > MAX_SLOTS:
+            problems.append(
+                Problem(f"{tpath}.{key}", f"{val} slots is more than the {MAX_SLOTS} one episode can have")
+            )
     if problems:
         return None, problems
     assert isinstance(lo, int) and isinstance(hi, int)
@@ -350,11 +391,8 @@ def _slot_rule(
 
 
 def _check_json_schema(schema: dict[str, Any], path: str) -> list[Problem]:
-    try:
-        Draft202012Validator.check_schema(schema)
-    except SchemaError as err:
-        return [Problem(json_path(err.absolute_path, path), f"not a valid JSON Schema: {err.message}")]
-    return []
+    # Meta-schema, $ref resolution, $ref loops and RE2 patterns: see bounded_schema.
+    return schema_problems(schema, path)
 
 
 def _check_results_schema(schema: dict[str, Any]) -> list[Problem]:
@@ -362,7 +400,10 @@ def _check_results_schema(schema: dict[str, Any]) -> list[Problem]:
     required = schema.get("required")
     if not isinstance(required, list) or "scores" not in required:
         return [Problem(f"{path}.required", "must contain 'scores' (one number per slot)")]
-    scores = (schema.get("properties") or {}).get("scores")
+    properties = schema.get("properties")
+    if not isinstance(properties, dict):
+        return [Problem(f"{path}.properties", "must be an object that declares 'scores'")]
+    scores = properties.get("scores")
     if not isinstance(scores, dict) or scores.get("type") != "array":
         return [Problem(f"{path}.properties.scores", "must be declared as an array of numbers")]
     items = scores.get("items")
@@ -390,8 +431,7 @@ def check_game_config(
     if expected_slots is not None and n != expected_slots:
         return [Problem(path, f"this config has {n} slots but {expected_slots} players were given")]
     concrete = {**game_config, "tokens": placeholder_tokens(n)}
-    validator = Draft202012Validator(manifest.game.config_schema, format_checker=FormatChecker())
-    return jsonschema_problems(validator.iter_errors(concrete), path)
+    return validation_problems(manifest.game.config_schema, concrete, path, "game.config_schema")
 
 
 def semantic_problems(manifest: CoworldManifest) -> list[Problem]:
@@ -423,6 +463,8 @@ def semantic_problems(manifest: CoworldManifest) -> list[Problem]:
             elif r.file is None and not r.image.strip():
                 problems.append(Problem(f"$.{role.value}[{i}].image", "must not be empty"))
 
+    problems += _implementations(manifest)[1]
+
     seen: dict[str, int] = {}
     for i, p in enumerate(manifest.player):
         if p.id in seen:
@@ -447,6 +489,15 @@ def semantic_problems(manifest: CoworldManifest) -> list[Problem]:
         problems += check_game_config(
             manifest, cert.game_config, "$.certification.game_config", expected_slots=len(cert.players)
         )
+    problems += manifest_runnable_problems(
+        [("$.game.runnable", game.runnable)]
+        + [
+            (f"$.{role.value}[{i}]", r)
+            for role in Role
+            for i, r in enumerate(getattr(manifest, role.value))
+            if isinstance(r, RoleRunnable)
+        ]
+    )
     for i, cp in enumerate(manifest.certification.players):
         if cp.player_id not in seen:
             problems.append(
@@ -462,43 +513,36 @@ def parse_manifest(data: Any, source: str = "manifest") -> CoworldManifest:
     """Validate a decoded manifest; raise ContractError listing every problem."""
     if not isinstance(data, dict):
         raise ContractError(source, [Problem("$", "a manifest must be a JSON object")])
+    # Depth, giant integers and size first: the models and schema checks below assume sane input.
+    problems = bounds_problems(data)
+    if problems:
+        raise ContractError(source, problems)
     known, warnings = strip_unknown(data, [CoworldManifest])
     try:
         manifest = CoworldManifest.model_validate(known)
     except ValidationError as exc:
         raise ContractError(source, pydantic_problems(exc)) from None
     manifest._warnings = warnings
-    problems = semantic_problems(manifest)
+    with validation_budget():  # one budget for all of this manifest's schema checks
+        problems = semantic_problems(manifest)
     if problems:
         raise ContractError(source, problems)
+    manifest._warnings += _implementations(manifest)[0]
     return manifest
 
 
-def read_json_document(ref: str | Path, what: str) -> Any:
-    """Read JSON from a local path, file:// or http(s):// URI, with problems instead of tracebacks."""
-    text_ref = str(ref)
-    parsed = urlparse(text_ref)
-    try:
-        if parsed.scheme in ("http", "https"):
-            import httpx
-
-            resp = httpx.get(text_ref, timeout=30, follow_redirects=True)
-            resp.raise_for_status()
-            raw = resp.text
-        else:
-            path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(text_ref)
-            raw = path.read_text(encoding="utf-8")
-    except (OSError, ValueError) as err:
-        raise ContractError(f"{what} {text_ref}", [Problem("$", f"cannot read: {err}")]) from None
-    except Exception as err:  # httpx errors: report, do not trace back
-        raise ContractError(f"{what} {text_ref}", [Problem("$", f"cannot fetch: {err}")]) from None
-    try:
-        return json.loads(raw)
-    except json.JSONDecodeError as err:
-        raise ContractError(
-            f"{what} {text_ref}",
-            [Problem("$", f"invalid JSON at line {err.lineno} column {err.colno}: {err.msg}")],
-        ) from None
+def _implementations(manifest: CoworldManifest) -> tuple[list[Problem], list[Problem]]:
+    """Reporter implementations (extensions.py): unused ones (warnings), malformed ones (errors)."""
+    implemented, found = reporter_implementations(manifest.game.results_schema)
+    referenced = {r.reporter for r in manifest.reporter_references}
+    unused = [
+        Problem(
+            json_path(["game", "results_schema", "x-coworld-reporters", reference]),
+            f"no $.reporter entry references {reference}; nothing runs this implementation",
+        )
+        for reference in sorted(implemented.keys() - referenced)
+    ]
+    return unused, [Problem(json_path(parts), message) for parts, message in found]
 
 
 def load_manifest(ref: str | Path) -> CoworldManifest:

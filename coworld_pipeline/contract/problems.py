@@ -61,5 +61,10 @@ def jsonschema_problems(errors: Iterable[Any], root: str) -> list[Problem]:
     """Convert jsonschema ValidationErrors (from iter_errors) into problems."""
     out = []
     for err in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
-        out.append(Problem(json_path(err.absolute_path, root), err.message))
+        out.append(Problem(json_path(err.absolute_path, root), _shorten(err.message)))
     return out
+
+
+def _shorten(message: str, limit: int = 500) -> str:
+    """jsonschema quotes whole values in its messages; a 1 MiB value must not become a 1 MiB line."""
+    return message if len(message) <= limit else message[: limit - 1] + "…"

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from jsonschema import Draft202012Validator, FormatChecker
-
+from coworld_pipeline.contract.bounded_schema import validation_problems
+from coworld_pipeline.contract.limits import bounds_problems
 from coworld_pipeline.contract.manifest import CoworldManifest
-from coworld_pipeline.contract.problems import ContractError, Problem, jsonschema_problems
+from coworld_pipeline.contract.problems import ContractError, Problem
 
 
 def validate_results(manifest: CoworldManifest, results: Any, slot_count: int) -> list[float]:
@@ -16,8 +16,11 @@ def validate_results(manifest: CoworldManifest, results: Any, slot_count: int) -
     The reference only applies the schema; leagues need the per-slot scores, so their count is
     enforced here as well. Returns the scores.
     """
-    validator = Draft202012Validator(manifest.game.results_schema, format_checker=FormatChecker())
-    problems = jsonschema_problems(validator.iter_errors(results), "$")
+    # A game's output is untrusted input too: depth and integers bounded before the (bounded) schema
+    # check. Its size is the game's business (the runtime reads the file it wrote).
+    problems = bounds_problems(results, measure_size=False) or validation_problems(
+        manifest.game.results_schema, results, "$", "game.results_schema"
+    )
     if not problems:
         scores = results.get("scores") if isinstance(results, dict) else None
         if not isinstance(scores, list):

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from coworld_pipeline.contract import CoworldManifest
 from coworld_pipeline.contract.manifest import check_game_config, load_manifest, manifest_dir
+from coworld_pipeline.contract.os_limits import policy_problems
 from coworld_pipeline.league import reads, resolve
 from coworld_pipeline.league.commissioners import TWO_SLOT_ONLY, normalize_config
 from coworld_pipeline.league.errors import LeagueError
@@ -101,6 +102,9 @@ def upload_policy(
     if not image or not image.strip():
         raise LeagueError("the policy image must not be empty")
     run, env, secret_env = list(run or []), dict(env or {}), dict(secret_env or {})
+    refused = policy_problems(image, name, run, env, secret_env)  # what execve would refuse later
+    if refused:
+        raise LeagueError(f"policy {name[:80]!r} cannot be run as given", [p.as_dict() for p in refused])
     overlap = set(env) & set(secret_env)
     if overlap:
         raise LeagueError(f"keys given both as env and secret env: {', '.join(sorted(overlap))}")
@@ -365,6 +369,11 @@ def submit(store: Store, policy_ref: str, league_ref: str) -> SubmissionView:
         pv = resolve.policy_version(s, policy_ref)
         league = lock_league(s, league_id)
         label = resolve.labels(s, [pv.id])[pv.id]
+        # Versions stored before these checks existed: refused here, not as platform errors later.
+        keys = {k: "" for k in pv.secret_env_keys or []}
+        refused = policy_problems(pv.image, label.rpartition(":")[0], pv.run, pv.env, keys)
+        if refused:
+            raise LeagueError(f"{label} cannot be run as stored", [p.as_dict() for p in refused])
         existing = s.execute(
             select(Membership).where(Membership.league_id == league.id, Membership.policy_version_id == pv.id)
         ).scalar_one_or_none()

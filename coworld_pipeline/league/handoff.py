@@ -7,6 +7,7 @@ Both are plain data, so the league's bookkeeping never depends on how an episode
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -30,6 +31,8 @@ class PreparedEpisode:
     round_id: str
     # Decrypted secret env per slot: reaches only that slot's player, never a log or a repr.
     secrets: dict[int, dict[str, str]] = field(default_factory=dict, repr=False)
+    # Called by the player with the game's live global viewer URL once the game is up (league/live.py).
+    on_live: Callable[[str], None] | None = field(default=None, repr=False, compare=False)
 
     @property
     def public_id(self) -> str:

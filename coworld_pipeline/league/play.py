@@ -13,6 +13,7 @@ caches and resource limits across episodes. `EpisodeBatch` plays episodes in a b
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import shutil
 import threading
 from collections.abc import Callable, Iterable, Iterator
@@ -28,6 +29,7 @@ from coworld_pipeline.league.claims import (
     requeue_episodes,
 )
 from coworld_pipeline.league.handoff import EpisodeOutcome, EpisodePlayer, PreparedEpisode
+from coworld_pipeline.league.live import record_live_url
 from coworld_pipeline.league.status import TERMINAL
 from coworld_pipeline.league.unit import Store
 from coworld_pipeline.league.verdicts import record_outcome
@@ -80,6 +82,8 @@ class RuntimePlayer:
         options = EpisodeOptions(
             timeout_seconds=episode.timeout_seconds, secret_env=episode.secrets, probes=True, purpose="league"
         )
+        if episode.on_live is not None:
+            options.on_game_ready = lambda links: episode.on_live(links.global_url)  # type: ignore[misc]
         store = self.artifact_store
         if store is not None:
             options.game_output_uris = store.game_output_uris(episode.public_id)
@@ -182,6 +186,7 @@ def execute_episode(
         return Played(ereq_id, str(status))
     if leases is not None:
         leases.hold(prepared.ereq_id, prepared.attempt)
+    prepared = dataclasses.replace(prepared, on_live=_live_recorder(store, prepared))
     try:
         archive_attempt(prepared.workspace, prepared.attempt)
         outcome = player.play(prepared)
@@ -202,6 +207,20 @@ def execute_episode(
             requeue_episodes(store, [prepared.ereq_id], f"its outcome could not be recorded: {exc}"[:500])
         raise
     return Played(prepared.ereq_id, view.status, view)
+
+
+def _live_recorder(store: Store, prepared: PreparedEpisode) -> Callable[[str], None]:
+    """Records where the attempt can be watched live, off the episode's thread: a slow or failing
+    database never delays or fails the episode."""
+
+    def write(global_url: str) -> None:
+        with contextlib.suppress(Exception):
+            record_live_url(store, prepared.ereq_id, prepared.attempt, global_url)
+
+    def record(global_url: str) -> None:
+        threading.Thread(target=write, args=(global_url,), name="live-url", daemon=True).start()
+
+    return record
 
 
 class EpisodeBatch:

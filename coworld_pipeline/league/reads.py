@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from coworld_pipeline.league import ids, resolve
 from coworld_pipeline.league.models import (
@@ -304,7 +304,8 @@ def rounds(
     offset: int = 0,
 ) -> RoundPage:
     if round_ref:
-        return RoundPage((round_view(s, resolve.round_(s, round_ref), detail=True),), 1, 1, 0)
+        rnd = resolve.round_(s, round_ref, in_league=league_ref)
+        return RoundPage((round_view(s, rnd, detail=True),), 1, 1, 0)
     q = select(Round)
     if league_ref:
         q = q.where(Round.league_id == resolve.league(s, league_ref).id)
@@ -317,13 +318,20 @@ def rounds(
     return RoundPage(tuple(round_view(s, r) for r in rows), total, limit, offset)
 
 
-def episode_view(e: EpisodeRequestRow, labels: dict[str, str], workspace: Path) -> EpisodeView:
+def episode_view(
+    e: EpisodeRequestRow, labels: dict[str, str], workspace: Path, key: str | None = None
+) -> EpisodeView:
+    """`key`: its readable key (resolve.episode_keys), looked up in the row's session when not given."""
+    if key is None:
+        s = object_session(e)
+        key = resolve.episode_keys(s, [e])[e.id] if s is not None else ""
     ws = Path(e.workspace) if e.workspace else workspace
     replay = ws / "replay.json"
     artifacts = e.artifacts or {}
     scores = e.scores or [None] * len(e.policy_version_ids)
     return EpisodeView(
         id=_pub("ereq", e.id),
+        key=key,
         request_id=e.request_id,
         league_id=_pub("league", e.league_id),
         round_id=_pub("round", e.round_id),
@@ -364,13 +372,13 @@ def episodes(
 ) -> list[EpisodeView]:
     """Episodes, newest first; `workspace_of(raw id)` is where an episode's files are by default."""
     if ereq_ref is not None:
-        e = resolve.episode(s, ereq_ref)
+        e = resolve.episode(s, ereq_ref, in_league=league_ref)
         return [episode_view(e, resolve.labels(s, e.policy_version_ids), workspace_of(e.id))]
     q = select(EpisodeRequestRow)
     if league_ref:
         q = q.where(EpisodeRequestRow.league_id == resolve.league(s, league_ref).id)
     if round_ref:
-        q = q.where(EpisodeRequestRow.round_id == resolve.round_(s, round_ref).id)
+        q = q.where(EpisodeRequestRow.round_id == resolve.round_(s, round_ref, in_league=league_ref).id)
     if status:
         q = q.where(EpisodeRequestRow.status == status)
     if policy_ref:
@@ -390,7 +398,8 @@ def episodes(
         .all()
     )
     labels = resolve.labels(s, [pv for e in rows for pv in e.policy_version_ids])
-    out = [episode_view(e, labels, workspace_of(e.id)) for e in rows]
+    keys = resolve.episode_keys(s, rows)
+    out = [episode_view(e, labels, workspace_of(e.id), keys.get(e.id, "")) for e in rows]
     return [o for o in out if o.replay_path] if with_replay else out
 
 
@@ -410,7 +419,7 @@ def events(
     if league:
         q = q.where(Event.league_id == league.id)
     if round_ref:
-        q = q.where(Event.round_id == resolve.round_(s, round_ref).id)
+        q = q.where(Event.round_id == resolve.round_(s, round_ref, in_league=league_ref).id)
     if division_ref:
         q = q.where(Event.division_id == resolve.division(s, division_ref, league).id)
     if event_type:

@@ -1,4 +1,5 @@
-"""Reference -> row lookups. Every lookup accepts a public id (`league_…`), a raw UUID or a name.
+"""Reference -> row lookups. Every lookup accepts a public id (`league_…`), a raw UUID or a name;
+rounds and episodes also their readable keys (`orchard-demo.r3`, `orchard-demo.r3.e13`, readable.py).
 
 All of them run inside the caller's transaction and raise `NotFound` with a hint naming the command
 that creates the missing thing.
@@ -6,12 +7,13 @@ that creates the missing thing.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, TypeVar
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from coworld_pipeline.league import ids
+from coworld_pipeline.league import ids, readable
 from coworld_pipeline.league.errors import LeagueError, NotFound
 from coworld_pipeline.league.models import (
     CoworldVersion,
@@ -92,17 +94,105 @@ def division(s: Session, ref: str, in_league: League | None = None) -> Division:
     return row
 
 
-def round_(s: Session, ref: str) -> Round:
+def _candidate_leagues(s: Session, named: str | None, in_league: str | None) -> list[League]:
+    """The league a readable reference names, else the one given (`--league`), else every league."""
+    if named is not None:
+        return [league(s, named)]
+    if in_league is not None:
+        return [league(s, in_league)]
+    return list(s.execute(select(League).order_by(League.created_at)).scalars())
+
+
+def _ambiguous(kind: str, ref: str, keys: list[str]) -> LeagueError:
+    return LeagueError(
+        f"{kind} {ref!r} is ambiguous: it matches {', '.join(keys)}; "
+        "name the league (LEAGUE.rN…) or pass --league"
+    )
+
+
+def round_(s: Session, ref: str, in_league: str | None = None) -> Round:
+    """A round id, `LEAGUE.rN`, or `rN` in `in_league` (or in the only league that has a round N)."""
     row = _by_id(s, Round, "round", ref)
+    parsed = None if row is not None else readable.parse_round(ref)
+    if parsed is not None:
+        found = [
+            r
+            for lg in _candidate_leagues(s, parsed.league, in_league)
+            for r in s.execute(
+                select(Round).where(Round.league_id == lg.id, Round.round_number == parsed.round_number)
+            ).scalars()
+        ]
+        if len(found) > 1:
+            raise _ambiguous("round", ref, [round_key(s, r) for r in found])
+        row = found[0] if found else None
     if row is None:
-        raise NotFound(f"unknown round {ref!r}")
+        raise NotFound(f"unknown round {ref!r} (a round id, LEAGUE.rN, or rN with --league)")
     return row
 
 
-def episode(s: Session, ref: str) -> EpisodeRequestRow:
+def round_key(s: Session, rnd: Round) -> str:
+    lg = s.get(League, rnd.league_id)
+    return readable.round_key(lg.name, ids.public("league", lg.id) or "", rnd.round_number)
+
+
+def episode_order(s: Session, round_id: str) -> list[str]:
+    """Raw ids of a round's episodes by number (e1 first): creation order, then id (readable.py)."""
+    return list(
+        s.execute(
+            select(EpisodeRequestRow.id)
+            .where(EpisodeRequestRow.round_id == round_id)
+            .order_by(EpisodeRequestRow.created_at, EpisodeRequestRow.id)
+        ).scalars()
+    )
+
+
+def episode_keys(s: Session, rows: Iterable[EpisodeRequestRow]) -> dict[str, str]:
+    """Raw id -> readable key (`league.rN.eM`) of each row; one query per round involved."""
+    wanted: dict[str, set[str]] = {}
+    for e in rows:
+        wanted.setdefault(e.round_id, set()).add(e.id)
+    keys: dict[str, str] = {}
+    for round_id, members in wanted.items():
+        prefix = round_key(s, s.get(Round, round_id))
+        for number, raw in enumerate(episode_order(s, round_id), start=1):
+            if raw in members:
+                keys[raw] = f"{prefix}.e{number}"
+    return keys
+
+
+def episode(s: Session, ref: str, in_league: str | None = None) -> EpisodeRequestRow:
+    """An episode id (`ereq_…` or raw), `LEAGUE.rN.eM`, or `rN.eM` / `rN-eM` in `in_league` (or in
+    the only league that has one). A short form also matches the commissioner's own request id (what
+    events quote); more than one match is an error that lists them."""
     row = _by_id(s, EpisodeRequestRow, "ereq", ref)
+    parsed = None if row is not None else readable.parse_episode(ref)
+    if parsed is not None:
+        found: dict[str, EpisodeRequestRow] = {}
+        for lg in _candidate_leagues(s, parsed.league, in_league):
+            rnd = s.execute(
+                select(Round).where(Round.league_id == lg.id, Round.round_number == parsed.round_number)
+            ).scalar_one_or_none()
+            if rnd is None:
+                continue
+            order = episode_order(s, rnd.id)
+            if parsed.episode is not None and parsed.episode <= len(order):
+                hit = s.get(EpisodeRequestRow, order[parsed.episode - 1])
+                found[hit.id] = hit
+            if parsed.league is None:  # the commissioner's request id, as events show it
+                for hit in s.execute(
+                    select(EpisodeRequestRow).where(
+                        EpisodeRequestRow.round_id == rnd.id, EpisodeRequestRow.request_id == ref
+                    )
+                ).scalars():
+                    found[hit.id] = hit
+        if len(found) > 1:
+            keys = episode_keys(s, found.values())
+            raise _ambiguous("episode", ref, sorted(keys.values()))
+        row = next(iter(found.values()), None)
     if row is None:
-        raise NotFound(f"unknown episode request {ref!r}")
+        raise NotFound(
+            f"unknown episode request {ref!r} (an ereq_… id, LEAGUE.rN.eM, or rN.eM with --league)"
+        )
     return row
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from sqlalchemy import func, select
 
 from coworld_pipeline.league import catalogue, claims, ids, reads, resolve, verdicts
+from coworld_pipeline.league import overview as league_overview
 from coworld_pipeline.league import rounds as round_steps  # `rounds`/`standings` are also method names
 from coworld_pipeline.league import standings as standing_tables
 from coworld_pipeline.league.errors import LeagueError, NotFound
@@ -111,6 +112,8 @@ class LeagueService:
     memberships = _read(reads.memberships)
     submissions = _read(reads.submissions)
     events = _read(reads.events)
+    overview = _read(league_overview.league_overview)  # current round, failures, quarantines, next round
+    overviews = _read(league_overview.league_overviews)
     standings = _on_store(standing_tables.standings)
     recompute_standings = _on_store(standing_tables.recompute)
 
@@ -118,10 +121,26 @@ class LeagueService:
         """See `reads.episodes` for the filters."""
         return self.store.read(lambda s: reads.episodes(s, self.store.episode_workspace, ereq_ref, **filters))
 
-    def episode(self, ereq_ref: str) -> EpisodeView:
+    def episode(self, ereq_ref: str, league_ref: str | None = None) -> EpisodeView:
+        """An `ereq_…` id or a readable key (`league.rN.eM`; `rN.eM` within `league_ref`)."""
         if not ereq_ref:
             raise LeagueError("an episode id must not be empty")
-        return self.episodes(ereq_ref)[0]
+        return self.episodes(ereq_ref, league_ref=league_ref)[0]
+
+    def episode_keys(self, round_ref: str) -> dict[str, str]:
+        """Raw id -> readable key (`league.rN.eM`) of every episode of a round (one read)."""
+
+        def fn(s: Any) -> dict[str, str]:
+            rnd = resolve.round_(s, round_ref)
+            order = resolve.episode_order(s, rnd.id)
+            prefix = resolve.round_key(s, rnd)
+            return {raw: f"{prefix}.e{n}" for n, raw in enumerate(order, start=1)}
+
+        return self.store.read(fn)
+
+    def episode_ids(self, refs: list[str]) -> dict[str, str]:
+        """Each episode reference (an id or a readable key) -> its raw id, in one read."""
+        return self.store.read(lambda s: {ref: resolve.episode(s, ref).id for ref in refs})
 
     def episode_dir(self, ereq_ref: str) -> Path:
         return Path(self.episode(ereq_ref).workspace)
@@ -169,9 +188,11 @@ class LeagueService:
         episode_runner: EpisodeRunner | None = None,
         player: EpisodePlayer | None = None,
     ) -> str:
-        """Claim, play and record one pending episode; its status afterwards (not played unless pending)."""
+        """Claim, play and record one pending episode (an id or a readable key); its status afterwards
+        (not played unless pending)."""
         player = player or self.player(runtime_name, episode_runner, artifact_store)
-        return execute_episode(self.store, player, ereq_id).status
+        raw = self.episode_ids([ereq_id])[ereq_id]
+        return execute_episode(self.store, player, raw).status
 
     def run_round(
         self,

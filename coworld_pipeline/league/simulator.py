@@ -25,6 +25,7 @@ What is real and what is synthetic:
 
 from __future__ import annotations
 
+import itertools
 import math
 import random
 from collections.abc import Callable, Mapping, Sequence
@@ -82,6 +83,52 @@ def kendall_tau(ranking: Sequence[str], truth: Mapping[str, float]) -> float:
     concordant = sum(1 for i in range(n) for j in range(i + 1, n) if seq[i] < seq[j])
     pairs = n * (n - 1) // 2
     return (2 * concordant - pairs) / pairs
+
+
+def game_information(skills: Sequence[float]) -> float:
+    """Fisher information one Plackett-Luce game among `skills` carries about its players' skills.
+
+    The trace of the expected information matrix (per player, how much the game pins its skill
+    down), for the simulator's Plackett-Luce outcomes (scale √2·beta). A stage of the placement with
+    `remaining` players contributes Σ p_i (1 − p_i) / scale² (p: who of them places next); stages
+    are averaged over the placements reached. It is largest for evenly matched players
+    (Σ over m = 2..slots of (1 − 1/m), over scale²) and falls off quickly with the skill gaps, which
+    is why pairing near neighbours beats playing everyone (see `information_floor`).
+    """
+    weights = [math.exp(s / _GUMBEL_SCALE) for s in skills]
+    memo: dict[int, float] = {}
+
+    def expected(remaining: int) -> float:  # bitmask of players not yet placed
+        if remaining & (remaining - 1) == 0:  # one player left: nothing more to learn
+            return 0.0
+        if remaining not in memo:
+            members = [i for i in range(len(weights)) if remaining >> i & 1]
+            total = sum(weights[i] for i in members)
+            p = [weights[i] / total for i in members]
+            here = sum(q * (1.0 - q) for q in p)
+            after = sum(q * expected(remaining & ~(1 << i)) for q, i in zip(p, members, strict=True))
+            memo[remaining] = here + after
+        return memo[remaining]
+
+    return expected((1 << len(weights)) - 1) / (_GUMBEL_SCALE * _GUMBEL_SCALE)
+
+
+def information_floor(skills: Mapping[str, float], slots: int) -> float:
+    """How much information a round-robin game carries, relative to an evenly matched one.
+
+    The mean `game_information` over every group of `slots` policies (what a round-robin plays),
+    divided by that of a group of equal skills (the most any game can carry). To pin every skill
+    down to a given precision, a schedule needs about (round-robin episodes) × this ratio episodes
+    at best, so it is a rough floor on the adaptive / round-robin ratio for these skills: unequal
+    precision needs and luck in the first-hit time move it a little, local-only schedules (whose
+    errors add up along the ranking) stay well above it.
+    """
+    values = list(skills.values())
+    count, total = 0, 0.0
+    for group in itertools.combinations(values, slots):
+        total += game_information(group)
+        count += 1
+    return (total / count) / game_information([MU] * slots) if count else 1.0
 
 
 @dataclass

@@ -39,6 +39,11 @@ from coworld_pipeline.league.views import EpisodeView
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 
 
+def readable_key(s: Session, e: EpisodeRequestRow) -> str:
+    """`league.rN.eM`: how events name an episode (the CLI accepts it, it is its partition key)."""
+    return resolve.episode_keys(s, [e])[e.id]
+
+
 def episode_event(
     s: Session, league: League, e: EpisodeRequestRow, event_type: str, headline: str, **payload: Any
 ) -> None:
@@ -164,9 +169,7 @@ def _record_success(
                 league_id=league.id,
                 policy_version_id=m.policy_version_id,
             )
-    verdict = (
-        f"episode {e.request_id} rated: " if rated else f"episode {e.request_id} not rated (one entrant): "
-    )
+    verdict = f"episode {readable_key(s, e)} " + ("rated: " if rated else "not rated (one entrant): ")
     episode_event(
         s,
         league,
@@ -209,7 +212,7 @@ def record_failure(
                 league,
                 e,
                 "episode_retried",
-                f"episode {e.request_id} attempt {attempt} failed "
+                f"episode {readable_key(s, e)} attempt {attempt} failed "
                 f"({failure.error_type.value}, blame {failure.blame}); retry {attempt} of {retries}",
                 error=err,
                 attempt=attempt,
@@ -222,7 +225,7 @@ def record_failure(
             league,
             e,
             "episode_failed",
-            f"episode {e.request_id} failed after {attempt} attempt(s) "
+            f"episode {readable_key(s, e)} failed after {attempt} attempt(s) "
             f"({failure.error_type.value}, blame {failure.blame}): not rated, no entrant charged",
             error=err,
             workspace=e.workspace,
@@ -237,7 +240,8 @@ def record_failure(
         league,
         e,
         "episode_failed",
-        f"episode {e.request_id} failed: {labels[pv]} in slot {slot} ({failure.error_type.value}); not rated",
+        f"episode {readable_key(s, e)} failed: {labels[pv]} in slot {slot} "
+        f"({failure.error_type.value}); not rated",
         policy_version_id=pv,
         error=err,
         workspace=e.workspace,

@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 
 from coworld_pipeline.league.ids import public
+from coworld_pipeline.league.readable import league_part, round_key
 from coworld_pipeline.league.standing_views import DivisionRef, Ref
 from coworld_pipeline.league.standing_views import DivisionStandings as DivisionStandings  # re-exported
 from coworld_pipeline.league.standing_views import StandingRow as StandingRow  # re-exported
@@ -137,6 +138,11 @@ class LeagueView:
     last_round: RoundRef | None
     created_at: datetime | None
     roles: dict[str, str] = field(default_factory=dict)  # enabled supporting roles: kind -> ref
+
+    @property
+    def key(self) -> str:
+        """Its Dagster partition key: the name, unless that cannot be one (readable.league_part)."""
+        return league_part(self.name, self.id)
 
     def to_json(self) -> JsonDict:
         return {
@@ -301,9 +307,15 @@ class RoundView:
     results: tuple[RankingView, ...] | None = None
     graduation_changes: tuple[GraduationView, ...] | None = None
 
+    @property
+    def key(self) -> str:
+        """Readable: `league.rN` (readable.py), its Dagster partition key."""
+        return round_key(self.league.name or "", self.league.id, self.round_number)
+
     def to_json(self) -> JsonDict:
         out: JsonDict = {
             "id": self.id,
+            "key": self.key,
             "round_number": self.round_number,
             "league": self.league.to_json(),
             "commissioner_key": self.commissioner_key,
@@ -354,6 +366,7 @@ class Seat:
 @dataclass(frozen=True)
 class EpisodeView:
     id: str
+    key: str  # readable: `league.rN.eM` (readable.py), its Dagster partition key
     request_id: str
     league_id: str
     round_id: str
@@ -388,6 +401,7 @@ class EpisodeView:
         scores = self.scores
         return {
             "id": self.id,
+            "key": self.key,
             "request_id": self.request_id,
             "league_id": self.league_id,
             "round_id": self.round_id,

@@ -51,6 +51,7 @@ class LaunchSpec:
     secret_env: dict[str, str] = field(default_factory=dict)
     workspace: Path | None = None  # game/replay: read-write workspace (/coworld in containers)
     readonly_dirs: dict[str, Path] = field(default_factory=dict)  # container path -> host dir
+    writable_dirs: dict[str, Path] = field(default_factory=dict)  # container path -> host dir (rw)
     serve: bool = False  # game/replay: reachable from the host on a loopback port
     slot: int | None = None
     port: int = GAME_PORT  # where a serving runnable listens in its container (0.1.64 `startup.port`)

@@ -77,6 +77,11 @@ def _image_fields(data: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
         for i, entry in enumerate(data.get(role) or []):
             if isinstance(entry, dict) and isinstance(entry.get("image"), str):
                 found.append((f"$.{role}[{i}].image", entry))
+    # Containers implementing reporter references (contract/extensions.py) may name their own image.
+    implementations = data["game"].get("results_schema", {}).get("x-coworld-reporters")
+    for reference, impl in (implementations or {}).items() if isinstance(implementations, dict) else ():
+        if isinstance(impl, dict) and isinstance(impl.get("image"), str):
+            found.append((f"$.game.results_schema.x-coworld-reporters[{reference!r}].image", impl))
     return found
 
 

@@ -1,11 +1,12 @@
 """The `docker` runtime: every runnable in its own container, via the docker SDK.
 
-Per episode: a private network (internal, so players have no route out unless egress is allowed)
-on which the game answers at an alias. The game also joins `coworld-public`, one shared bridge
-with inter-container traffic disabled, so its port can be published on 127.0.0.1 for browsers and
-the runner's probes and it can reach out (artifact uploads). Every per-episode container and network
-carries labels naming its owner, and the sandbox removes all of them when closed; exited containers
-go as soon as their logs are complete.
+Per episode: a private network (internal, so players have no route out unless egress is allowed,
+and closed to the host itself by firewall rules: firewall.py) on which the game answers at an
+alias. The game also joins `coworld-public`, one shared bridge with inter-container traffic
+disabled, so its port can be published on 127.0.0.1 for browsers and the runner's probes and it can
+reach out (artifact uploads). Every per-episode container and network carries labels naming its
+owner, and the sandbox removes all of them when closed; exited containers go as soon as their logs
+are complete.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from coworld_pipeline.runtime import firewall
 from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.janitor import (
@@ -70,6 +72,8 @@ class _Container(Launched):
         self._removed = False  # claimed by whoever removes it (a log follower, or stop)
         self._removal_done = threading.Event()
         self._asked_at = time.monotonic()
+        self.episode_net: Future[Any] | None = None  # the game's: joined once it has started
+        self._logs_complete = threading.Event()  # every log stream ended (the container stopped)
 
     def poll(self) -> int | None:
         if self._exit is not None:
@@ -134,6 +138,7 @@ class _Container(Launched):
             self._open_streams -= 1
             last = self._open_streams == 0
         if last:
+            self._logs_complete.set()
             self._remove_if_exited()
 
     def _remove_if_exited(self) -> None:
@@ -159,12 +164,22 @@ class _Container(Launched):
             self._removal_done.set()
 
     def stop(self) -> None:
+        self.halt()
+        self._remove()
+
+    def remove_halted(self) -> None:
+        """`stop` for one already halted: only the removal is left (a log follower may be doing it)."""
+        for thread in self._followers:
+            thread.join(timeout=5)
+        self._remove()
+
+    def halt(self) -> None:
+        """Make sure it is no longer running (killed if need be) and its logs are complete."""
         if self.poll() is None:
             with contextlib.suppress(Exception):
                 self.container.kill()
-        for thread in self._followers:  # the log streams end when the container stops
-            thread.join(timeout=5)
-        self._remove()
+        if self._followers:  # the log streams end when the container stops (not: once it is removed)
+            self._logs_complete.wait(timeout=5)
 
 
 class DockerSandbox(Sandbox):
@@ -182,9 +197,11 @@ class DockerSandbox(Sandbox):
         self._closed = False
         self.allow_player_egress = allow_player_egress
         self._episode_net: Any = None
+        self._guarded_bridge: str | None = None  # its host-firewall rules (firewall.py), once installed
         self._lock = threading.Lock()
         self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"coworld-{run_id}")
         self._pending: list[Future[_Container]] = []
+        self._game_attached: Future[None] | None = None  # the game joining its episode network
 
     def _network(self, name: str, internal: bool) -> Any:
         net = self.client.networks.create(
@@ -198,7 +215,9 @@ class DockerSandbox(Sandbox):
         with self._lock:
             if self._episode_net is None:
                 internal = not self.allow_player_egress
-                self._episode_net = self._network(f"{self.prefix}-{self.run_id}", internal=internal)
+                net = self._network(f"{self.prefix}-{self.run_id}", internal=internal)
+                self._guarded_bridge = firewall.block_host(net, self.run_id)  # before anything joins
+                self._episode_net = net
             return self._episode_net
 
     def start(self, spec: LaunchSpec) -> Launched:
@@ -220,6 +239,8 @@ class DockerSandbox(Sandbox):
             volumes[str(spec.workspace.resolve())] = {"bind": "/coworld", "mode": "rw"}
         for container_dir, host_dir in spec.readonly_dirs.items():
             volumes[str(host_dir.resolve())] = {"bind": container_dir, "mode": "ro"}
+        for container_dir, host_dir in spec.writable_dirs.items():
+            volumes[str(host_dir.resolve())] = {"bind": container_dir, "mode": "rw"}
         env = dict(spec.env)
         if spec.serve:
             env.update({"COGAME_HOST": "0.0.0.0", "COGAME_PORT": str(spec.port)})
@@ -260,23 +281,38 @@ class DockerSandbox(Sandbox):
         launched = _Container(self, spec, container)
         with self._lock:
             self.launched.append(launched)
-        if episode_net is not None:
-            try:
-                episode_net.result().connect(container, aliases=[self.alias])
-            except Exception as exc:
-                raise EpisodeFailure(
-                    ErrorType.GAME_START_FAILED, f"cannot attach the game to its network: {exc}"
-                ) from None
+        launched.episode_net = episode_net
         return launched
+
+    def _attach_game(self, launched: _Container) -> None:
+        """Join the started game to its episode network (under its alias) while it boots.
+
+        Attaching a running container is as good as attaching it before start, and doing it here
+        takes the second network's setup off the critical path of `container.start`. Players start
+        only after `_game_attached` is done (see `_run`), so the alias always resolves for them.
+        """
+        assert launched.episode_net is not None
+        try:
+            launched.episode_net.result().connect(launched.container, aliases=[self.alias])
+        except EpisodeFailure:
+            raise
+        except Exception as exc:
+            raise EpisodeFailure(
+                ErrorType.GAME_START_FAILED, f"cannot attach the game to its network: {exc}"
+            ) from None
 
     def _run(self, launched: _Container) -> _Container:
         spec = launched.spec
+        if spec.role == "player" and self._game_attached is not None:
+            self._game_attached.result()  # the game's alias must resolve before a player connects
         try:
             launched.container.start()
             launched.follow_logs()
         except Exception as exc:
             kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
             raise EpisodeFailure(kind, f"cannot start {spec.name} container: {exc}", slot=spec.slot) from None
+        if launched.episode_net is not None:
+            self._game_attached = self._creator.submit(self._attach_game, launched)
         return launched
 
     def workspace_uri(self, name: str) -> str:
@@ -295,17 +331,38 @@ class DockerSandbox(Sandbox):
             self._closed = True
         # Containers still being created must be tracked before removal, or they would leak.
         self._creator.shutdown(wait=True)
-        if self.launched:
-            with ThreadPoolExecutor(max_workers=len(self.launched)) as pool:
-                list(pool.map(lambda c: c.stop(), self.launched))
-        if self.networks:
-            with ThreadPoolExecutor(max_workers=len(self.networks)) as pool:
-                list(pool.map(_remove_quietly, self.networks))
+        # An exited container no longer holds an endpoint on its networks: once every container
+        # has exited, the networks are removed while the containers are (instead of after them).
+        # A network that still refuses (a container that would not stop) is tried again after.
+        workers = max(1, len(self.launched) + len(self.networks))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(lambda c: c.halt(), self.launched))
+            removals = [pool.submit(c.remove_halted) for c in self.launched]
+            refused = [n for n in pool.map(_removed, self.networks) if n is not None]
+            for removal in removals:
+                removal.result()
+        for net in refused:
+            _remove_quietly(net)
+        if self._guarded_bridge is not None:  # kept while its network remains; then the janitor's
+            firewall.unblock_host(self._guarded_bridge, self.run_id)
 
 
 def _remove_quietly(obj: Any) -> None:
     with contextlib.suppress(Exception):
         obj.remove()
+
+
+def _removed(network: Any) -> Any:
+    """Remove a network; the network itself when that failed (to be tried again), else None."""
+    import docker.errors
+
+    try:
+        network.remove()
+    except docker.errors.NotFound:
+        return None
+    except Exception:
+        return network
+    return None
 
 
 class DockerRuntime(Runtime):

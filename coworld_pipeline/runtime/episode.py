@@ -20,15 +20,21 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-from jsonschema import Draft202012Validator, FormatChecker
-
+from coworld_pipeline.contract.bounded_schema import validation_problems
 from coworld_pipeline.contract.episode_request import EpisodeRequest
-from coworld_pipeline.contract.problems import ContractError, jsonschema_problems
+from coworld_pipeline.contract.generations import Generation
+from coworld_pipeline.contract.problems import ContractError
 from coworld_pipeline.contract.results import validate_results
 from coworld_pipeline.runtime import probes
 from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
 from coworld_pipeline.runtime.dialects import GameDialect, runnable_limits, thread_env
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.player_artifacts import (
+    CONTAINER_DIR,
+    UPLOAD_URL_ENV,
+    PlayerArtifacts,
+    artifact_name,
+)
 from coworld_pipeline.runtime.replay_server import log_tail as _tail
 from coworld_pipeline.runtime.replay_server import start_replay_server
 from coworld_pipeline.runtime.signals import Terminated, shielded
@@ -44,6 +50,9 @@ RUN_ARTIFACTS = (
     "episode.json",
     "player_failure.json",
 )
+# How long a player's mid-episode exit waits for the game's own exit to show before the player is
+# blamed (a game crash makes its players exit first as far as the runtime can see).
+PLAYER_BLAME_GRACE_SECONDS = 2.0
 
 PhaseCallback = Callable[[str, str], None]
 
@@ -89,6 +98,8 @@ class EpisodeOutcome:
     error: EpisodeFailure | None = None
     phase_seconds: dict[str, float] = field(default_factory=dict)
     checks: list[tuple[str, bool, str]] = field(default_factory=list)
+    player_artifacts: dict[int, Path] = field(default_factory=dict)  # 0.1.64 uploads, by slot
+    notes: list[str] = field(default_factory=list)  # what was not kept, and why (never a failure)
 
     @property
     def ok(self) -> bool:
@@ -112,6 +123,8 @@ class EpisodeOutcome:
             "error": self.error.to_json() if self.error else None,
             "checks": [{"check": c, "ok": ok, "detail": d} for c, ok, d in self.checks],
             "files": sorted(self.files()),
+            "player_artifacts": {str(k): v.name for k, v in sorted(self.player_artifacts.items())},
+            "notes": self.notes,
         }
 
 
@@ -130,6 +143,8 @@ class _Episode:
         self.game: Launched | None = None
         self.players: list[Launched] = []
         self.dialect = GameDialect(self.manifest)
+        # 0.1.64 players may upload an artifact (player_artifacts.py); older generations have none.
+        self.artifacts = PlayerArtifacts() if self.manifest.generation is Generation.V0_1_64 else None
 
     # ---- bookkeeping -----------------------------------------------------------------------
 
@@ -166,6 +181,8 @@ class _Episode:
         self.logs.mkdir(exist_ok=True)
         for name in RUN_ARTIFACTS:
             (self.workspace / name).unlink(missing_ok=True)
+        for stale in self.workspace.glob("policy_artifact_*.zip"):  # an earlier run's uploads
+            stale.unlink()
         for log in self.logs.glob("*.log"):
             log.unlink()
         self.enter("images")
@@ -174,8 +191,7 @@ class _Episode:
             self.runtime.check_image(image)
         tokens = [secrets.token_urlsafe(16) for _ in self.request.players]
         config = {**self.request.game_config, "tokens": tokens}
-        validator = Draft202012Validator(self.manifest.game.config_schema, format_checker=FormatChecker())
-        problems = jsonschema_problems(validator.iter_errors(config), "$.game_config")
+        problems = validation_problems(self.manifest.game.config_schema, config, "$.game_config")
         if problems:
             raise EpisodeFailure(ErrorType.CONFIG_ERROR, "; ".join(map(str, problems)), phase="images")
         (self.workspace / "config.json").write_text(json.dumps(config, indent=2))
@@ -269,16 +285,23 @@ class _Episode:
         def spec_for(slot: int, player: Any, token: str) -> LaunchSpec:
             url = f"{box.player_ws_base(game)}/player?" + urlencode({"slot": slot, "token": token})
             limits = runnable_limits(player, self.default_limits("player"))
+            env = {**player.env, **self.dialect.player_env(url), **thread_env(limits)}
+            writable: dict[str, Path] = {}
+            if self.artifacts is not None:
+                upload_dir = self.artifacts.dir_for(slot)
+                writable[CONTAINER_DIR] = upload_dir
+                env[UPLOAD_URL_ENV] = box.readonly_uri(CONTAINER_DIR, upload_dir, artifact_name(slot))
             return LaunchSpec(
                 role="player",
                 name=f"player-{slot}",
                 image=player.image,
                 run=list(player.run),
-                env={**player.env, **self.dialect.player_env(url), **thread_env(limits)},
+                env=env,
                 secret_env=dict(self.options.secret_env.get(slot, {})),
                 stdout_path=self.logs / f"policy_agent_{slot}.log",
                 slot=slot,
                 limits=limits,
+                writable_dirs=writable,
             )
 
         starters: list[Callable[[], Launched]] = []
@@ -335,6 +358,13 @@ class _Episode:
                 return slot, code
         return None
 
+    @staticmethod
+    def game_exit_within(game: Launched, seconds: float) -> int | None:
+        deadline = time.monotonic() + seconds
+        while (code := game.poll()) is None and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return code
+
     def wait_game(self, game: Launched) -> None:
         self.enter("playing")
         deadline = time.monotonic() + self.options.timeout_seconds
@@ -344,6 +374,11 @@ class _Episode:
                 break
             dead = self.dead_player()
             if dead is not None:
+                # A player whose game just crashed exits too, and a runtime may see the game's exit
+                # a moment later (docker: its log stream ends last): look again before blaming it.
+                code = self.game_exit_within(game, PLAYER_BLAME_GRACE_SECONDS)
+                if code is not None:
+                    break
                 slot, exit_code = dead
                 raise self.fail(
                     ErrorType.PLAYER_CRASHED, f"player exited with code {exit_code} mid-episode", slot=slot
@@ -379,10 +414,7 @@ class _Episode:
             return self.fail(
                 ErrorType.CONTRACT_VIOLATION, f"player_failure.json names slot {slot}, out of range"
             )
-        code = self.players[slot].poll()
-        # A player whose process/container died is a crash; one still running never got through.
-        kind = ErrorType.PLAYER_CRASHED if code not in (None, 0) else ErrorType.PLAYER_NEVER_CONNECTED
-        return self.fail(kind, message, slot=slot)
+        return self.fail(reported_player_error(self.players[slot].poll(), message), message, slot=slot)
 
     def wait_players(self) -> None:
         self.enter("players_exit")
@@ -472,7 +504,8 @@ class _Episode:
             raise self.fail(ErrorType.MISSING_RESULTS, "the game exited 0 but wrote no results.json")
         try:
             results = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        # ValueError also covers integers past Python's 4300 digits; RecursionError, deep nesting.
+        except (ValueError, RecursionError) as exc:
             raise self.fail(ErrorType.INVALID_RESULTS, f"results.json is not JSON: {exc}") from None
         try:
             scores = validate_results(self.manifest, results, self.request.slot_count)
@@ -520,6 +553,9 @@ class _Episode:
                 self.enter("cleanup")
             self.collect_results()
         except EpisodeFailure as failure:
+            # Raised below the episode (a runtime's image check, a container it cannot create), a
+            # failure does not know its phase: it is the one the episode was in ("images", "game", ...).
+            failure.phase = failure.phase or self.phase
             self.outcome.error = failure
         except (KeyboardInterrupt, Terminated) as exc:
             self.outcome.error = EpisodeFailure(
@@ -539,6 +575,8 @@ class _Episode:
         self.outcome.wall_seconds = time.monotonic() - started
         with contextlib.suppress(OSError):
             self.workspace.mkdir(parents=True, exist_ok=True)
+            if self.artifacts is not None:  # every container is gone: what they uploaded is final
+                self.outcome.player_artifacts, self.outcome.notes = self.artifacts.collect(self.workspace)
             if self.outcome.error is not None:
                 (self.workspace / "error_info.json").write_text(
                     json.dumps(self.outcome.error.to_json(), indent=2)
@@ -555,3 +593,16 @@ def run_episode(
     `error_info.json` written, so that callers can exit with the right code.
     """
     return _Episode(request, Path(workspace), runtime, options or EpisodeOptions()).run()
+
+
+def reported_player_error(exit_code: int | None, message: str) -> ErrorType:
+    """The type of a failure the game reported for one slot. A player whose process or container
+    died crashed. For a live one the report (`{message, failed_policy_index, kind}`) has no field
+    saying why, so the game's own words decide between "never connected" and any other judgement
+    (silent past the move deadline, protocol breach): both are charged to the player."""
+    if exit_code not in (None, 0):
+        return ErrorType.PLAYER_CRASHED
+    words = message.lower()
+    if "never connected" in words or "did not connect" in words:
+        return ErrorType.PLAYER_NEVER_CONNECTED
+    return ErrorType.PLAYER_ERROR

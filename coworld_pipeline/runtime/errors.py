@@ -15,6 +15,9 @@ class ErrorType(StrEnum):
     CONTRACT_VIOLATION = "contract_violation"
     PLAYER_CRASHED = "player_crashed"
     PLAYER_NEVER_CONNECTED = "player_never_connected"
+    # The game judged a running player failed (silent past its move deadline, broke the protocol):
+    # the contract's `player_error`, reported through COGAME_PLAYER_FAILURE_URI.
+    PLAYER_ERROR = "player_error"
     INVALID_RESULTS = "invalid_results"
     MISSING_RESULTS = "missing_results"
     MISSING_REPLAY = "missing_replay"
@@ -37,6 +40,7 @@ class ErrorType(StrEnum):
 _BLAME = {
     ErrorType.PLAYER_CRASHED: "player",
     ErrorType.PLAYER_NEVER_CONNECTED: "player",
+    ErrorType.PLAYER_ERROR: "player",
     ErrorType.IMAGE_MISSING: "platform",
     ErrorType.CONFIG_ERROR: "platform",
     ErrorType.INTERRUPTED: "platform",
@@ -46,6 +50,11 @@ _BLAME = {
 
 
 class EpisodeFailure(Exception):
+    """One typed failure. `phase` is where it happened: an episode phase ("images" for a missing
+    image, "game", "health", "players", ...) or a supporting role's kind. A runtime that raises one
+    without knowing the phase leaves it None; the episode runner fills in the phase it was in, so a
+    recorded failure (error_info.json, a league's episode row) always names one."""
+
     def __init__(
         self,
         error_type: ErrorType,
@@ -64,7 +73,8 @@ class EpisodeFailure(Exception):
     @property
     def blame(self) -> str:
         if (
-            self.error_type in (ErrorType.PLAYER_CRASHED, ErrorType.PLAYER_NEVER_CONNECTED)
+            self.error_type
+            in (ErrorType.PLAYER_CRASHED, ErrorType.PLAYER_NEVER_CONNECTED, ErrorType.PLAYER_ERROR)
             and self.slot is None
         ):
             return "game"

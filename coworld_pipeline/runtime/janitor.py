@@ -50,6 +50,30 @@ def _owner_dead(owner: str) -> bool:
     return host == socket.gethostname() and pid.isdigit() and not pid_alive(int(pid))
 
 
+def group_has_live_member(pgid: int) -> bool:
+    """Whether a process of group `pgid` is running: not exited, and not an unreaped zombie ("Z")."""
+    proc = Path("/proc")
+    if not proc.is_dir():  # no procfs: only kill(0) can tell, and it counts zombies as alive
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+        return True
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            # After the command name (which may hold spaces and parentheses): state, ppid, pgrp, ...
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # exited meanwhile
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
 def reap_processes() -> int:
     """Kill the process groups recorded by sandboxes whose owner process is gone."""
     reaped = 0
@@ -64,6 +88,9 @@ def reap_processes() -> int:
         if pid_alive(int(record.get("owner_pid", 0))):
             continue
         for pgid in record.get("pgids", []):
+            # killpg() succeeds on a group of zombies too: only a group with a live member is a kill.
+            if not group_has_live_member(int(pgid)):
+                continue
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(int(pgid), signal.SIGKILL)
                 reaped += 1
@@ -96,4 +123,11 @@ def reap_containers() -> int:
 
 
 def reap_orphans() -> dict[str, int]:
-    return {"processes": reap_processes(), "docker": reap_containers()}
+    from coworld_pipeline.runtime.firewall import reap_orphan_rules
+
+    # Rules go after the networks: an episode's host-firewall rule outlives its network only here.
+    return {
+        "processes": reap_processes(),
+        "docker": reap_containers(),
+        "firewall_rules": reap_orphan_rules(),
+    }

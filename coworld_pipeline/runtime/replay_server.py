@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
+import json
+import shutil
+import tempfile
 import zlib
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
@@ -70,10 +76,52 @@ def start_replay_server(
     return server
 
 
+# What `coworld replay` accepts: a replay document, nothing else. A local file must be named like
+# one (the suffixes the platform writes) and every replay, local or downloaded, must decompress (by
+# suffix, else by its magic bytes) and parse as a JSON object or array. So `coworld replay /etc/passwd`
+# is refused before any server starts, and no other file is ever served.
+REPLAY_SUFFIXES = (".json", ".json.z", ".json.gz")
+MAX_REPLAY_BYTES = 512 << 20  # decompressed; far above any game's replay, far below a zip bomb
+
+
+def _not_a_replay(message: str) -> EpisodeFailure:
+    return EpisodeFailure(ErrorType.MISSING_REPLAY, message, phase="replay")
+
+
+def _decompress(data: bytes, name: str) -> bytes:
+    gz = name.endswith(".json.gz") or (not name.endswith(".json") and data[:2] == b"\x1f\x8b")
+    z = name.endswith(".json.z") or (
+        not name.endswith((".json", ".json.gz")) and len(data) > 1 and data[0] == 0x78
+    )
+    try:
+        if gz:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
+                data = stream.read(MAX_REPLAY_BYTES + 1)
+        elif z:
+            inflater = zlib.decompressobj()
+            data = inflater.decompress(data, MAX_REPLAY_BYTES + 1)
+    except (zlib.error, OSError, EOFError) as exc:
+        raise _not_a_replay(f"{name} is not a replay: it does not decompress ({exc})") from None
+    if len(data) > MAX_REPLAY_BYTES:
+        raise _not_a_replay(f"{name} is not a replay: larger than {MAX_REPLAY_BYTES >> 20} MiB decompressed")
+    return data
+
+
+def _check_replay_document(data: bytes, name: str) -> None:
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise _not_a_replay(f"{name} is not a replay: its content is not JSON") from None
+    if not isinstance(document, dict | list):
+        raise _not_a_replay(f"{name} is not a replay: a replay is a JSON object or array")
+
+
 def materialize_replay(ref: str, workdir: Path) -> Path:
-    """A local, decompressed replay file for any of: path, file://, http(s)://, .json.z, .json.gz."""
+    """A local, decompressed copy of a replay given as a path, file://, http(s)://, .json.z or .json.gz.
+
+    Raises EpisodeFailure(MISSING_REPLAY) naming what is wrong when `ref` is not a replay.
+    """
     parsed = urlparse(ref)
-    workdir.mkdir(parents=True, exist_ok=True)
     if parsed.scheme in ("http", "https"):
         import httpx  # only remote replays need it; CLI start-up stays light
 
@@ -82,22 +130,39 @@ def materialize_replay(ref: str, workdir: Path) -> Path:
             resp.raise_for_status()
         except httpx.HTTPError as exc:
             raise EpisodeFailure(ErrorType.MISSING_REPLAY, f"cannot download {ref}: {exc}") from None
-        data, name = resp.content, Path(parsed.path).name or "replay.json"
-    else:
+        data, name = resp.content, Path(parsed.path).name or "replay"
+    elif parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # one letter: a Windows drive
         path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(ref)
+        if not path.name.endswith(REPLAY_SUFFIXES):
+            raise _not_a_replay(
+                f"{path} is not a replay file: give a {', '.join(REPLAY_SUFFIXES)} replay "
+                "(an episode's replay.json or replay.json.z)"
+            )
         if not path.is_file():
             raise EpisodeFailure(ErrorType.MISSING_REPLAY, f"no replay file at {path}")
+        if path.stat().st_size > MAX_REPLAY_BYTES:
+            raise _not_a_replay(f"{path} is not a replay: larger than {MAX_REPLAY_BYTES >> 20} MiB")
         data, name = path.read_bytes(), path.name
-    try:
-        if name.endswith(".json.z"):
-            data = zlib.decompress(data)
-        elif name.endswith(".json.gz"):
-            data = gzip.decompress(data)
-    except (zlib.error, OSError) as exc:
-        raise EpisodeFailure(ErrorType.MISSING_REPLAY, f"{name} does not decompress: {exc}") from None
+    else:
+        raise _not_a_replay(f"{ref}: a replay is a local path, a file:// or an http(s):// URL")
+    data = _decompress(data, name)
+    _check_replay_document(data, name)
+    workdir.mkdir(parents=True, exist_ok=True)
     out = workdir / "replay.json"
     out.write_bytes(data)
     return out
+
+
+@contextlib.contextmanager
+def replay_workdir() -> Iterator[Path]:
+    """A private temporary directory for one replay server (its replay copy and logs), removed on
+    every way out: normal exit, error, Ctrl-C or SIGTERM (those arrive as exceptions, signals.py)."""
+    workdir = Path(tempfile.mkdtemp(prefix="coworld-replay-"))
+    try:
+        yield workdir
+    finally:
+        with shielded():
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 def serve_replay(

@@ -18,6 +18,18 @@ HERE = Path(__file__).resolve().parent
 VERSION = "0.1.0"
 IMAGE = f"coworld/orchard:{VERSION}"
 TEMPLATE_IMAGE = "{{ORCHARD_IMAGE}}"
+# 0.1.64 reporters are references to platform reporter versions ("owner/name@version"). The
+# container that implements this one on a container platform (ours) is declared in the results
+# schema's `x-coworld-reporters` keyword: the package image runs `python -m orchard.reporter`.
+REPORTER_REFERENCE = "coworldexamples/orchard-reporter@1"
+REPORTER_IMPLEMENTATION = {
+    "id": "orchard-reporter",
+    "name": "Orchard reporter",
+    "description": "Markdown match report plus a parquet event log (ts, player, key, value).",
+    "run": ["python", "-m", "orchard.reporter"],
+}
+# The 0.1.64 certifier requires at least three.
+TAGS = ["grid", "simultaneous-move", "multiplayer"]
 
 CONFIG_SCHEMA = {
     "$schema": "https://json-schema.org/draft/2020-12/schema",
@@ -70,6 +82,15 @@ CONFIG_SCHEMA = {
             "description": "With tick_rate 0: how long to wait for connected players to act before the tick "
             "advances anyway (late players stay).",
         },
+        "silent_player_timeout_seconds": {
+            "type": "number",
+            "minimum": 0,
+            "maximum": 3600,
+            "default": 30,
+            "description": "A connected player that sends no action for this long (while the game waits on "
+            "it, paused time excluded) is reported through COGAME_PLAYER_FAILURE_URI and the episode ends "
+            "without results; without that URI it just stays. 0 never judges a player silent.",
+        },
         "final_linger_seconds": {
             "type": "number",
             "minimum": 0,
@@ -119,6 +140,7 @@ RESULTS_SCHEMA = {
             "minimum": 0,
         },
     },
+    "x-coworld-reporters": {REPORTER_REFERENCE: REPORTER_IMPLEMENTATION},
 }
 
 
@@ -143,6 +165,7 @@ def names(count: int, prefix: str = "Orchard Keeper") -> list[dict]:
 
 def build_manifest() -> dict:
     return {
+        "tags": TAGS,
         "game": {
             "name": "orchard",
             "version": VERSION,
@@ -184,15 +207,7 @@ def build_manifest() -> dict:
                 "orchard.players.planner",
             ),
         ],
-        "reporter": [
-            _runnable(
-                "reporter",
-                "orchard-reporter",
-                "Orchard reporter",
-                "Markdown match report plus a parquet event log (ts, player, key, value).",
-                "orchard.reporter",
-            ),
-        ],
+        "reporter": [{"reporter": REPORTER_REFERENCE}],
         "commissioner": [],
         "grader": [
             _runnable(
@@ -257,12 +272,13 @@ def build_manifest() -> dict:
         ],
         "certification": {
             "game_config": {
-                "players": [{"name": "Greedy"}, {"name": "Planner"}],
+                "players": [{"name": "Greedy"}, {"name": "Planner"}, {"name": "Random"}],
                 "seed": 7,
                 "max_ticks": 60,
                 "tick_rate": 0,
             },
-            "players": [{"player_id": "greedy"}, {"player_id": "planner"}],
+            # Every bundled player has a slot (the 0.1.64 certifier requires it).
+            "players": [{"player_id": "greedy"}, {"player_id": "planner"}, {"player_id": "random"}],
         },
     }
 

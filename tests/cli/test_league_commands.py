@@ -103,7 +103,8 @@ def test_setup_commands_print_one_line_each(cli: LeagueCli) -> None:
 def test_round_run_prints_progress_rankings_and_standings(cli: LeagueCli) -> None:
     out = cli.printed["round run"].stdout
     # A line per episode as it finishes, then the bar's last state, then the round's verdict.
-    assert len(re.findall(r"^ereq_\S+ (succeeded|failed): ", out, re.M)) == 3, out
+    # Episodes by their readable key, as the Dagster UI and events name them.
+    assert len(re.findall(rf"^{LEAGUE}\.r1\.e[123] (succeeded|failed): ", out, re.M)) == 3, out
     assert "player_crashed" in out
     assert re.search(r"round completed .* 3/3", out), out
     assert re.search(r"^round round_\S+: completed in \d+\.\ds$", out, re.M), out
@@ -154,13 +155,23 @@ def test_rounds_and_results_tables(cli: LeagueCli) -> None:
     assert all(f"{n}:v1" in standings for n in MARKUP_NAMES)
     assert re.search(r"│ 1 +│ \S+:v1 ", standings)
     assert "2 more (ranks 2-3)" in top
-    round_id = re.search(r"round_[0-9a-f-]{36}", listing).group(0)
+    round_key = f"{LEAGUE}.r1"  # rounds are listed by their readable key (their partition key)
+    assert round_key in listing
+    round_id = cli.json("rounds", "-l", LEAGUE)["entries"][0]["id"]
     division = re.search(r"div_[0-9a-f-]{36}", divisions).group(0)
-    one, by_round, by_division = (
-        p.stdout for p in cli.run_many(("rounds", round_id), ("results", round_id), ("results", division))
+    one, by_round, by_division, by_id, short = (
+        p.stdout
+        for p in cli.run_many(
+            ("rounds", round_key),
+            ("results", round_key),
+            ("results", division),
+            ("rounds", round_id),
+            ("rounds", "r1", "-l", LEAGUE),
+        )
     )
     assert "completed" in one and "results" in one and "greedy:v1" in one
-    assert f"round {round_id}" in by_round and "[/]:v1" in by_round
+    assert one == by_id == short
+    assert f"round {round_key}" in by_round and "[/]:v1" in by_round
     assert f"{LEAGUE} / open (level 1)" in by_division
 
 
@@ -178,8 +189,15 @@ def test_episode_tables_and_files(cli: LeagueCli, tmp_path: Path) -> None:
         ("replays", "-l", LEAGUE),
         ("replay-open", good["id"], "--print-only"),
     )
-    assert table.stdout.count("ereq_") == 3 and "player_crashed" in table.stdout and "[/]:v1" in table.stdout
-    assert good["id"] in one.stdout and "yes" in one.stdout
+    assert table.stdout.count(f"{LEAGUE}.r1.e") == 3 and "player_crashed" in table.stdout
+    assert "[/]:v1" in table.stdout
+    assert good["key"] in one.stdout and "yes" in one.stdout
+    # The readable key, its short form with --league, and the id name the same episode.
+    number = good["key"].rpartition(".e")[2]
+    same = [
+        cli.json(*args) for args in (("episodes", good["key"]), ("episodes", f"r1-e{number}", "-l", LEAGUE))
+    ]
+    assert [e["id"] for e in same] == [good["id"]] * 2
     assert "wrote " in written.stdout and json.loads((tmp_path / "results.json").read_text())["scores"]
     assert "policy_agent_1.log" in listing.stdout and "game.stdout.log" in listing.stdout
     # A player that crashed without a word: its empty log is said to be empty, with the episode's error.
@@ -282,3 +300,16 @@ def test_commands_are_functions_callable_without_typer(
         "error": "unknown league 'nope'",
         "problems": [],
     }
+
+
+def test_league_overview(cli: LeagueCli) -> None:
+    """The current round and its progress, failures and quarantines with reasons, the next round."""
+    (out,) = (p.stdout for p in cli.run_many(("league", "overview", LEAGUE)))
+    assert f"{LEAGUE}.r1" in out and "completed" in out and "3/3 played" not in out  # one failed
+    assert re.search(r"\d/3 played, \d failed", out), out
+    assert "manual (no cadence" in out
+    failed = out.split("failed episodes")[1]
+    assert "player_crashed" in failed and f"{LEAGUE}.r1.e" in failed and "[bold]x:v1" in failed
+    assert "quarantined" in out and "consecutive player failures" in out.split("quarantined")[-1]
+    data = cli.json("league", "overview", LEAGUE)
+    assert data["current_round"]["failed"] >= 1 and data["quarantines"][0]["policy"] == "[bold]x:v1"

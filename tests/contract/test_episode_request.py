@@ -8,13 +8,15 @@ from pathlib import Path
 import pytest
 from jsonschema import Draft202012Validator
 
-from coworld_pipeline.contract import ContractError, load_manifest, parse_episode_request
+from coworld_pipeline.contract import ContractError, load_manifest, parse_episode_request, parse_manifest
+from coworld_pipeline.contract.convert import convert
 from coworld_pipeline.contract.episode_request import certification_request
 from tests.conftest import ORCHARD_DIR
 
 DATA = Path(__file__).parent / "data"
 REQUEST_SCHEMA = json.loads((DATA / "episode_request_schema-0.1.11.json").read_text())
-MANIFEST = load_manifest(ORCHARD_DIR / "coworld_manifest.json")
+# Orchard in its 0.1.11 form (`coworld convert`), so that its requests fit the 0.1.11 request schema.
+MANIFEST = parse_manifest(convert(load_manifest(ORCHARD_DIR / "coworld_manifest.json"), "0.1.11").manifest)
 
 
 def request_dict(**changes: object) -> dict:

@@ -12,6 +12,7 @@ import pytest
 from jsonschema import Draft202012Validator
 
 from coworld_pipeline.contract import ContractError, load_manifest, parse_manifest
+from coworld_pipeline.contract.convert import convert
 from tests.conftest import ORCHARD_DIR, TESTKIT_DIR, run_cli
 
 DATA = Path(__file__).parent / "data"
@@ -31,7 +32,8 @@ def hydrated_paintarena() -> dict[str, Any]:
     "manifest",
     [
         hydrated_paintarena(),
-        json.loads((ORCHARD_DIR / "coworld_manifest.json").read_text()),
+        # Orchard ships its 0.1.64 form; its 0.1.11 form is what `coworld convert` writes.
+        convert(load_manifest(ORCHARD_DIR / "coworld_manifest.json"), "0.1.11").manifest,
         json.loads((TESTKIT_DIR / "coworld_manifest.json").read_text()),
     ],
     ids=["paintarena", "orchard", "testkit"],
@@ -146,6 +148,9 @@ def test_broken_manifest_names_the_field(case: str) -> None:
 
 def test_slot_range_needs_a_players_array_with_the_same_bounds() -> None:
     orchard = json.loads((ORCHARD_DIR / "coworld_manifest.json").read_text())
+    # Without its 0.1.64 fields (where token bounds are only validity bounds), as a 0.1.11 manifest.
+    del orchard["tags"], orchard["game"]["results_schema"]["x-coworld-reporters"]
+    orchard["reporter"] = []
     m = parse_manifest(orchard)
     assert (m.slot_rule.min_slots, m.slot_rule.max_slots) == (2, 4)
     assert {v.id: m.slots_for(v.game_config) for v in m.variants}["four"] == 4

@@ -27,12 +27,12 @@ def instance_yaml(dagster_home: Path) -> Path:
 
 
 class DagsterDev:
-    def __init__(self, root: Path, env: dict[str, str] | None = None):
+    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int | None = None):
         self.root = root
         self.dagster_home = root / "dagster_home"
         self.coworld_home = root / "coworld_home"
         instance_yaml(self.dagster_home)
-        self.port = free_port()
+        self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.log_path = root / "dagster_dev.log"
         full_env = {

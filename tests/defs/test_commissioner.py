@@ -4,6 +4,7 @@ the run requests the sensor returns, the way the daemon would."""
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from datetime import UTC, datetime
@@ -143,14 +144,21 @@ def test_round_under_the_commissioner_in_process(league_home):
     defs = make_defs(league_home)
     settings = OrchestrationSettings(episodes_per_run=4, parallelism=4)
     with dg.instance_for_test() as instance:
-        # The schedule opens the round (league due: it never had one); a second tick opens nothing.
-        opened, _ = open_due_rounds(service, "test")
-        assert len(opened) == 1
+        # The schedule opens the round (league due: it never had one), saying so in the tick's log; a
+        # second tick opens nothing.
+        said: list[str] = []
+        opened, _ = open_due_rounds(service, "test", log=said.append)
+        assert len(opened) == 1 and said == ["inproc: opened round 1 (inproc.r1)"]
         assert open_due_rounds(service, "test") == ([], ["inproc: round 1 is still open"])
         skipped = service.events("inproc", event_type="schedule_skipped")
         assert [e.headline for e in skipped] == ["no round opened for inproc: round 1 is still open"]
         open_due_rounds(service, "test")  # the same reason again: no second event
         assert len(service.events("inproc", event_type="schedule_skipped")) == 1
+        # Paused: the next tick says so (its skip reason) and so does an event.
+        service.set_paused("inproc", True)
+        assert open_due_rounds(service, "test") == ([], ["inproc: paused"])
+        assert service.events("inproc", event_type="schedule_skipped")[-1].headline.endswith("inproc: paused")
+        service.set_paused("inproc", False)
 
         started = time.monotonic()
         result, report = commissioner_tick(instance, service, settings)
@@ -220,10 +228,15 @@ def test_materializations_metadata_and_check(league_home):
         assert rr.asset_materialization.metadata["status"].value == "completed"
         assert rr.asset_materialization.metadata["rankings"].value.records
         st = instance.fetch_materializations(dg.AssetKey("standings"), limit=1).records[0]
-        assert st.partition_key == league.id
+        assert st.partition_key == league.key == league.name  # readable partition keys
         order = st.asset_materialization.metadata["order"].value
         assert sorted(order) == ["greedy:v1", "planner:v1", "random:v1"]
         assert "| rank | policy |" in st.asset_materialization.metadata["standings"].value
+        # The league overview comes first: the round's progress and when the next one opens.
+        overview = st.asset_materialization.metadata
+        assert "round 1 (meta.r1) completed: 3/3 played" in overview["overview"].value
+        assert overview["current_round"].value == "meta.r1" and overview["failed_episodes"].value == 0
+        assert re.fullmatch(r"~\d\d:\d\d UTC \(cadence 1 min\)", overview["next_round"].value)
 
 
 def test_dead_run_episodes_are_requeued_and_counted_once(league_home):
@@ -277,7 +290,9 @@ def test_dead_run_episodes_are_requeued_and_counted_once(league_home):
     assert episode.status == "succeeded" and episode.attempts == 2
     assert [e["error_type"] for e in episode.attempt_errors] == ["interrupted"]
     rated = service.events(league.id, event_type="episode_rated", limit=100)
-    assert [e.episode_request_id for e in rated].count(victim) == 1
+    assert [e.episode_request_id for e in rated].count(episode.id) == 1
+    # Events name the episode by its readable partition key.
+    assert episode.key == victim and any(e.headline.startswith(f"episode {victim} rated") for e in rated)
     assert service.events(league.id, event_type="late_result_ignored", limit=10)
     standings_rows = service.standings(league.id)[0].standings
     assert sum(r.episodes for r in standings_rows) == 2 * 3  # 3 episodes, 2 seats, each counted once
@@ -356,13 +371,13 @@ def test_schedule_opens_due_rounds_and_requests_their_first_runs(league_home):
         rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
         assert rnd.status == "running" and rnd.trigger.startswith("schedule")
         order = KeyOrder(instance.get_dynamic_partitions("episodes"))
-        assert len(order.keys) == 6
+        assert order.keys == [f"sched.r1.e{n}" for n in range(1, 7)]  # readable partition keys
         assert sorted(k for r in requests for k in order.covered(r.tags)) == sorted(order.keys)
         assert {r.tags[TAG_ROUND] for r in requests} == {rnd.id}
         # One run (6 < K) that uses both idle pool slots: twice the per-run parallelism.
         (request,) = requests
         assert request.run_key and request.tags[TAG_PARALLELISM] == "4"
-        assert instance.get_dynamic_partitions("rounds") == [rnd.id]
+        assert instance.get_dynamic_partitions("rounds") == [rnd.key] == [f"{league.name}.r1"]
         # The sensor leaves the fresh round to the schedule's runs: no duplicate requests.
         result, _ = commissioner_tick(
             instance, service, OrchestrationSettings(), LocalArtifactStore(league_home)

@@ -155,7 +155,8 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
     # Each episode partition ends with a successful materialization.
     wait_for(
         lambda: (
-            {m["partition"] for m in dev.materializations("episodes", limit=1000)} >= {e.id for e in episodes}
+            {m["partition"] for m in dev.materializations("episodes", limit=1000)}
+            >= {e.key for e in episodes}
         ),
         120,
         "every episode partition materialized",
@@ -208,7 +209,7 @@ def test_league_with_s3_artifacts(dev_factory, monkeypatch):
                 uri.startswith("s3://coworld-league/e2e/episodes/") for uri in (e.artifacts or {}).values()
             )
         meta = next(
-            m for m in dev.materializations("episodes", limit=200) if m["partition"] == episodes[0].id
+            m for m in dev.materializations("episodes", limit=200) if m["partition"] == episodes[0].key
         )
         assert meta["metadata"]["artifact:results.json"].startswith("s3://coworld-league/")
 

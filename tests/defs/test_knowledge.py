@@ -224,21 +224,22 @@ def test_knowledge_assets_materialize_for_a_league_that_enables_roles(tmp_path: 
         assert len(played) == 2
         for episode in played:
             for key in DERIVED:
-                assert len(materializations(instance, key, episode.id)) == 1, (key, episode.id)
-            stats = materializations(instance, "episode_stats", episode.id)[0].asset_materialization.metadata
+                assert len(materializations(instance, key, episode.key)) == 1, (key, episode.id)
+            stats = materializations(instance, "episode_stats", episode.key)[0].asset_materialization.metadata
             assert stats["rows"].value > 0
             assert stats["preview"].value.records
             assert Path(stats["artifact:stats.parquet"].value).is_file()
-            grade = materializations(instance, "episode_grades", episode.id)[0].asset_materialization.metadata
+            grades = materializations(instance, "episode_grades", episode.key)
+            grade = grades[0].asset_materialization.metadata
             assert isinstance(grade["score"].value, float)
-            report = materializations(instance, "episode_reports", episode.id)[0].asset_materialization
+            report = materializations(instance, "episode_reports", episode.key)[0].asset_materialization
             assert report.metadata["report"].value.strip()
-            bundle = materializations(instance, "episode_bundles", episode.id)[0].asset_materialization
+            bundle = materializations(instance, "episode_bundles", episode.key)[0].asset_materialization
             assert "player_logs" not in bundle.metadata["include"].value
 
         # Per round: the league's stats dataset, opened the way the README says.
         rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
-        stats_meta = materializations(instance, "league_stats", rnd.id)[0].asset_materialization.metadata
+        stats_meta = materializations(instance, "league_stats", rnd.key)[0].asset_materialization.metadata
         assert stats_meta["episodes_with_stats"].value == 2
         import duckdb
 
@@ -321,12 +322,12 @@ def test_roles_run_on_docker_inside_the_league(tmp_path: Path, manifest: Path, d
         assert all(outcome.success for _, outcome in ran), [r.job_name for r, o in ran if not o.success]
         (episode,) = service.episodes(league_ref=league.id)
         assert episode.status == "succeeded"
-        stats = materializations(instance, "episode_stats", episode.id)[0].asset_materialization.metadata
+        stats = materializations(instance, "episode_stats", episode.key)[0].asset_materialization.metadata
         assert stats["rows"].value > 0 and stats["runnable"].value == "orchard-reporter"
-        grade = materializations(instance, "episode_grades", episode.id)[0].asset_materialization.metadata
+        grade = materializations(instance, "episode_grades", episode.key)[0].asset_materialization.metadata
         assert grade["builtin"].value is False and isinstance(grade["score"].value, float)
         rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
-        assert materializations(instance, "league_stats", rnd.id)
+        assert materializations(instance, "league_stats", rnd.key)
         advice_keys = instance.get_dynamic_partitions("league_policies")
         assert len(advice_keys) == 2
         for key in advice_keys:
@@ -413,8 +414,8 @@ def test_a_crashing_role_fails_its_materialization_and_touches_nothing(tmp_path:
         assert Path(meta["logs"].value, "role.stderr.log").read_text().strip() == "boom"
         restarts = [e for e in run.all_events if e.event_type == dg.DagsterEventType.STEP_RESTARTED]
         assert len(restarts) == knowledge_assets.ROLE_RETRY.max_retries, "retried like infrastructure"
-        assert materializations(instance, "episode_reports", episode.id) == []
-        assert len(materializations(instance, "episode_bundles", episode.id)) == 1
+        assert materializations(instance, "episode_reports", episode.key) == []
+        assert len(materializations(instance, "episode_bundles", episode.key)) == 1
 
         again = service.episode(episode.id)
         assert again.status == "succeeded" and again.scores == episode.scores

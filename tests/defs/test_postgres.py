@@ -86,7 +86,7 @@ def test_round_on_postgres_instance_and_league_db(pg_databases, tmp_path: Path):
                     instance=instance, tags=tags, partition_key=request.partition_key
                 ).success
         assert len(instance.get_materialized_partitions(EPISODES)) == 3
-        assert instance.get_materialized_partitions(dg.AssetKey("standings")) == {league.id}
+        assert instance.get_materialized_partitions(dg.AssetKey("standings")) == {league.key}
     rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
     assert rnd.status == "completed" and rnd.episodes == {"succeeded": 3}
     service.close()

@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from coworld_pipeline.contract.manifest import load_manifest
+from coworld_pipeline.runtime.role_runnables import resolve_role
 from tests.conftest import IN_CI, ORCHARD_DIR, run_cli
 from tests.generations.packages import reference_cli, require_reference
 
@@ -44,35 +46,83 @@ def test_orchard_converted_to_0_1_11_certifies_with_the_reference_0_1_11_certifi
     out = convert(ORCHARD, "0.1.11", tmp_path / "coworld_manifest.json")
     assert any("slot range became exactly 2" in n for n in out["notes"])
     assert any("'four' dropped" in n for n in out["notes"])
+    assert any("['greedy', 'planner', 'random'] became ['greedy', 'planner']" in n for n in out["notes"])
+    data = json.loads((tmp_path / "coworld_manifest.json").read_text())
+    # 0.1.11 reporters are images: the reference became the container that implements it.
+    assert [(r["id"], r["image"], r["run"]) for r in data["reporter"]] == [
+        ("orchard-reporter", "coworld/orchard:0.1.0", ["python", "-m", "orchard.reporter"])
+    ]
+    assert "x-coworld-reporters" not in data["game"]["results_schema"]
     proc = reference_certify("0.1.11", tmp_path / "coworld_manifest.json")
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Certified" in proc.stdout
 
 
 @pytest.mark.docker
-def test_orchard_for_0_1_64_names_what_its_certifier_needs_and_then_passes(
+def test_shipped_orchard_certifies_with_the_reference_0_1_64_certifier(
     tmp_path: Path, docker_images: None
 ) -> None:
-    """The notes of `convert --contract 0.1.64` are exactly what the 0.1.64 certifier requires."""
+    """The manifest as shipped, unchanged: 0.1.64 has nothing to add (convert notes nothing)."""
     require_reference("0.1.64")
     path = tmp_path / "coworld_manifest.json"
-    notes = convert(ORCHARD, "0.1.64", path)["notes"]
-    assert [n.split(":")[0] for n in notes] == ["$.reporter[0]", "$.tags", "$.certification.players"]
-    data = json.loads(path.read_text())
-    data["tags"] = ["strategy", "grid", "multiplayer"]
-    data["certification"]["players"].append({"player_id": "random"})
-    data["certification"]["game_config"]["players"].append({"name": "Random"})
-    path.write_text(json.dumps(data, indent=2))
+    shutil.copyfile(ORCHARD, path)  # the reference writes its workspace under the manifest's ./tmp
+    assert convert(ORCHARD, "0.1.64", tmp_path / "converted.json")["notes"] == []
     proc = reference_certify("0.1.64", path)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "Certified" in proc.stdout
-    ours = run_cli("certify", str(path), "--json", "-o", str(tmp_path / "ours"), timeout=180)
+    assert "platform reference coworldexamples/orchard-reporter@1" in proc.stdout
+    ours = run_cli("certify", str(ORCHARD), "--json", "-o", str(tmp_path / "ours"), timeout=180)
     assert ours.returncode == 0, ours.stdout
+
+
+def test_a_reporter_reference_runs_the_container_the_package_declares_for_it() -> None:
+    manifest = load_manifest(ORCHARD)
+    assert [r.label for r in manifest.reporter_references] == ["coworldexamples/orchard-reporter@1"]
+    (reporter,) = manifest.role("reporter")
+    assert (reporter.id, reporter.image, reporter.run) == (
+        "orchard-reporter",
+        manifest.game.runnable.image,  # shipped by the package image
+        ["python", "-m", "orchard.reporter"],
+    )
+    assert resolve_role("reporter", manifest, "orchard-reporter").run == ("python", "-m", "orchard.reporter")
+    assert "coworld/orchard:0.1.0" in manifest.all_images()
+
+
+def test_reporter_implementations_are_checked_at_their_paths(tmp_path: Path) -> None:
+    data = json.loads(ORCHARD.read_text())
+    declared = data["game"]["results_schema"]["x-coworld-reporters"]
+    base = "$.game.results_schema.x-coworld-reporters"
+    # An implementation no $.reporter entry references only warns (nothing runs it).
+    declared["someone/unused@2"] = {"run": ["x"]}
+    path = tmp_path / "unused.json"
+    path.write_text(json.dumps(data))
+    proc = run_cli("validate", str(path), "--json")
+    assert proc.returncode == 0, proc.stdout
+    assert [w["path"] for w in json.loads(proc.stdout)["warnings"]] == [f"{base}['someone/unused@2']"]
+    declared["Not A Reference"] = {"run": ["x"]}
+    declared["coworldexamples/orchard-reporter@1"]["run"] = []
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(data))
+    proc = run_cli("validate", str(path), "--json")
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    paths = {p["path"] for p in json.loads(proc.stdout)["problems"]}
+    assert paths == {f"{base}['Not A Reference']", f"{base}['coworldexamples/orchard-reporter@1'].run"}
+
+
+def test_an_image_reporter_converted_to_0_1_64_becomes_an_implemented_reference(tmp_path: Path) -> None:
+    to_11 = tmp_path / "m11.json"
+    convert(ORCHARD, "0.1.11", to_11)
+    notes = convert(to_11, "0.1.64", tmp_path / "m64.json")["notes"]
+    assert notes[0].startswith("$.reporter[0]: image reporter 'orchard-reporter' became the reference local/")
+    back = load_manifest(tmp_path / "m64.json")
+    assert [r.label for r in back.reporter_references] == ["local/orchard-reporter@1"]
+    assert [(r.id, r.run) for r in back.role("reporter")] == [
+        ("orchard-reporter", ["python", "-m", "orchard.reporter"])
+    ]
 
 
 def test_convert_says_what_0_1_11_cannot_carry(tmp_path: Path) -> None:
     data = json.loads(ORCHARD.read_text())
-    data["tags"] = ["a", "b", "c"]
     data["episode_timeout_minutes"] = 5
     data["game"]["runnable"]["startup"] = {"port": 9000}
     data["game"]["replay_viewer"] = {"bundle": "viewer"}
@@ -126,3 +176,20 @@ def test_build_hydrates_the_orchard_template_with_content_tags(tmp_path: Path, d
     assert manifest["game"]["version"] == "0.1.0" and manifest["game"]["runnable"]["image"] == tag
     assert {p["image"] for p in manifest["player"]} == {tag}
     assert run_cli("validate", str(out)).returncode == 0
+
+
+def test_game_hosted_players_are_a_clear_usage_error(tmp_path: Path) -> None:
+    """0.1.64 game-hosted players (`file`) are not run here: exit 2 naming the entry, no traceback."""
+    data = json.loads(ORCHARD.read_text())
+    data["game"]["player_runtime"] = "game-hosted"
+    for player in data["player"]:
+        del player["image"], player["run"]
+        player["file"] = f"players/{player['id']}.py"
+    path = tmp_path / "coworld_manifest.json"
+    path.write_text(json.dumps(data))
+    assert run_cli("validate", str(path)).returncode == 0  # a valid manifest, only not runnable here
+    for command in ("certify", "run-episode"):
+        proc = run_cli(command, str(path), "--runtime", "process", "--json")
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stdout + proc.stderr
+        (problem,) = json.loads(proc.stdout)["problems"]
+        assert problem["path"] == "$.player[1].file" and "game-hosted" in problem["message"]

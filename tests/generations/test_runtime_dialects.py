@@ -13,6 +13,7 @@ from coworld_pipeline.contract import load_manifest
 from coworld_pipeline.contract.episode_request import certification_request
 from coworld_pipeline.runtime import EpisodeOptions, ResourceLimits, make_runtime, run_episode
 from coworld_pipeline.runtime.dialects import runnable_limits, thread_env
+from coworld_pipeline.runtime.janitor import LABEL_OWNER, owner_label
 from tests.conftest import make_testkit
 
 
@@ -44,7 +45,8 @@ def test_startup_port_and_resources_on_docker(tmp_path: Path, docker_images: Non
 
     def on_phase(phase: str, detail: str) -> None:
         if phase == "playing":
-            for c in client.containers.list(filters={"label": "io.coworld.managed"}):
+            # This process's containers only: other runs may share the engine.
+            for c in client.containers.list(filters={"label": f"{LABEL_OWNER}={owner_label()}"}):
                 seen[c.labels["io.coworld.role"] + c.name[-20:]] = c.attrs
 
     manifest = load_manifest(newer_testkit(tmp_path))

@@ -15,7 +15,7 @@ from coworld_pipeline.contract.commissioner import (
     ScheduleEpisodes,
     parse_commissioner_message,
 )
-from coworld_pipeline.league.adaptive import AdaptiveCommissioner, default_budget
+from coworld_pipeline.league.adaptive import _WINDOW, AdaptiveCommissioner, default_budget
 from coworld_pipeline.league.commissioners import make_commissioner, normalize_config
 from tests.league.test_commissioners import play_round, round_start, seat_counts
 
@@ -113,6 +113,23 @@ def test_nobody_starves_even_when_settled_at_the_bottom(slots):
         assert all(games[pv] >= 2 for pv in entrants), games
         starving = [ep for ep in played if "p0" in ep["policy_version_ids"]]
         assert starving[0]["tags"]["reason"] == "min_games"
+
+
+def test_informative_pairs_are_near_neighbours_in_the_standings():
+    # with min_games met, 2-slot games pair entrants at most _WINDOW places apart in the standings
+    # of the moment (the `ranks` tag), where the order is in doubt
+    entrants = [f"p{i}" for i in range(10)]
+    mus = {pv: 20.0 + i for i, pv in enumerate(entrants)}
+    played, _, _ = play_round(
+        adaptive(round_budget=40, min_games=0),
+        round_start({"D": entrants}, state=settled_state(mus, sigma=2.0)),
+        {pv: float(i) for i, pv in enumerate(entrants)},
+    )
+    informative = [ep for ep in played if ep["tags"]["reason"] == "informative"]
+    assert len(informative) == len(played) == 40
+    for ep in informative:
+        high, low = (int(r) for r in ep["tags"]["ranks"].split(","))
+        assert 1 <= abs(high - low) <= _WINDOW, ep["tags"]
 
 
 def test_stops_when_the_order_is_settled():

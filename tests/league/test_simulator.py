@@ -13,6 +13,8 @@ from coworld_pipeline.league.simulator import (
     Simulation,
     _validate_schedule,
     draw_scores,
+    game_information,
+    information_floor,
     kendall_tau,
     simulate,
     synthetic_skills,
@@ -106,3 +108,25 @@ def test_the_platform_checks_apply_to_schedules():
     accepted, errors = _validate_schedule(msg, sim, set())
     assert [e["request_id"] for e in accepted] == ["1"]
     assert set(errors) == {"1", "2", "3", "4"} and "duplicate" in errors["1"]
+
+
+def test_game_information_is_the_plackett_luce_fisher_information():
+    scale2 = 2 * BETA * BETA  # the simulator's Plackett-Luce scale is sqrt(2) beta
+    gap = 5.0
+    p = 1 / (1 + math.exp(-gap / math.sqrt(scale2)))
+    # two players: each learns p (1 - p) / scale^2 about its skill
+    assert game_information([gap, 0.0]) == pytest.approx(2 * p * (1 - p) / scale2)
+    # evenly matched groups carry the most: sum over the stages (m players left) of 1 - 1/m
+    assert game_information([25.0] * 4) == pytest.approx((3 / 4 + 2 / 3 + 1 / 2) / scale2)
+    assert game_information([25.0, 24.0, 26.0, 25.5]) < game_information([25.0] * 4)
+    assert game_information([0.0, 100.0]) < 1e-6 * game_information([0.0, 0.0])  # a foregone result
+
+
+def test_information_floor():
+    same = {f"p{i}": 25.0 for i in range(6)}
+    assert information_floor(same, 2) == pytest.approx(1.0)  # every game is evenly matched
+    assert information_floor(same, 4) == pytest.approx(1.0)
+    narrow = synthetic_skills(16, random.Random(3), spread=1.0)
+    wide = synthetic_skills(16, random.Random(3), spread=3.0)
+    for slots in (2, 4):  # the wider the field, the less a random game tells
+        assert 0.0 < information_floor(wide, slots) < information_floor(narrow, slots) < 1.0

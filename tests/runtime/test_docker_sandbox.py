@@ -11,6 +11,7 @@ import pytest
 from coworld_pipeline.contract import load_manifest
 from coworld_pipeline.contract.episode_request import certification_request
 from coworld_pipeline.runtime import EpisodeOptions, ResourceLimits, make_runtime, run_episode
+from coworld_pipeline.runtime.janitor import LABEL_OWNER, owner_label
 from tests.conftest import TESTKIT_DIR
 
 pytestmark = pytest.mark.docker
@@ -23,9 +24,11 @@ def inspect_during_play(allow_player_egress: bool, tmp_path: Path) -> dict[str, 
     def on_phase(phase: str, detail: str) -> None:
         if phase != "playing":
             return
-        for c in client.containers.list(filters={"label": "io.coworld.managed"}):
+        # This process's containers and networks only: other runs may share the engine.
+        mine = f"{LABEL_OWNER}={owner_label()}"
+        for c in client.containers.list(filters={"label": mine}):
             seen[c.labels["io.coworld.role"] + c.name[-20:]] = c.attrs
-        for label in ("io.coworld.managed", "io.coworld.shared"):
+        for label in (mine, "io.coworld.shared"):
             for n in client.networks.list(filters={"label": label}):
                 seen["net:" + n.name] = client.networks.get(n.id).attrs
 

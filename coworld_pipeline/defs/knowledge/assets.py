@@ -337,7 +337,7 @@ def league_stats(
     knowledge: KnowledgeResource,
 ) -> dg.MaterializeResult:
     kn = knowledge.knowledge()
-    round_id = context.partition_key
+    round_id = kn.service.round(context.partition_key).id  # the key is readable (`league.rN`)
     episodes = kn.service.episodes(round_ref=round_id, status="succeeded", limit=100_000)
     tables, missing = [], []
     for episode in episodes:

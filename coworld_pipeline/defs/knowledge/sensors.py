@@ -34,6 +34,7 @@ from coworld_pipeline.defs.league.partitions import add_requests
 from coworld_pipeline.defs.league.requests import IN_FLIGHT
 from coworld_pipeline.defs.league.resources import LeagueResource
 from coworld_pipeline.defs.league.settings import SETTINGS, TAG_KIND, TAG_LEAGUE, TAG_ROUND
+from coworld_pipeline.league.readable import league_part
 from coworld_pipeline.league.service import LeagueService
 from coworld_pipeline.league.status import EpisodeStatus, RoundStatus
 
@@ -185,10 +186,16 @@ def _round_requests(
         tags = {TAG_ROUND: rnd.id, TAG_LEAGUE: league_id, TAG_ROUND_KNOWLEDGE: rnd.id}
 
         if "reporter" in enabled:
-            requests.append(_round_run(LEAGUE_STATS, rnd.id, f"league_stats:{rnd.id}", tags, "league_stats"))
+            requests.append(_round_run(LEAGUE_STATS, rnd.key, f"league_stats:{rnd.id}", tags, "league_stats"))
         if "grader" in enabled:  # once more, now that the round's grades exist
             requests.append(
-                _round_run(REFRESH_STANDINGS, league_id, f"standings-graded:{rnd.id}", tags, "standings")
+                _round_run(
+                    REFRESH_STANDINGS,
+                    league_part(rnd.league.name or "", league_id),  # the league's partition key
+                    f"standings-graded:{rnd.id}",
+                    tags,
+                    "standings",
+                )
             )
         pvs = sorted({s.policy_version_id for e in episodes for s in e.seats})
         for pv in pvs:  # a partition for every league policy version: the optimizer can run on any

@@ -19,6 +19,7 @@ from coworld_pipeline.defs.league.metadata import (
     round_metadata,
     standings_metadata,
 )
+from coworld_pipeline.defs.league.overview_metadata import overview_metadata
 from coworld_pipeline.defs.league.partitions import episode_partitions, league_partitions, round_partitions
 from coworld_pipeline.defs.league.recovery import worker_tag
 from coworld_pipeline.defs.league.resources import (
@@ -71,7 +72,7 @@ class ResultsCheck:
         word = {True: "valid", False: "INVALID", None: "FAILED" if episode.status == "failed" else "skipped"}[
             ok
         ]
-        self.rows.append([episode.id, word, why])
+        self.rows.append([episode.key or episode.id, word, why])
 
     def count(self, word: str) -> int:
         return sum(1 for r in self.rows if r[1] == word)
@@ -97,13 +98,14 @@ def failure_line(episode: EpisodeView) -> str:
     slot = error.get("slot")
     where = f", slot {slot}" if slot is not None else ""
     return (
-        f"{episode.id}: {episode.status} — {error.get('error_type') or 'unknown error'} "
+        f"{episode.key or episode.id}: {episode.status} — {error.get('error_type') or 'unknown error'} "
         f"(blame {error.get('blame') or 'unknown'}{where}): {str(error.get('message') or '')[:300]}"
     )
 
 
-def _log_unfinished(context: dg.AssetExecutionContext, played: Played, errors: dict[str, str]) -> None:
-    key = f"ereq_{played.ereq_id}"
+def _log_unfinished(
+    context: dg.AssetExecutionContext, played: Played, key: str, errors: dict[str, str]
+) -> None:
     if played.platform_error:
         errors[key] = played.platform_error
         context.log.error(f"{key}: platform error: {played.platform_error}")
@@ -145,6 +147,9 @@ def episodes(
     player = episode_runtime.player(store)
     parallelism = run_parallelism(context.run.tags, episode_runtime.parallelism)
     keys = list(context.partition_keys)
+    # Partition keys are readable (`league.rN.eM`, or `ereq_…` from before); the league plays raw ids.
+    raw_of = service.episode_ids(keys)
+    key_of = {raw: key for key, raw in raw_of.items()}
     context.log.info(
         f"{len(keys)} episode(s), {parallelism} at a time, runtime {player.runtime_name}, {store!r}"
     )
@@ -155,21 +160,22 @@ def episodes(
     # none: the run fails at the end, naming it, so its partition shows failed (red) with the reason.
     # If the run is terminated, the generator closes the batch: nothing new starts, what is playing
     # finishes and is recorded.
-    for played in play_batch(service.store, player, keys, parallelism):
+    for played in play_batch(service.store, player, [raw_of[k] for k in keys], parallelism):
+        key = key_of.get(played.ereq_id, played.ereq_id)
         if played.episode is not None:
             rounds.add(played.episode.round_id)
         if played.episode is None or not played.final:
-            _log_unfinished(context, played, errors)
+            _log_unfinished(context, played, key, errors)
             continue
         check.add(played.episode)
         if played.status != EpisodeStatus.SUCCEEDED:
             failed.append(played.episode)
             context.log.error(failure_line(played.episode))
             continue
-        context.log.info(f"{played.episode.id}: {played.status} in {played.episode.wall_seconds or 0:.1f}s")
+        context.log.info(f"{key}: {played.status} in {played.episode.wall_seconds or 0:.1f}s")
         yield dg.AssetMaterialization(
             asset_key=context.asset_key,
-            partition=played.episode.id,
+            partition=key,
             metadata=episode_metadata(played.episode, store),
         )
 
@@ -186,7 +192,7 @@ def episodes(
             ),
             metadata={
                 "failed_episodes": dg.MetadataValue.md("\n".join(f"- {failure_line(e)}" for e in failed)),
-                "error_types": dg.MetadataValue.json({e.id: e.error_type for e in failed}),
+                "error_types": dg.MetadataValue.json({e.key or e.id: e.error_type for e in failed}),
                 "platform_errors": dg.MetadataValue.json(errors),
             },
         )
@@ -209,9 +215,10 @@ def round_results(context: dg.AssetExecutionContext, league: LeagueResource) -> 
     deps=[dg.AssetDep("episodes", partition_mapping=dg.AllPartitionMapping())],  # lineage: its episodes
     group_name=GROUP,
     kinds={"python"},
-    description="One partition per league: the current standings table per division "
-    "(openskill, ranked by mu - 3 sigma), and the best-graded episodes of recent rounds when the "
-    "league grades its episodes.",
+    description="One partition per league (its name): an overview (the current round's progress, "
+    "failed episodes and quarantined entrants with their reasons, the next round's time), the "
+    "standings table per division (openskill, ranked by mu - 3 sigma), and the best-graded episodes "
+    "of recent rounds when the league grades its episodes.",
 )
 def standings(
     context: dg.AssetExecutionContext, league: LeagueResource, artifacts: ArtifactStoreResource
@@ -223,7 +230,11 @@ def standings(
     view = service.leagues(context.partition_key)[0]
     divisions = service.standings(view.id)
     after = view.last_round.number if view.last_round else 0
-    metadata = standings_metadata(view.name, divisions, after)
+    # The overview first: it is what the asset page shows at the top.
+    metadata = {
+        **overview_metadata(service.overview(view.id)),
+        **standings_metadata(view.name, divisions, after),
+    }
     if "grader" in view.roles:  # grades live in the knowledge store (defs/knowledge)
         metadata.update(best_graded_metadata(Knowledge(service, artifacts.store()), view.id))
     return dg.MaterializeResult(metadata=metadata)

@@ -6,6 +6,7 @@ from typing import Any
 
 import dagster as dg
 
+from coworld_pipeline.defs.league.links import episode_links
 from coworld_pipeline.league.views import DivisionStandings, EpisodeView, RankingView, RoundView
 from coworld_pipeline.runtime.artifacts import ArtifactStore
 
@@ -45,6 +46,7 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
     error = episode.error or {}
     artifacts = episode.artifacts or {}
     meta: dict[str, Any] = {
+        "episode": episode.id,  # the partition key is the readable `league.rN.eM`
         "status": episode.status,
         "attempts": episode.attempts,
         "round": episode.round_id,
@@ -55,10 +57,11 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
         "duration_seconds": float(episode.wall_seconds or 0.0),
         "error_type": episode.error_type or "",
         "replay_command": dg.MetadataValue.md(
-            f"```\ncoworld replay-open {episode.id}\n```\n"
+            f"```\ncoworld replay-open {episode.key or episode.id}\n```\n"
             f"or download: `coworld replays --round {episode.round_id}`"
         ),
     }
+    meta.update(episode_links(episode))  # replay (or live) in `coworld serve`, only when there is one
     for seat in episode.seats:
         meta[f"slot_{seat.position}_policy"] = seat.label or seat.policy_version_id
         if seat.score is not None:

@@ -7,6 +7,8 @@ schedule then adds the round's episode partitions and requests their first runs 
 does not wait for the next sensor tick), and the commissioner sensor takes it from there.
 """
 
+from collections.abc import Callable
+
 import dagster as dg
 
 from coworld_pipeline.defs.league.jobs import play_episodes_job
@@ -25,13 +27,17 @@ from coworld_pipeline.defs.league.requests import (
 )
 from coworld_pipeline.defs.league.resources import LeagueResource
 from coworld_pipeline.defs.league.settings import SETTINGS, OrchestrationSettings
-from coworld_pipeline.league import ids
+from coworld_pipeline.league.readable import league_part
 from coworld_pipeline.league.rounds import explain_idle
 from coworld_pipeline.league.service import LeagueService
 
 
-def open_due_rounds(service: LeagueService, trigger: str) -> tuple[list[str], list[str]]:
+def open_due_rounds(
+    service: LeagueService, trigger: str, log: Callable[[str], None] = lambda line: None
+) -> tuple[list[str], list[str]]:
     """Open a round in every due league: (raw ids of the rounds opened, why each other league waits).
+
+    `log` gets one line per round opened.
 
     Every reason is also an event (`schedule_skipped`, once per reason; refusals: `round_refused`).
     """
@@ -44,6 +50,10 @@ def open_due_rounds(service: LeagueService, trigger: str) -> tuple[list[str], li
         opening = service.open_round(decision.league_id, trigger=trigger)
         if opening.round_id is not None:
             opened.append(opening.round_id)
+            # The tick says what it did as plainly as what it skipped (the tick's log; its skip
+            # reason lists only the leagues left waiting).
+            info = service.round(opening.round_id)
+            log(f"{decision.league_name}: opened round {info.round_number} ({info.key})")
         else:
             waiting.append(f"{decision.league_name}: {opening.refused}")
     explain_idle(service.store, decisions, trigger)
@@ -64,21 +74,22 @@ def first_run_requests(
     requests: list[dg.RunRequest] = []
     for round_id in round_ids:
         info = service.round(round_id)
-        public_round, league_id = info.id, info.league.id
-        todo = [ids.public("ereq", e) for e in service.pending_episodes(round_id)]
+        league_key = league_part(info.league.name or "", info.league.id)
+        key_of = service.episode_keys(round_id)  # partition keys are readable: `league.rN.eM`
+        todo = [key_of[e] for e in service.pending_episodes(round_id)]
         for partitions_def, keys in (
             (episode_partitions, order.extend(todo)),
-            (round_partitions, [public_round] if public_round not in known_rounds else []),
-            (league_partitions, [league_id] if league_id not in known_leagues else []),
+            (round_partitions, [info.key] if info.key not in known_rounds else []),
+            (league_partitions, [league_key] if league_key not in known_leagues else []),
         ):
             for chunk in range(0, len(keys), ADD_CHUNK):
                 instance.add_dynamic_partitions(partitions_def.name, keys[chunk : chunk + ADD_CHUNK])
-        known_leagues.add(league_id)
+        known_leagues.add(league_key)
         requests += episode_run_requests(
             order,
             todo,
-            public_round,
-            league_id,
+            info.id,
+            info.league.id,
             settings,
             settings.max_runs_per_tick - len(requests),
             with_run_keys=True,
@@ -102,7 +113,7 @@ def open_rounds(context: dg.ScheduleEvaluationContext, league: LeagueResource):
         ensure_demo_league(service)
     when = context.scheduled_execution_time
     opened, waiting = open_due_rounds(
-        service, trigger=f"{SCHEDULE_TRIGGER} {when.isoformat() if when else 'now'}"
+        service, trigger=f"{SCHEDULE_TRIGGER} {when.isoformat() if when else 'now'}", log=context.log.info
     )
     for line in waiting:
         context.log.info(line)

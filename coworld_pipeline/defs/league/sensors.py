@@ -61,6 +61,7 @@ from coworld_pipeline.defs.league.settings import (
     OrchestrationSettings,
 )
 from coworld_pipeline.league import ids
+from coworld_pipeline.league.readable import league_part
 from coworld_pipeline.league.service import LeagueService
 from coworld_pipeline.league.status import EpisodeStatus, RoundStatus
 from coworld_pipeline.league.views import RoundView
@@ -130,7 +131,7 @@ def backfill_episode_materializations(
     """
     count = 0
     for episode in service.episodes(round_ref=round_id, limit=100_000):
-        key = episode.id
+        key = episode.key if episode.key in order else episode.id  # readable, or an `ereq_` key added before
         # Only succeeded episodes are materializations; a failed one stays a failed partition.
         if episode.status != EpisodeStatus.SUCCEEDED or key in materialized or key not in order:
             continue
@@ -167,13 +168,14 @@ def commissioner_tick(
     new_rounds: list[str] = []
     new_leagues: list[str] = []
 
-    def note_round(round_id: str, league_id: str) -> None:
-        if round_id not in known_rounds:
-            known_rounds.add(round_id)
-            new_rounds.append(round_id)
-        if league_id not in known_leagues:
-            known_leagues.add(league_id)
-            new_leagues.append(league_id)
+    def note_round(rnd: RoundView) -> None:
+        round_key, league_key = rnd.key, league_part(rnd.league.name or "", rnd.league.id)
+        if round_key not in known_rounds:
+            known_rounds.add(round_key)
+            new_rounds.append(round_key)
+        if league_key not in known_leagues:
+            known_leagues.add(league_key)
+            new_leagues.append(league_key)
 
     open_rounds = service.rounds(status=RoundStatus.RUNNING, limit=1000).entries
     report.open_rounds = len(open_rounds)
@@ -181,15 +183,18 @@ def commissioner_tick(
     todo_by_round: list[tuple[RoundView, list[str]]] = []
     new_episode_keys: list[str] = []
     for rnd in open_rounds:
-        round_id, league_id = rnd.id, rnd.league.id
-        note_round(round_id, league_id)
+        round_id = rnd.id
+        note_round(rnd)
         if opened_by_schedule_just_now(rnd):
             continue  # the schedule requested its first runs; their runs may not exist yet
         progress = service.advance_round(round_id)
         if progress.done:
             continue
-        pending = [ids.public("ereq", e) for e in progress.pending]
-        running = [ids.public("ereq", e) for e in progress.running]
+        # Partition keys are the readable keys (`league.rN.eM`); the league speaks raw ids.
+        key_of = service.episode_keys(round_id)
+        raw_of = {key: raw for raw, key in key_of.items()}
+        pending = [key_of[e] for e in progress.pending]
+        running = [key_of[e] for e in progress.running]
         new_episode_keys += order.extend(pending + running)
 
         # Runs of this round: which episodes they cover, and which are dead.
@@ -218,10 +223,12 @@ def commissioner_tick(
                     dead_cover.update(order.covered(record.dagster_run.tags))
             lost = [e for e in lost_candidates if e in dead_cover]
             if lost:
-                requeued = service.requeue_episodes(lost, "the Dagster run playing it died")
-                report.requeued += requeued
+                requeued = service.requeue_episodes(
+                    [raw_of[k] for k in lost], "the Dagster run playing it died"
+                )
+                report.requeued += [key_of[ids.raw_id("ereq", e)] for e in requeued]
                 if requeued:  # back to pending (unless out of retries): play them in this tick already
-                    pending = [ids.public("ereq", e) for e in service.pending_episodes(round_id)]
+                    pending = [key_of[e] for e in service.pending_episodes(round_id)]
         todo = [e for e in pending if e not in covered]
         todo_by_round.append((rnd, todo))
 
@@ -246,7 +253,8 @@ def commissioner_tick(
     materialized: set[str] | None = None
     for rnd in service.rounds(limit=RECENT_CLOSED_ROUNDS).entries:
         round_id, league_id = rnd.id, rnd.league.id
-        if rnd.status == RoundStatus.RUNNING or round_id in collated:
+        # (Keyed by its readable key; an instance from before those keys collated it by its id.)
+        if rnd.status == RoundStatus.RUNNING or rnd.key in collated or round_id in collated:
             continue
         if instance.get_run_records(
             dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"}), limit=1
@@ -257,13 +265,13 @@ def commissioner_tick(
         report.backfilled += backfill_episode_materializations(
             instance, service, store, round_id, order, materialized
         )
-        note_round(round_id, league_id)
-        report.closed_rounds.append(f"{rnd.league.name}#{rnd.round_number}")
+        note_round(rnd)
+        report.closed_rounds.append(rnd.key)
         tags = {TAG_ROUND: round_id, TAG_LEAGUE: league_id}
         run_requests.append(
             dg.RunRequest(
                 job_name=COLLATE_ROUND,
-                partition_key=round_id,
+                partition_key=rnd.key,
                 run_key=f"round_results:{round_id}",
                 tags={**tags, TAG_KIND: "round_results"},
             )
@@ -271,7 +279,7 @@ def commissioner_tick(
         run_requests.append(
             dg.RunRequest(
                 job_name=REFRESH_STANDINGS,
-                partition_key=league_id,
+                partition_key=league_part(rnd.league.name or "", league_id),
                 run_key=f"standings:{round_id}",
                 tags={**tags, TAG_KIND: "standings"},
             )

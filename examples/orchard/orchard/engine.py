@@ -38,6 +38,7 @@ DEFAULT_TREES = 10
 DEFAULT_CONNECT_TIMEOUT = 30.0
 DEFAULT_FINAL_LINGER = 5.0
 DEFAULT_TURN_TIMEOUT = 10.0
+DEFAULT_SILENT_PLAYER_TIMEOUT = 30.0
 
 MIN_SLOTS = 2
 MAX_SLOTS = 4
@@ -95,6 +96,7 @@ CONFIG_KEYS = {
     "player_connect_timeout_seconds",
     "final_linger_seconds",
     "turn_timeout_seconds",
+    "silent_player_timeout_seconds",
 }
 
 
@@ -164,6 +166,7 @@ def validate_config(config: Any, *, require_tokens: bool = True) -> dict[str, An
         ("player_connect_timeout_seconds", DEFAULT_CONNECT_TIMEOUT, 0, None),
         ("final_linger_seconds", DEFAULT_FINAL_LINGER, 0, 600),
         ("turn_timeout_seconds", DEFAULT_TURN_TIMEOUT, 0.01, 3600),
+        ("silent_player_timeout_seconds", DEFAULT_SILENT_PLAYER_TIMEOUT, 0, 3600),
     ):
         value = config.get(key, default)
         if not _is_number(value) or value < lo or (hi is not None and value > hi):

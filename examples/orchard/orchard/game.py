@@ -17,134 +17,19 @@ import contextlib
 import hmac
 import json
 import os
-import queue
 import signal
 import sys
-import threading
 import time
-import urllib.parse
-from pathlib import Path
 from typing import Any
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
-from websockets.datastructures import Headers
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from orchard import uris
 from orchard.engine import MOVES, ConfigError, Orchard, public_config, replay_bytes, validate_config
-
-STATIC_DIR = Path(__file__).resolve().parent / "static"
-PAGES = {
-    "/client/player": "player.html",
-    "/client/global": "global.html",
-    "/client/admin": "admin.html",
-    "/client/replay": "replay.html",
-}
-COMMON_JS_MARKER = "/*__ORCHARD_COMMON_JS__*/"
-
-
-# --------------------------------------------------------------------------------------------------
-# logging: stdout always, COGAME_LOG_URI (text/plain POST, background thread) when set
-# --------------------------------------------------------------------------------------------------
-class LogSink:
-    def __init__(self, uri: str | None) -> None:
-        self.uri = uri
-        self._queue: queue.Queue[str | None] = queue.Queue()
-        self._thread: threading.Thread | None = None
-        if uri:
-            self._thread = threading.Thread(target=self._run, name="orchard-log-poster", daemon=True)
-            self._thread.start()
-
-    def __call__(self, message: str) -> None:
-        line = f"[orchard] {message}"
-        print(line, flush=True)
-        if self._thread is not None:
-            self._queue.put(line)
-
-    def _run(self) -> None:
-        assert self.uri is not None
-        while True:
-            line = self._queue.get()
-            if line is None:
-                return
-            lines = [line]
-            while True:  # batch whatever else is queued
-                try:
-                    extra = self._queue.get_nowait()
-                except queue.Empty:
-                    break
-                if extra is None:
-                    self._post(lines)
-                    return
-                lines.append(extra)
-            self._post(lines)
-
-    def _post(self, lines: list[str]) -> None:
-        try:
-            uris.post_text(self.uri, "\n".join(lines) + "\n")
-        except Exception as exc:  # best effort: never let log shipping break the game
-            print(f"[orchard] log POST failed: {exc}", file=sys.stderr, flush=True)
-
-    def close(self, timeout: float = 3.0) -> None:
-        if self._thread is not None:
-            self._queue.put(None)
-            self._thread.join(timeout)
-
-
-log = LogSink(os.environ.get("COGAME_LOG_URI") or None)
-
-
-# --------------------------------------------------------------------------------------------------
-# HTTP helpers
-# --------------------------------------------------------------------------------------------------
-def _load_pages() -> dict[str, bytes]:
-    common = (STATIC_DIR / "common.js").read_text(encoding="utf-8")
-    pages = {}
-    for route, filename in PAGES.items():
-        html = (STATIC_DIR / filename).read_text(encoding="utf-8")
-        pages[route] = html.replace(COMMON_JS_MARKER, common).encode("utf-8")
-    return pages
-
-
-def _response(status: int, reason: str, body: bytes, content_type: str) -> Response:
-    headers = Headers()
-    headers["Content-Type"] = content_type
-    headers["Content-Length"] = str(len(body))
-    headers["Cache-Control"] = "no-store"
-    return Response(status, reason, headers, body)
-
-
-def text_response(status: int, text: str) -> Response:
-    reasons = {
-        200: "OK",
-        400: "Bad Request",
-        403: "Forbidden",
-        404: "Not Found",
-        410: "Gone",
-        503: "Unavailable",
-    }
-    return _response(status, reasons.get(status, "Status"), text.encode("utf-8"), "text/plain; charset=utf-8")
-
-
-def html_response(body: bytes) -> Response:
-    return _response(200, "OK", body, "text/html; charset=utf-8")
-
-
-def split_request(request: Request) -> tuple[str, dict[str, str]]:
-    parts = urllib.parse.urlsplit(request.path)
-    path = parts.path.rstrip("/") or "/"
-    query = {key: values[-1] for key, values in urllib.parse.parse_qs(parts.query).items()}
-    return path, query
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
-
-
-def send_now(ws: ServerConnection, text: str) -> None:
-    """Queue a message without awaiting flow control (a slow reader must never stall the tick loop)."""
-    broadcast([ws], text)
+from orchard.replay_mode import ReplayServer
+from orchard.web import dumps, html_response, load_pages, log, send_now, split_request, text_response
 
 
 # --------------------------------------------------------------------------------------------------
@@ -161,12 +46,16 @@ class EpisodeServer:
         self.tick_rate = float(config["tick_rate"])
         self.connect_timeout = float(config["player_connect_timeout_seconds"])
         self.turn_timeout = float(config["turn_timeout_seconds"])
+        # A connected slot that sends no action for this long has stopped playing (0: never judged).
+        self.silent_timeout = float(config["silent_player_timeout_seconds"])
         self.final_linger = float(config["final_linger_seconds"])
-        self.pages = _load_pages()
+        self.pages = load_pages()
 
         self.players: dict[int, ServerConnection] = {}
         self.ever_connected: set[int] = set()
         self.pending: dict[int, str] = {}
+        self.last_heard: dict[int, float] = {}  # loop time of each slot's last action (or connect)
+        self.silent_reported: set[int] = set()
         self.viewers: set[ServerConnection] = set()
         self.admins: set[ServerConnection] = set()
         self.started = False
@@ -257,6 +146,7 @@ class EpisodeServer:
         self.players[slot] = ws
         first = slot not in self.ever_connected
         self.ever_connected.add(slot)
+        self.last_heard[slot] = asyncio.get_running_loop().time()
         log(f"slot {slot} {'connected' if first else 'reconnected'}")
         if previous is not None:
             await previous.close(1000, "replaced by a newer connection for this slot")
@@ -292,6 +182,7 @@ class EpisodeServer:
             return  # stale action for an earlier tick
         move = message.get("move")
         self.pending[slot] = move if move in MOVES else "stay"
+        self.last_heard[slot] = asyncio.get_running_loop().time()
         self.wake.set()
 
     async def _viewer(self, ws: ServerConnection) -> None:
@@ -374,19 +265,45 @@ class EpisodeServer:
             await self._wait(remaining)
         return [slot for slot in range(self.slots) if slot not in self.ever_connected]
 
-    async def wait_for_tick(self) -> None:
+    def _hear_everyone(self, now: float) -> None:
+        """Restart every connected slot's silence clock (the episode starts, or a pause ends)."""
+        for slot in self.players:
+            self.last_heard[slot] = now
+
+    def _silence(self, now: float) -> tuple[int | None, float | None]:
+        """A connected slot silent past the deadline, else the seconds until the next one could be."""
+        if self.silent_timeout <= 0:
+            return None, None
+        soonest: float | None = None
+        for slot in sorted(self.players):
+            if slot in self.silent_reported or slot in self.pending:  # acted: waiting on the others
+                continue
+            left = self.last_heard.get(slot, now) + self.silent_timeout - now
+            if left <= 0:
+                return slot, None
+            soonest = left if soonest is None else min(soonest, left)
+        return None, soonest
+
+    async def wait_for_tick(self) -> int | None:
+        """Wait until the next tick is due; returns a slot found silent past its deadline instead."""
         loop = asyncio.get_running_loop()
         turn_deadline = loop.time() + self.turn_timeout
         while True:
-            if self.paused:
+            if self.paused:  # nobody is judged while paused: clocks restart when play goes on
                 if self.step_requests > 0:
                     self.step_requests -= 1
-                    return
+                    self._hear_everyone(loop.time())
+                    return None
                 await self._wait(None)
+                self._hear_everyone(loop.time())
                 turn_deadline = loop.time() + self.turn_timeout
-            elif self.tick_rate <= 0:
+                continue
+            silent, silence_left = self._silence(loop.time())
+            if silent is not None:
+                return silent
+            if self.tick_rate <= 0:
                 if all(slot in self.pending for slot in self.players):
-                    return
+                    return None
                 remaining = turn_deadline - loop.time()
                 if remaining <= 0:
                     late = sorted(set(self.players) - set(self.pending))
@@ -394,29 +311,33 @@ class EpisodeServer:
                         f"tick {self.game.tick}: slot(s) {late} did not act within "
                         f"{self.turn_timeout:g} s; they stay"
                     )
-                    return
-                await self._wait(remaining)
+                    return None
             else:
                 remaining = self.next_tick_at - loop.time()
                 if remaining <= 0:
-                    return
-                await self._wait(remaining)
+                    return None
+            await self._wait(remaining if silence_left is None else min(remaining, silence_left))
+
+    async def report_player_failure(self, slot: int, message: str) -> bool:
+        """End the episode with a player-failure report naming `slot`, when the platform asked for one."""
+        failure_uri = self.env.get("COGAME_PLAYER_FAILURE_URI")
+        if not failure_uri:
+            return False
+        log(f"{message}; writing player failure report")
+        await asyncio.to_thread(
+            uris.write_json,
+            failure_uri,
+            {"message": message, "failed_policy_index": slot, "kind": "player_error"},
+        )
+        self.finished = True
+        await self._close_everything({"type": "final", "aborted": True, "message": message})
+        return True
 
     async def run(self) -> int:
         missing = await self.wait_for_players()
         if missing:
-            slot = missing[0]
-            failure_uri = self.env.get("COGAME_PLAYER_FAILURE_URI")
-            message = f"slot {slot} never connected within {self.connect_timeout:g} s"
-            if failure_uri:
-                log(f"{message}; writing player failure report")
-                await asyncio.to_thread(
-                    uris.write_json,
-                    failure_uri,
-                    {"message": message, "failed_policy_index": slot, "kind": "player_error"},
-                )
-                self.finished = True
-                await self._close_everything({"type": "final", "aborted": True, "message": message})
+            message = f"slot {missing[0]} never connected within {self.connect_timeout:g} s"
+            if await self.report_player_failure(missing[0], message):
                 return 0
             log(f"{message}; playing on with idle slot(s) {missing}")
 
@@ -425,13 +346,27 @@ class EpisodeServer:
         started_at = time.perf_counter()
         log(f"episode started: {self.slots} slots, {self.game.max_ticks} ticks, tick_rate {self.tick_rate:g}")
         self.next_tick_at = loop.time() + (1.0 / self.tick_rate if self.tick_rate > 0 else 0.0)
+        self._hear_everyone(loop.time())
         self.broadcast_observations()
         self.broadcast_state()
         while not self.game.done:
-            await self.wait_for_tick()
+            silent = await self.wait_for_tick()
+            if silent is not None:
+                message = (
+                    f"slot {silent} connected but sent no action for {self.silent_timeout:g} s "
+                    f"(tick {self.game.tick})"
+                )
+                if await self.report_player_failure(silent, message):
+                    return 0
+                log(f"{message}; it stays (no player failure report was asked for)")
+                self.silent_reported.add(silent)
+                continue
             actions = [self.pending.get(slot, "stay") for slot in range(self.slots)]
+            acted = list(self.pending)
             self.pending.clear()
             self.game.step(actions)
+            for slot in acted:  # its clock restarts at the next observation, not at its last answer
+                self.last_heard[slot] = loop.time()
             if self.tick_rate > 0:
                 self.next_tick_at = max(self.next_tick_at + 1.0 / self.tick_rate, loop.time() - 0.5)
             if not self.game.done:
@@ -500,75 +435,6 @@ def _policy_names(raw: str | None, slots: int) -> list[str] | None:
     if isinstance(names, list) and len(names) == slots and all(isinstance(name, str) for name in names):
         return names
     return None
-
-
-# --------------------------------------------------------------------------------------------------
-# Replay mode
-# --------------------------------------------------------------------------------------------------
-class ReplayServer:
-    def __init__(self, env: dict[str, str]) -> None:
-        self.default_uri = env.get("COGAME_LOAD_REPLAY_URI") or None
-        self.pages = _load_pages()
-        self.cache: dict[str, dict[str, Any]] = {}
-        self.loaded: dict[ServerConnection, dict[str, Any]] = {}
-
-    async def load(self, uri: str) -> dict[str, Any]:
-        if uri not in self.cache:
-            payload = await asyncio.to_thread(uris.read_json, uri)
-            if not isinstance(payload, dict) or "frames" not in payload:
-                raise ValueError("not an Orchard replay")
-            self.cache = {uri: payload}  # keep only the latest replay in memory
-        return self.cache[uri]
-
-    async def process_request(self, connection: ServerConnection, request: Request) -> Response | None:
-        path, query = split_request(request)
-        if path == "/healthz":
-            return text_response(200, "ok\n")
-        if path == "/client/replay":
-            return html_response(self.pages[path])
-        if path == "/replay":
-            uri = query.get("uri") or self.default_uri
-            if not uri:
-                return text_response(400, "missing ?uri= (and no COGAME_LOAD_REPLAY_URI)\n")
-            try:
-                self.loaded[connection] = await self.load(uri)
-            except Exception as exc:
-                log(f"cannot load replay {uri}: {exc}")
-                return text_response(404, "replay not found or unreadable\n")
-            return None
-        return text_response(404, "not found\n")
-
-    async def handler(self, ws: ServerConnection) -> None:
-        payload = self.loaded.pop(ws, None)
-        if payload is None:
-            await ws.close(1008, "no replay")
-            return
-        frames = len(payload.get("frames", []))
-        try:
-            await ws.send(dumps({"type": "replay", **payload}))
-            async for raw in ws:
-                try:
-                    message = json.loads(raw)
-                    command = message.get("command") if isinstance(message, dict) else None
-                except ValueError:
-                    command, message = None, {}
-                reply: dict[str, Any] = {"type": "control", "command": command}
-                if command == "seek":
-                    tick = message.get("tick", 0)
-                    reply["tick"] = (
-                        max(0, min(frames - 1, int(tick))) if isinstance(tick, (int, float)) else 0
-                    )
-                    reply["ok"] = True
-                elif command == "speed":
-                    reply["speed"] = message.get("speed")
-                    reply["ok"] = True
-                elif command in ("play", "pause"):
-                    reply["ok"] = True
-                else:
-                    reply.update({"ok": False, "error": "commands: play, pause, seek {tick}, speed {speed}"})
-                await ws.send(dumps(reply))
-        except ConnectionClosed:
-            pass
 
 
 # --------------------------------------------------------------------------------------------------

@@ -46,7 +46,8 @@ def test_episode_and_replay_in_containers(image: str, tmp_path: Path, manifest):
     run_id = secrets.token_hex(4)
     network = f"orchard-test-{run_id}"
     alias = f"orchard-game-{run_id}"
-    tokens = [secrets.token_urlsafe(16), secrets.token_urlsafe(16)]
+    player_ids = [p["player_id"] for p in manifest["certification"]["players"]]
+    tokens = [secrets.token_urlsafe(16) for _ in player_ids]
     config = {**manifest["certification"]["game_config"], "tokens": tokens}
     workspace = tmp_path / "coworld"
     workspace.mkdir()
@@ -74,7 +75,7 @@ def test_episode_and_replay_in_containers(image: str, tmp_path: Path, manifest):
                 return False
 
         wait_until(healthy, 60, "game container /healthz", interval=0.2)
-        for slot, player_id in enumerate(("greedy", "planner")):
+        for slot, player_id in enumerate(player_ids):
             name = f"orchard-test-player-{run_id}-{slot}"
             containers.append(name)
             url = f"ws://{alias}:8080/player?slot={slot}&token={tokens[slot]}"

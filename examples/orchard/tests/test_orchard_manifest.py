@@ -1,4 +1,7 @@
-"""The manifest follows the 0.1.11 manifest schema and the game's own schemas."""
+"""The manifest follows the 0.1.64 manifest schema and the game's own schemas.
+
+(The 0.1.11 form, written by `coworld convert --contract 0.1.11`, is checked in tests/generations.)
+"""
 
 from __future__ import annotations
 
@@ -9,11 +12,14 @@ import sys
 import pytest
 from jsonschema import Draft202012Validator, FormatChecker
 from orchard.engine import play_episode, validate_config
-from orchard.players import greedy, planner
+from orchard.players import greedy, planner, random
 from orchard_testlib import ORCHARD_DIR
 
-REFERENCE_SCHEMA = (
-    ORCHARD_DIR.parents[2] / "shared" / "reference" / "schemas" / "coworld_manifest_schema-0.1.11.json"
+# The reference 0.1.64 package's own schema, from its venv (scripts/reference-venvs.sh).
+REFERENCE_SCHEMAS = sorted(
+    (ORCHARD_DIR.parents[1] / ".refvenvs" / "0.1.64").glob(
+        "lib/python3*/site-packages/coworld/manifest/v0/schema.json"
+    )
 )
 
 
@@ -23,9 +29,9 @@ def _validator(schema):
 
 
 def test_manifest_validates_against_reference_schema(manifest):
-    if not REFERENCE_SCHEMA.exists():
-        pytest.skip(f"reference schema not found at {REFERENCE_SCHEMA}")
-    schema = json.loads(REFERENCE_SCHEMA.read_text())
+    if not REFERENCE_SCHEMAS:
+        pytest.skip("reference 0.1.64 schema not installed (scripts/reference-venvs.sh)")
+    schema = json.loads(REFERENCE_SCHEMAS[0].read_text())
     errors = sorted(_validator(schema).iter_errors(manifest), key=str)
     assert not errors, [error.message for error in errors]
 
@@ -43,9 +49,17 @@ def test_template_matches_manifest_except_version_and_images(manifest):
     assert manifest["game"]["version"] == "0.1.0"
     images = {manifest["game"]["runnable"]["image"]}
     template_images = {template["game"]["runnable"]["image"]}
-    for role in ("player", "reporter", "grader", "diagnoser", "optimizer"):
+    for role in ("player", "grader", "diagnoser", "optimizer"):
         images |= {entry["image"] for entry in manifest[role]}
         template_images |= {entry["image"] for entry in template[role]}
+    # The reporter is a reference, implemented by the package image (no image of its own).
+    assert (
+        manifest["reporter"] == template["reporter"] == [{"reporter": "coworldexamples/orchard-reporter@1"}]
+    )
+    implementation = manifest["game"]["results_schema"]["x-coworld-reporters"][
+        manifest["reporter"][0]["reporter"]
+    ]
+    assert implementation["run"] == ["python", "-m", "orchard.reporter"] and "image" not in implementation
     assert images == {"coworld/orchard:0.1.0"}
     assert template_images == {"{{ORCHARD_IMAGE}}"}
     compose = (ORCHARD_DIR / "docker-compose.yml").read_text()
@@ -69,7 +83,8 @@ def test_config_schema_token_rules_and_variants(manifest):
         validate_config(full)  # the server's own validation agrees
     assert {variant["id"] for variant in manifest["variants"]} == {"duel", "duel-live", "four"}
     cert = manifest["certification"]
-    assert [p["player_id"] for p in cert["players"]] == ["greedy", "planner"]
+    assert [p["player_id"] for p in cert["players"]] == ["greedy", "planner", "random"]
+    assert len(manifest["tags"]) >= 3
     assert len(cert["players"]) == len(cert["game_config"]["players"])
     player_ids = [entry["id"] for entry in manifest["player"]]
     assert sorted(player_ids) == ["greedy", "planner", "random"]
@@ -79,7 +94,7 @@ def test_config_schema_token_rules_and_variants(manifest):
 def test_engine_results_validate_against_results_schema(manifest):
     validator = _validator(manifest["game"]["results_schema"])
     config = dict(manifest["certification"]["game_config"])
-    game = play_episode(config, [greedy.choose_action, planner.choose_action])
+    game = play_episode(config, [greedy.choose_action, planner.choose_action, random.choose_action])
     results = {**game.results(), "episode_seconds": 0.5}
     assert not list(validator.iter_errors(results))
     assert list(validator.iter_errors({**results, "surprise": 1}))

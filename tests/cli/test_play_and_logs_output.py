@@ -1,0 +1,56 @@
+"""Where the CLI prints what: `play` links on stdout, and `episode-logs` saying why a player failed."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+from coworld_pipeline.league.service import LeagueService
+from tests.conftest import make_testkit, run_cli
+from tests.league.conftest import FAST, ORCHARD_MANIFEST
+
+
+def test_play_prints_its_links_on_stdout_and_its_phases_on_stderr(tmp_path: Path) -> None:
+    manifest = make_testkit(tmp_path)
+    proc = run_cli(
+        "play", str(manifest), "--runtime", "process", "--no-open-browser", "-o", str(tmp_path / "ws")
+    )
+    assert proc.returncode == 0, proc.stderr
+    # One whole link per line (never wrapped), so `coworld play ... | grep global` finds it.
+    players = re.findall(r"^player (\d): (http://\S+token=\S+)$", proc.stdout, re.M)
+    assert [slot for slot, _ in players] == ["0", "1"], proc.stdout
+    assert re.search(r"^global: +http://127\.0\.0\.1:\d+/client/global$", proc.stdout, re.M), proc.stdout
+    assert re.search(r"^admin: +http://127\.0\.0\.1:\d+/client/admin$", proc.stdout, re.M), proc.stdout
+    assert "/client/global" not in proc.stderr and "token=" not in proc.stderr
+    assert "phase" in proc.stderr  # the live phase table stays on stderr
+
+
+def test_episode_logs_of_a_crashed_player_print_its_log_and_the_failure_reason(tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    db = f"sqlite:///{home / 'league.db'}"
+    svc = LeagueService(db, home)
+    try:
+        svc.upload_coworld(ORCHARD_MANIFEST)
+        svc.upload_policy("img", "greedy", run=["python", "-m", "orchard.players.greedy"])
+        crash = "print('loading weights... out of luck', flush=True); import sys; sys.exit(3)"
+        svc.upload_policy("img", "crasher", run=["python", "-c", crash])
+        svc.create_league("logs", "orchard", variants=["duel"], config_overrides=FAST)
+        for name in ("greedy", "crasher"):
+            svc.submit(name, "logs")
+        svc.run_round("logs", runtime_name="process")
+        episodes = svc.episodes(league_ref="logs")
+    finally:
+        svc.close()
+    episode = next(e for e in episodes if e.error_type == "player_crashed")
+    slot = episode.error["slot"]
+    env = {**os.environ, "COWORLD_HOME": str(home), "COWORLD_DATABASE_URL": db}
+    crashed = run_cli("episode-logs", episode.id, "--agent", str(slot), env=env)
+    assert crashed.returncode == 0, crashed.stderr
+    assert "loading weights... out of luck" in crashed.stdout  # the log itself, as it is
+    reason = " ".join(crashed.stderr.split())
+    assert f"episode error: player_crashed (slot {slot}):" in reason, crashed.stderr
+    assert "exited with code 3" in reason or "code 3" in reason, crashed.stderr
+    assert "[blame: player]" in reason
+    game = run_cli("episode-logs", episode.id, "--game", env=env)
+    assert game.returncode == 0 and "episode error: player_crashed" in game.stderr
