@@ -361,15 +361,35 @@ def register(app: typer.Typer) -> None:
         variant: str = typer.Option(None, "--variant", help="Use this variant's config."),
         secret_env: SecretEnv = None,
         secret_env_file: SecretEnvFile = None,
-        verify_replay: bool = typer.Option(False, "--verify-replay/--no-verify-replay"),
+        verify_replay: bool = typer.Option(
+            False,
+            "--verify-replay/--no-verify-replay",
+            help="Also load the replay in the game's replay mode.",
+        ),
         allow_player_egress: bool = typer.Option(
             False, "--allow-player-egress", help="docker: let players reach the internet."
         ),
-        game_cpus: float = typer.Option(1.0, "--game-cpus", envvar="COWORLD_GAME_CPUS"),
-        game_memory: str = typer.Option("1g", "--game-memory", envvar="COWORLD_GAME_MEMORY"),
-        player_cpus: float = typer.Option(1.0, "--player-cpus", envvar="COWORLD_PLAYER_CPUS"),
-        player_memory: str = typer.Option("1g", "--player-memory", envvar="COWORLD_PLAYER_MEMORY"),
-        pids_limit: int = typer.Option(512, "--pids-limit", envvar="COWORLD_PIDS_LIMIT"),
+        game_cpus: float = typer.Option(
+            1.0, "--game-cpus", envvar="COWORLD_GAME_CPUS", help="CPUs for the game container (docker)."
+        ),
+        game_memory: str = typer.Option(
+            "1g",
+            "--game-memory",
+            envvar="COWORLD_GAME_MEMORY",
+            help="Memory for the game container, no swap.",
+        ),
+        player_cpus: float = typer.Option(
+            1.0,
+            "--player-cpus",
+            envvar="COWORLD_PLAYER_CPUS",
+            help="CPUs for each player container (docker).",
+        ),
+        player_memory: str = typer.Option(
+            "1g", "--player-memory", envvar="COWORLD_PLAYER_MEMORY", help="Memory for each player container."
+        ),
+        pids_limit: int = typer.Option(
+            512, "--pids-limit", envvar="COWORLD_PIDS_LIMIT", help="Processes per container, at most."
+        ),
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Run one headless episode with every runner check; artifacts land in the workspace."""
@@ -393,15 +413,21 @@ def register(app: typer.Typer) -> None:
     def play(
         manifest: str = typer.Argument(..., help="Manifest path or URL."),
         inputs: list[str] = typer.Argument(None, help="REQUEST.json, or player images."),
-        run: list[str] = typer.Option([], "--run"),
+        run: list[str] = typer.Option([], "--run", help="argv replacing the supplied images' run (repeat)."),
         runtime: str = RUNTIME_OPTION,
-        output_dir: Path = typer.Option(None, "--output-dir", "-o"),
-        timeout: float = typer.Option(None, "--timeout", "--timeout-seconds", min=1),
-        seed: int = typer.Option(None, "--seed"),
-        variant: str = typer.Option(None, "--variant"),
+        output_dir: Path = typer.Option(
+            None, "--output-dir", "-o", help="Workspace (default: a new directory)."
+        ),
+        timeout: float = typer.Option(
+            None, "--timeout", "--timeout-seconds", min=1, help="Stop the episode after this many seconds."
+        ),
+        seed: int = typer.Option(None, "--seed", help="Set game_config.seed."),
+        variant: str = typer.Option(None, "--variant", help="Use this variant's config."),
         secret_env: SecretEnv = None,
         secret_env_file: SecretEnvFile = None,
-        open_browser: bool = typer.Option(True, "--open-browser/--no-open-browser"),
+        open_browser: bool = typer.Option(
+            True, "--open-browser/--no-open-browser", help="Open the global viewer in your browser."
+        ),
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Interactive episode: prints player, global and admin links and opens the global viewer."""
@@ -444,7 +470,9 @@ def register(app: typer.Typer) -> None:
     def certify(
         manifest: str = typer.Argument(..., help="Manifest path or URL."),
         runtime: str = RUNTIME_OPTION,
-        timeout: float = typer.Option(60.0, "--timeout", "--timeout-seconds", min=1),
+        timeout: float = typer.Option(
+            60.0, "--timeout", "--timeout-seconds", min=1, help="Seconds each certification episode may take."
+        ),
         output_dir: Path = typer.Option(
             None, "--output-dir", "-o", help="Keep the certification workspace here."
         ),
@@ -493,7 +521,9 @@ def register(app: typer.Typer) -> None:
         timeout: float = typer.Option(
             60.0, "--timeout", "--timeout-seconds", min=1, help="Health timeout, s."
         ),
-        open_browser: bool = typer.Option(False, "--open-browser/--no-open-browser"),
+        open_browser: bool = typer.Option(
+            False, "--open-browser/--no-open-browser", help="Open the replay viewer in your browser."
+        ),
         as_json: bool = JSON_OPTION,
     ) -> None:
         """Start the game in replay mode and print the viewer link; runs until interrupted.

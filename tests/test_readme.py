@@ -97,6 +97,7 @@ def checkout(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, 
     env["PATH"] = f"{REPO / '.venv' / 'bin'}{os.pathsep}{env.get('PATH', '/usr/bin:/bin')}"
     env["COWORLD_HOME"] = str(work / ".coworld")
     env["COLUMNS"] = "160"
+    env["BROWSER"] = "true"  # `coworld play` opens the viewer with the user's browser: here, a no-op
     return work, env
 
 

@@ -1,62 +1,54 @@
 """Where an episode being played can be watched: its game's live global viewer URL.
 
-The runtime knows the URL once the game is up (`EpisodeOptions.on_game_ready`); `record_live_url`
-keeps it as an `episode_live` event of that attempt (one small write per episode, nothing else
-changes), and `live_url` reads it back for `coworld serve`'s `/live/<episode>` while the attempt
-still runs.
+The runtime knows the URL once the game is up (`EpisodeOptions.on_game_ready`). It is kept as
+`live.json` in the attempt's workspace rather than in the league database, so an episode still costs
+the database exactly two writes (claim-and-prepare, record); `live_url` reads it back for `coworld
+serve`'s `/live/<episode>` while that attempt is the running one (serve runs beside the runners, on
+the host that holds the workspaces).
 """
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import json
+import os
+from pathlib import Path
+
 from sqlalchemy.orm import Session
 
 from coworld_pipeline.league import ids
-from coworld_pipeline.league.models import EpisodeRequestRow, Event
+from coworld_pipeline.league.models import EpisodeRequestRow
 from coworld_pipeline.league.status import EpisodeStatus
-from coworld_pipeline.league.unit import Store, record_event
+from coworld_pipeline.league.unit import Store
 
-LIVE_EVENT = "episode_live"
+LIVE_FILE = "live.json"
 
 
-def record_live_url(store: Store, ereq_id: str, attempt: int, global_url: str) -> None:
-    """Note the live viewer of this attempt (ignored when the attempt is no longer the running one)."""
-    raw = ids.raw_id("ereq", ereq_id)
-
-    def fn(s: Session) -> None:
-        e = s.get(EpisodeRequestRow, raw)
-        if e is None or e.status != EpisodeStatus.RUNNING or e.attempt != attempt:
-            return
-        record_event(
-            s,
-            LIVE_EVENT,
-            f"episode {ids.public('ereq', raw)} is being played (attempt {attempt})",
-            league_id=e.league_id,
-            round_id=e.round_id,
-            ereq_id=raw,
-            attempt=attempt,
-            global_url=global_url,
-        )
-
-    store.write(fn)
+def record_live_url(workspace: Path, attempt: int, global_url: str) -> None:
+    """Note the live viewer of this attempt, atomically (a reader never sees half a file)."""
+    workspace.mkdir(parents=True, exist_ok=True)
+    tmp = workspace / f".{LIVE_FILE}.{os.getpid()}"
+    tmp.write_text(json.dumps({"attempt": attempt, "global_url": global_url}))
+    tmp.replace(workspace / LIVE_FILE)
 
 
 def live_url(store: Store, ereq_id: str) -> str | None:
     """The live viewer URL of the episode's running attempt; None when it is not being played."""
     raw = ids.raw_id("ereq", ereq_id)
 
-    def fn(s: Session) -> str | None:
+    def fn(s: Session) -> tuple[int, str] | None:
         e = s.get(EpisodeRequestRow, raw)
         if e is None or e.status != EpisodeStatus.RUNNING:
             return None
-        event = s.execute(
-            select(Event)
-            .where(Event.ereq_id == raw, Event.event_type == LIVE_EVENT)
-            .order_by(Event.id.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if event is None or (event.payload or {}).get("attempt") != e.attempt:
-            return None
-        return str(event.payload.get("global_url") or "") or None
+        return e.attempt, e.workspace or str(store.episode_workspace(raw))
 
-    return store.read(fn)
+    running = store.read(fn)
+    if running is None:
+        return None
+    attempt, workspace = running
+    try:
+        data = json.loads((Path(workspace) / LIVE_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or data.get("attempt") != attempt:
+        return None  # an earlier attempt's viewer is gone
+    return str(data.get("global_url") or "") or None

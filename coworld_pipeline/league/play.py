@@ -186,7 +186,7 @@ def execute_episode(
         return Played(ereq_id, str(status))
     if leases is not None:
         leases.hold(prepared.ereq_id, prepared.attempt)
-    prepared = dataclasses.replace(prepared, on_live=_live_recorder(store, prepared))
+    prepared = dataclasses.replace(prepared, on_live=_live_recorder(prepared))
     try:
         archive_attempt(prepared.workspace, prepared.attempt)
         outcome = player.play(prepared)
@@ -209,16 +209,12 @@ def execute_episode(
     return Played(prepared.ereq_id, view.status, view)
 
 
-def _live_recorder(store: Store, prepared: PreparedEpisode) -> Callable[[str], None]:
-    """Records where the attempt can be watched live, off the episode's thread: a slow or failing
-    database never delays or fails the episode."""
-
-    def write(global_url: str) -> None:
-        with contextlib.suppress(Exception):
-            record_live_url(store, prepared.ereq_id, prepared.attempt, global_url)
+def _live_recorder(prepared: PreparedEpisode) -> Callable[[str], None]:
+    """Records where the attempt can be watched live; a failure to write it never fails the episode."""
 
     def record(global_url: str) -> None:
-        threading.Thread(target=write, args=(global_url,), name="live-url", daemon=True).start()
+        with contextlib.suppress(OSError):
+            record_live_url(prepared.workspace, prepared.attempt, global_url)
 
     return record
 

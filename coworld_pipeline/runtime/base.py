@@ -53,6 +53,10 @@ class LaunchSpec:
     readonly_dirs: dict[str, Path] = field(default_factory=dict)  # container path -> host dir
     writable_dirs: dict[str, Path] = field(default_factory=dict)  # container path -> host dir (rw)
     serve: bool = False  # game/replay: reachable from the host on a loopback port
+    # A serving runnable nobody outside this host's runner will open (no human links asked for):
+    # a local Docker engine may then skip publishing its port (the runner reaches it by its
+    # address on the bridge); publishing costs a proxy process and NAT rules at start and removal.
+    publish: bool = True
     slot: int | None = None
     port: int = GAME_PORT  # where a serving runnable listens in its container (0.1.64 `startup.port`)
     limits: ResourceLimits | None = None  # overrides the runtime's per-role limits (manifest `resources`)

@@ -3,10 +3,11 @@
 Per episode: a private network (internal, so players have no route out unless egress is allowed,
 and closed to the host itself by firewall rules: firewall.py) on which the game answers at an
 alias. The game also joins `coworld-public`, one shared bridge with inter-container traffic
-disabled, so its port can be published on 127.0.0.1 for browsers and the runner's probes and it can
-reach out (artifact uploads). Every per-episode container and network carries labels naming its
-owner, and the sandbox removes all of them when closed; exited containers go as soon as their logs
-are complete.
+disabled, so its port can be published on 127.0.0.1 for browsers and it can reach out (artifact
+uploads). A game nobody will open in a browser is not published: the runner, next to a local
+engine, probes it at its address on that bridge. Every per-episode container and network carries
+labels naming its owner, and the sandbox removes all of them when closed; exited containers go as
+soon as their logs are complete.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from coworld_pipeline.runtime.janitor import (
     LABEL_SHARED,
     owner_label,
 )
+from coworld_pipeline.runtime.start_gate import GATE_PATH, StartGate, gate_binary
 
 PUBLIC_NETWORK = "coworld-public"
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
@@ -64,6 +66,8 @@ class _Container(Launched):
         self.spec = spec
         self.container = container
         self._port: int | None = None
+        self.published = True  # serving, with its port on 127.0.0.1 (else: see `base_url`)
+        self._address: str | None = None  # unpublished: its address on the public bridge
         self._exit: int | None = None
         self.oom_killed = False
         self._followers: list[threading.Thread] = []
@@ -74,6 +78,7 @@ class _Container(Launched):
         self._asked_at = time.monotonic()
         self.episode_net: Future[Any] | None = None  # the game's: joined once it has started
         self._logs_complete = threading.Event()  # every log stream ended (the container stopped)
+        self.gated = False  # started early behind the sandbox's start gate (start_gate.py)
 
     def poll(self) -> int | None:
         if self._exit is not None:
@@ -106,6 +111,19 @@ class _Container(Launched):
                 self._exit = int(state.get("ExitCode", -1))
                 self.oom_killed = bool(state.get("OOMKilled"))
             return self._exit
+
+    @property
+    def base_url(self) -> str:
+        if self.published:
+            return super().base_url
+        if self._address is None:  # not published (see `DockerSandbox._create`): the bridge address
+            self.container.reload()
+            networks = self.container.attrs["NetworkSettings"]["Networks"]
+            address = (networks.get(PUBLIC_NETWORK) or {}).get("IPAddress")
+            if not address:
+                raise RuntimeError(f"{self.spec.name} has no address on {PUBLIC_NETWORK}")
+            self._address = address
+        return f"http://{self._address}:{self.spec.port}"
 
     @property
     def host_port(self) -> int:
@@ -202,6 +220,7 @@ class DockerSandbox(Sandbox):
         self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"coworld-{run_id}")
         self._pending: list[Future[_Container]] = []
         self._game_attached: Future[None] | None = None  # the game joining its episode network
+        self._gate: StartGate | None = None  # holds early-started players back (start_gate.py)
 
     def _network(self, name: str, internal: bool) -> Any:
         net = self.client.networks.create(
@@ -224,15 +243,42 @@ class DockerSandbox(Sandbox):
         return self._run(self._create(spec))
 
     def prepare(self, spec: LaunchSpec) -> Callable[[], Launched]:
-        """Create the container in the background (the slow part); starting it later is quick."""
+        """Create the container in the background (the slow part); starting it later is quick.
+
+        A player is even started in the background, behind the start gate (start_gate.py) when
+        this host has one: its program runs once the returned starter opens the gate.
+        """
         with self._lock:
             if self._closed:
                 raise EpisodeFailure(ErrorType.INTERRUPTED, "the sandbox is closed")
-            future = self._creator.submit(self._create, spec)
+            gate = self._start_gate() if spec.role == "player" else None
+            future = self._creator.submit(self._create_gated, spec, gate)
             self._pending.append(future)
-        return lambda: self._run(future.result())
+        return lambda: self._release(future.result())
 
-    def _create(self, spec: LaunchSpec) -> _Container:
+    def _start_gate(self) -> StartGate | None:
+        """The sandbox's gate, made on first use (caller holds the lock); None if the host has none."""
+        if self._gate is None and self.runtime.local_engine:
+            binary = gate_binary()
+            self._gate = StartGate(binary) if binary is not None else None
+        return self._gate
+
+    def _create_gated(self, spec: LaunchSpec, gate: StartGate | None) -> _Container:
+        launched = self._create(spec, gate)
+        if launched.gated:
+            self._start(launched)
+        return launched
+
+    def _release(self, launched: _Container) -> _Container:
+        if not launched.gated:
+            return self._run(launched)
+        if self._game_attached is not None:
+            self._game_attached.result()  # the game's alias must resolve before a player connects
+        assert self._gate is not None
+        self._gate.open()
+        return launched
+
+    def _create(self, spec: LaunchSpec, gate: StartGate | None = None) -> _Container:
         limits = spec.limits or self.runtime.limits.get(spec.role, ResourceLimits())
         volumes: dict[str, dict[str, str]] = {}
         if spec.workspace is not None:
@@ -257,7 +303,11 @@ class DockerSandbox(Sandbox):
             "pids_limit": limits.pids,
             "detach": True,
         }
-        if spec.run:
+        argv = list(spec.run) or (self.runtime.image_argv(spec.image) if gate is not None else [])
+        if gate is not None and argv:
+            kwargs["entrypoint"], kwargs["command"] = gate.wrap(argv)
+            volumes.update(gate.volumes())
+        elif spec.run:
             kwargs["entrypoint"] = [spec.run[0]]
             kwargs["command"] = list(spec.run[1:])
         episode_net: Future[Any] | None = None
@@ -266,7 +316,8 @@ class DockerSandbox(Sandbox):
         if spec.serve:
             # The replay server needs no episode network; the game joins it below with its alias.
             kwargs["network"] = self.runtime.public_network().id
-            kwargs["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", None)}
+            if spec.publish or not self.runtime.local_engine:
+                kwargs["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", None)}
         else:
             kwargs["network"] = self.episode_net.name
         try:
@@ -279,6 +330,8 @@ class DockerSandbox(Sandbox):
                 kind, f"cannot create {spec.name} container: {exc}", slot=spec.slot
             ) from None
         launched = _Container(self, spec, container)
+        launched.published = "ports" in kwargs
+        launched.gated = kwargs.get("entrypoint") == [GATE_PATH]
         with self._lock:
             self.launched.append(launched)
         launched.episode_net = episode_net
@@ -305,15 +358,19 @@ class DockerSandbox(Sandbox):
         spec = launched.spec
         if spec.role == "player" and self._game_attached is not None:
             self._game_attached.result()  # the game's alias must resolve before a player connects
+        self._start(launched)
+        if launched.episode_net is not None:
+            self._game_attached = self._creator.submit(self._attach_game, launched)
+        return launched
+
+    def _start(self, launched: _Container) -> None:
+        spec = launched.spec
         try:
             launched.container.start()
             launched.follow_logs()
         except Exception as exc:
             kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
             raise EpisodeFailure(kind, f"cannot start {spec.name} container: {exc}", slot=spec.slot) from None
-        if launched.episode_net is not None:
-            self._game_attached = self._creator.submit(self._attach_game, launched)
-        return launched
 
     def workspace_uri(self, name: str) -> str:
         return f"file:///coworld/{name}"
@@ -345,6 +402,8 @@ class DockerSandbox(Sandbox):
             _remove_quietly(net)
         if self._guarded_bridge is not None:  # kept while its network remains; then the janitor's
             firewall.unblock_host(self._guarded_bridge, self.run_id)
+        if self._gate is not None:
+            self._gate.remove()
 
 
 def _remove_quietly(obj: Any) -> None:
@@ -370,9 +429,13 @@ class DockerRuntime(Runtime):
 
     def __init__(self, limits: dict[str, ResourceLimits] | None = None):
         self.client = docker_client()
+        # A local engine's bridges are reachable from this host: the runner can talk to an
+        # unpublished game at its bridge address (a remote engine's bridges are not).
+        self.local_engine = str(self.client.api.base_url).startswith("http+docker://")
         self.limits = {"game": ResourceLimits(), "player": ResourceLimits(), "replay": ResourceLimits()}
         self.limits.update(limits or {})
         self._checked: set[str] = set()
+        self._argv: dict[str, list[str]] = {}  # image -> its entrypoint + command (inspected once)
         self._public: Any = None
         self._public_lock = threading.Lock()
 
@@ -454,7 +517,16 @@ class DockerRuntime(Runtime):
                 f"image {image!r} is {info.get('Os')}/{info.get('Architecture')}; rebuild it with "
                 f"--platform linux/{host_arch}",
             )
+        config = info.get("Config") or {}
+        self._argv[image] = [*(config.get("Entrypoint") or []), *(config.get("Cmd") or [])]
         self._checked.add(image)
+
+    def image_argv(self, image: str) -> list[str]:
+        """What a container of `image` runs when nothing overrides it (empty: unknown)."""
+        if image not in self._argv:
+            with contextlib.suppress(EpisodeFailure):
+                self.check_image(image)
+        return self._argv.get(image, [])
 
     def new_sandbox(self, run_id: str, purpose: str, allow_player_egress: bool = False) -> Sandbox:
         return DockerSandbox(self, run_id, purpose, allow_player_egress)

@@ -225,6 +225,7 @@ class _Episode:
             stderr_path=self.logs / "game.stderr.log",
             workspace=self.workspace,
             serve=True,
+            publish=self.options.on_game_ready is not None,  # links for humans need a host port
             port=self.dialect.port,
             limits=runnable_limits(runnable, self.default_limits("game")),
         )

@@ -109,13 +109,15 @@ def reap_containers() -> int:
     except Exception:
         return 0
     reaped = 0
-    for container in client.containers.list(all=True, filters={"label": LABEL_MANAGED}):
-        if _owner_dead(container.labels.get(LABEL_OWNER, "")):
+    # Sparse: the labels come with the listing. A full listing inspects every container after
+    # listing them and fails when one of them is removed meanwhile (live sandboxes remove theirs).
+    for container in client.containers.list(all=True, filters={"label": LABEL_MANAGED}, sparse=True):
+        if _owner_dead((container.attrs.get("Labels") or {}).get(LABEL_OWNER, "")):
             with contextlib.suppress(Exception):
                 container.remove(force=True)
                 reaped += 1
     for network in client.networks.list(filters={"label": LABEL_MANAGED}):
-        if _owner_dead(network.attrs.get("Labels", {}).get(LABEL_OWNER, "")):
+        if _owner_dead((network.attrs.get("Labels") or {}).get(LABEL_OWNER, "")):
             with contextlib.suppress(Exception):
                 network.remove()
                 reaped += 1

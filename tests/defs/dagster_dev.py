@@ -7,11 +7,15 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from coworld_pipeline.defs.league.recovery import TAG_WORKER
+from coworld_pipeline.league import LeagueService
+from coworld_pipeline.league.views import LeagueView
 from tests.defs.helpers import REPO, descendants, free_port, orchard_processes, wait_for
 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
@@ -161,3 +165,83 @@ def session_process(pid: int) -> bool:
         return f"CWP_TEST_SESSION={mark}".encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     except OSError:
         return False
+
+
+# ---- a round whose run worker is SIGKILLed mid-episode (shared by the process and docker tests) --
+
+
+@dataclass
+class RoundUnderFire:
+    """A round of the demo players, opened by hand in the league database of a `dagster dev`."""
+
+    dev: DagsterDev
+    service: LeagueService
+    league: LeagueView
+    round_pub: str
+    total: int  # episodes of the round
+
+    @classmethod
+    def open(cls, dev: DagsterDev, name: str, episodes_per_pair: int) -> RoundUnderFire:
+        from coworld_pipeline.demo import DEMO_PLAYERS, ensure_demo_league
+
+        service = LeagueService(home=dev.coworld_home)
+        league = ensure_demo_league(
+            service, name=name, episodes_per_pair=episodes_per_pair, kick_off=False, interval_minutes=None
+        )
+        assert league is not None
+        round_id = service.open_round(league.id, "test").round_id
+        assert round_id
+        pairs = len(DEMO_PLAYERS) * (len(DEMO_PLAYERS) - 1) // 2
+        return cls(dev, service, league, f"round_{round_id}", pairs * episodes_per_pair)
+
+    def succeeded(self) -> int:
+        return self.service.round(self.round_pub).episodes.get("succeeded", 0)
+
+    def started_runs_by_worker(self) -> dict[str, dict[str, Any]]:
+        """Episode runs of the round in progress, by their worker (`<host>:<pid>`)."""
+        return {
+            r["tags"][TAG_WORKER]: r
+            for r in self.dev.runs({"coworld/round": self.round_pub})
+            if r["status"] == "STARTED" and TAG_WORKER in r["tags"]
+        }
+
+    def workers(self) -> set[str]:
+        """Every run worker (`<host>:<pid>`) of this dagster instance so far."""
+        return {r["tags"][TAG_WORKER] for r in self.dev.runs() if TAG_WORKER in r["tags"]}
+
+    def assert_nothing_lost(self, victim_run_id: str, killed_at: float) -> None:
+        """The round completes; every episode succeeded and was counted exactly once; the killed
+        run is failed in Dagster and every episode partition is materialized."""
+
+        def round_closed():
+            info = self.service.round(self.round_pub)
+            return info if info.status != "running" else None
+
+        info = wait_for(round_closed, 300, "the round to complete after the kill", 1)
+        print(f"round completed {time.monotonic() - killed_at:.1f}s after the SIGKILL")
+        assert info.status == "completed", info
+        assert info.episodes == {"succeeded": self.total}, info
+
+        episodes = self.service.episodes(round_ref=self.round_pub, limit=1000)
+        assert len(episodes) == self.total
+        interrupted = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e.attempt_errors)]
+        assert interrupted, "the kill should have interrupted at least one episode"
+        rated = [
+            e.episode_request_id
+            for e in self.service.events(self.league.id, event_type="episode_rated", limit=1000)
+        ]
+        assert sorted(rated) == sorted(e.id for e in episodes), "every episode counted exactly once"
+        rows = self.service.standings(self.league.id)[0].standings
+        assert sum(r.episodes for r in rows) == 2 * self.total
+
+        statuses = {r["runId"]: r["status"] for r in self.dev.runs({"coworld/round": self.round_pub})}
+        assert statuses[victim_run_id] == "FAILURE"
+        wait_for(
+            lambda: (
+                {m["partition"] for m in self.dev.materializations("episodes", limit=1000)}
+                >= {e.key for e in episodes}
+            ),
+            120,
+            "every episode partition materialized",
+            2,
+        )

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from coworld_pipeline.league import LeagueService
-from tests.defs.dagster_dev import DagsterDev, session_process
+from tests.defs.dagster_dev import DagsterDev, RoundUnderFire, session_process
 from tests.defs.helpers import MotoServer, orchard_processes, proc_cmdline, proc_ppid, wait_for
 
 pytestmark = pytest.mark.slow
@@ -94,26 +94,13 @@ def test_dagster_dev_runs_the_demo_league(dev_factory):
 
 def test_sigkilled_run_worker_loses_nothing(dev_factory):
     dev = dev_factory({"COWORLD_DEMO": "0"})
-    service = LeagueService(home=dev.coworld_home)
-    from coworld_pipeline.demo import ensure_demo_league
-
-    league = ensure_demo_league(
-        service, name="sigkill", episodes_per_pair=8, kick_off=False, interval_minutes=None
-    )
-    round_id = service.open_round(league.id, "test").round_id
-    assert round_id
-    round_pub = f"round_{round_id}"
+    league_round = RoundUnderFire.open(dev, "sigkill", episodes_per_pair=8)
 
     def worker_to_kill():
         """(run, worker pid, game pid) of a run worker playing an episode, once a few are done."""
-        done = service.round(round_pub).episodes.get("succeeded", 0)
-        if done < 3:
+        if league_round.succeeded() < 3:
             return None
-        workers = {
-            r["tags"]["coworld/worker"].rpartition(":")[2]: r
-            for r in dev.runs({"coworld/round": round_pub})
-            if r["status"] == "STARTED" and "coworld/worker" in r["tags"]
-        }
+        workers = {w.rpartition(":")[2]: r for w, r in league_round.started_runs_by_worker().items()}
         for pid, cmd in orchard_processes(dev.proc.pid):
             parent = proc_ppid(pid)
             if "orchard.game" in cmd and str(parent) in workers:
@@ -129,39 +116,7 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
     wait_for(
         lambda: not [p for p, _ in orchard_processes() if p == game], 30, "the killed worker's game to exit"
     )
-
-    def round_closed():
-        info = service.round(round_pub)
-        return info if info.status != "running" else None
-
-    info = wait_for(round_closed, 300, "the round to complete after the kill", 1)
-    print(f"round completed {time.monotonic() - killed_at:.1f}s after the SIGKILL")
-    total = 3 * 8
-    assert info.status == "completed", info
-    assert info.episodes == {"succeeded": total}, info
-
-    episodes = service.episodes(round_ref=round_pub, limit=1000)
-    assert len(episodes) == total
-    interrupted = [e for e in episodes if any(a["error_type"] == "interrupted" for a in e.attempt_errors)]
-    assert interrupted, "the kill should have interrupted at least one episode"
-    rated = [e.episode_request_id for e in service.events(league.id, event_type="episode_rated", limit=1000)]
-    assert sorted(rated) == sorted(e.id for e in episodes), "every episode counted exactly once"
-    rows = service.standings(league.id)[0].standings
-    assert sum(r.episodes for r in rows) == 2 * total
-
-    # Dagster recorded the killed run as failed.
-    statuses = {r["runId"]: r["status"] for r in dev.runs({"coworld/round": round_pub})}
-    assert statuses[victim["runId"]] == "FAILURE"
-    # Each episode partition ends with a successful materialization.
-    wait_for(
-        lambda: (
-            {m["partition"] for m in dev.materializations("episodes", limit=1000)}
-            >= {e.key for e in episodes}
-        ),
-        120,
-        "every episode partition materialized",
-        2,
-    )
+    league_round.assert_nothing_lost(victim["runId"], killed_at)
     # No game or player process is left, including orphans of the killed worker (reparented away).
     assert not [p for p, _ in orchard_processes() if session_process(p)], "game/player processes left"
 

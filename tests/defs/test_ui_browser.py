@@ -156,6 +156,7 @@ def test_the_operator_sees_standings_failures_and_replays(
             f"e.innerText && e.innerText.trim() === {json.dumps(key)})"
         ), f"{key} is not listed on its partitions page"
         assert "failed, and did not materialize this asset" in text
+        (shots / "failed-partition.txt").write_text(text)
         page.screenshot(shots / "failed-episode.png", full_page=False)
         # Its run (the link in the red banner), with the run's logs filtered to this episode.
         run_url = page.evaluate(

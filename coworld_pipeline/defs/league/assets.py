@@ -140,7 +140,7 @@ def episodes(
     league: LeagueResource,
     episode_runtime: EpisodeRuntimeResource,
     artifacts: ArtifactStoreResource,
-) -> Iterator[dg.AssetMaterialization | dg.AssetCheckResult]:
+) -> Iterator[dg.AssetMaterialization | dg.AssetObservation | dg.AssetCheckResult]:
     context.instance.add_run_tags(context.run.run_id, worker_tag())  # lets the sensor spot a vanished worker
     service = league.service()
     store = artifacts.store()
@@ -171,6 +171,13 @@ def episodes(
         if played.status != EpisodeStatus.SUCCEEDED:
             failed.append(played.episode)
             context.log.error(failure_line(played.episode))
+            # The partition shows failed (the run fails below); this observation puts its typed error,
+            # blame and logs on the partition's own page, where an operator looks first.
+            yield dg.AssetObservation(
+                asset_key=context.asset_key,
+                partition=key,
+                metadata=episode_metadata(played.episode, store),
+            )
             continue
         context.log.info(f"{key}: {played.status} in {played.episode.wall_seconds or 0:.1f}s")
         yield dg.AssetMaterialization(

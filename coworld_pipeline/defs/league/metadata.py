@@ -67,9 +67,10 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
         if seat.score is not None:
             meta[f"slot_{seat.position}_score"] = float(seat.score)
     if error:
+        kind, blame = error.get("error_type") or "unknown error", error.get("blame") or "unknown"
+        where = f", slot {error['slot']}" if error.get("slot") is not None else ""
         meta["error"] = dg.MetadataValue.md(
-            f"**{error.get('error_type')}** (blame {error.get('blame')}, slot {error.get('slot')}): "
-            f"{str(error.get('message', ''))[:1500]}"
+            f"**{kind}** (blame {blame}{where}): {str(error.get('message') or '')[:1500]}"
         )
     if artifacts and "error" not in artifacts:
         meta["artifacts"] = dg.MetadataValue.json(artifacts)

@@ -100,10 +100,10 @@ class TickReport:
         )
 
 
-def _reap_orphans_now_and_then(context_log: dg.DagsterLogManager) -> None:
+def _reap_orphans_now_and_then(context_log: dg.DagsterLogManager, now_anyway: bool = False) -> None:
     global _last_janitor
     now = time.monotonic()
-    if now - _last_janitor < JANITOR_EVERY_SECONDS:
+    if now - _last_janitor < JANITOR_EVERY_SECONDS and not now_anyway:
         return
     _last_janitor = now
     from coworld_pipeline.runtime.janitor import reap_orphans
@@ -316,5 +316,9 @@ def commissioner(
         ensure_demo_league(service)
     _reap_orphans_now_and_then(context.log)
     result, report = commissioner_tick(context.instance, service, SETTINGS, artifacts.store())
+    # A dead run worker cannot remove its game/player containers (docker has no parent-death
+    # signal): remove them as soon as its episodes are requeued, not at the next periodic sweep.
+    if report.requeued or report.lost_runs:
+        _reap_orphans_now_and_then(context.log, now_anyway=True)
     context.log.info(report.summary())
     return result
