@@ -67,7 +67,10 @@ def managed_docker_objects() -> list[str]:
         client.ping()
     except Exception:
         return []
-    names = [c.name for c in client.containers.list(all=True, filters={"label": "io.coworld.managed"})]
+    # sparse: names come from the listing itself; a full listing inspects each container again and
+    # fails with 404 when another process removes one in between.
+    listed = client.containers.list(all=True, sparse=True, filters={"label": "io.coworld.managed"})
+    names = [(c.attrs.get("Names") or [c.id])[0].lstrip("/") for c in listed]
     names += [n.name for n in client.networks.list(filters={"label": "io.coworld.managed"})]
     return names
 

@@ -116,6 +116,11 @@ class Sandbox(abc.ABC):
     def player_ws_base(self, game: Launched) -> str:
         """Base websocket URL at which players reach the game (`ws://host:port`)."""
 
+    def player_ws_base_for(self, game: LaunchSpec) -> str | None:
+        """`player_ws_base` before the game has started, when the sandbox knows it already (docker:
+        an alias and a fixed port); None when it is known only once the game runs."""
+        return None
+
     def readonly_uri(self, container_dir: str, host_dir: Path, name: str) -> str:
         return f"file://{host_dir / name}"
 

@@ -379,7 +379,10 @@ class DockerSandbox(Sandbox):
         return f"file://{container_dir}/{name}"
 
     def player_ws_base(self, game: Launched) -> str:
-        return f"ws://{self.alias}:{game.spec.port}"
+        return self.player_ws_base_for(game.spec)
+
+    def player_ws_base_for(self, game: LaunchSpec) -> str:
+        return f"ws://{self.alias}:{game.port}"
 
     def close(self) -> None:
         with self._lock:

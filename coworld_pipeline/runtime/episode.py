@@ -212,8 +212,7 @@ class _Episode:
             env["COWORLD_POLICY_NAMES"] = json.dumps(self.request.policy_names)
         return env
 
-    def launch_game(self, box: Sandbox) -> Launched:
-        self.enter("game", self.manifest.game.runnable.image)
+    def game_spec(self, box: Sandbox) -> LaunchSpec:
         runnable = self.manifest.game.runnable
         spec = LaunchSpec(
             role="game",
@@ -232,6 +231,10 @@ class _Episode:
         # The sandbox decides the URIs (container paths vs host paths) once it knows the workspace.
         box.workspace = self.workspace
         spec.env = self.game_env(box)
+        return spec
+
+    def launch_game(self, box: Sandbox, spec: LaunchSpec) -> Launched:
+        self.enter("game", spec.image)
         with shielded():
             self.game = box.start(spec)
         return self.game
@@ -280,11 +283,16 @@ class _Episode:
         )
 
     def prepare_players(
-        self, box: Sandbox, game: Launched, tokens: list[str]
+        self, box: Sandbox, game: LaunchSpec, tokens: list[str]
     ) -> list[Callable[[], Launched]]:
-        """Let the runtime get players ready (docker: create containers) while the game starts up."""
+        """Let the runtime get players ready (docker: containers started, held back by a gate) while
+        the game starts up; the returned starters let them run."""
+        known_base = box.player_ws_base_for(game)
+
         def spec_for(slot: int, player: Any, token: str) -> LaunchSpec:
-            url = f"{box.player_ws_base(game)}/player?" + urlencode({"slot": slot, "token": token})
+            assert known_base is not None or self.game is not None
+            base = known_base or box.player_ws_base(self.game)  # type: ignore[arg-type]
+            url = f"{base}/player?" + urlencode({"slot": slot, "token": token})
             limits = runnable_limits(player, self.default_limits("player"))
             env = {**player.env, **self.dialect.player_env(url), **thread_env(limits)}
             writable: dict[str, Path] = {}
@@ -307,7 +315,7 @@ class _Episode:
 
         starters: list[Callable[[], Launched]] = []
         for slot, (player, token) in enumerate(zip(self.request.players, tokens, strict=True)):
-            if box.parallel_start:
+            if box.parallel_start and known_base is not None:
                 starters.append(box.prepare(spec_for(slot, player, token)))
             else:
                 # Host processes start later, once the game's port is settled (it may have ignored
@@ -527,8 +535,10 @@ class _Episode:
             with self.runtime.sandbox(
                 self.run_id, self.options.purpose, self.options.allow_player_egress
             ) as box:
-                game = self.launch_game(box)
-                starters = self.prepare_players(box, game, tokens)
+                game_spec = self.game_spec(box)
+                # The game's container first: started together, the players' would slow it down.
+                game = self.launch_game(box, game_spec)
+                starters = self.prepare_players(box, game_spec, tokens)
                 self.wait_healthy(game)
                 if self.options.probes:
                     self.probe_game(game, tokens)

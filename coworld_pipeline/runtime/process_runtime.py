@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
@@ -108,10 +109,9 @@ def _socket_inodes(pgid: int) -> set[str]:
     return inodes
 
 
-def listening_ports(pgid: int) -> set[int]:
-    """TCP ports the process group listens on (empty where /proc is not available)."""
-    inodes = _socket_inodes(pgid)
-    ports: set[int] = set()
+def tcp_sockets() -> Iterator[tuple[int, str, str]]:
+    """(local port, state, inode) of every TCP socket in this network namespace, IPv4 and IPv6, from
+    /proc/net/tcp{,6} (nothing where /proc is not available). States are hex: 0A LISTEN, 01 ESTABLISHED."""
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             lines = Path(table).read_text().splitlines()[1:]
@@ -119,8 +119,17 @@ def listening_ports(pgid: int) -> set[int]:
             continue
         for line in lines:
             fields = line.split()
-            if len(fields) > 9 and fields[3] == "0A" and fields[9] in inodes:  # 0A: LISTEN
-                ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+            if len(fields) > 9:
+                yield int(fields[1].rsplit(":", 1)[1], 16), fields[3], fields[9]
+
+
+def listening_ports(pgid: int) -> set[int]:
+    """TCP ports the process group listens on (empty where /proc is not available)."""
+    inodes = _socket_inodes(pgid)
+    ports: set[int] = set()
+    for port, state, inode in tcp_sockets():
+        if state == "0A" and inode in inodes:
+            ports.add(port)
     return ports
 
 

@@ -58,8 +58,6 @@ def _cache_dir() -> Path:
 
 def gate_binary() -> Path | None:
     """The cached static gate for this host, built on first use; None when it cannot be built."""
-    if os.environ.get("TMP_NO_GATE"):  # TEMP A/B
-        return None
     key = hashlib.sha256(f"{_SOURCE}{platform.machine()}".encode()).hexdigest()[:16]
     with _lock:
         if key in _built:

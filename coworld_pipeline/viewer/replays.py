@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from coworld_pipeline.runtime.base import Launched
+from coworld_pipeline.runtime.process_runtime import tcp_sockets
 
 
 @dataclass(frozen=True)
@@ -52,17 +53,7 @@ class ReplaySession:
 
 def open_connections(port: int) -> int:
     """ESTABLISHED TCP connections whose local port is `port` (Linux /proc; 0 where unreadable)."""
-    count = 0
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            lines = Path(table).read_text().splitlines()[1:]
-        except OSError:
-            continue
-        for line in lines:
-            fields = line.split()
-            if len(fields) > 3 and fields[3] == "01" and int(fields[1].rsplit(":", 1)[1], 16) == port:
-                count += 1
-    return count
+    return sum(1 for local, state, _ in tcp_sockets() if state == "01" and local == port)
 
 
 class ReplaySessions:

@@ -8,6 +8,7 @@ the killed worker (or of any other run worker of this instance) is left on the e
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import time
@@ -16,6 +17,7 @@ from typing import Any
 
 import pytest
 
+from coworld_pipeline.demo import DEMO_PLAYERS
 from coworld_pipeline.runtime.janitor import LABEL_MANAGED, LABEL_OWNER, LABEL_ROLE
 from tests.defs.dagster_dev import DagsterDev, RoundUnderFire
 from tests.defs.helpers import wait_for
@@ -111,7 +113,7 @@ def test_sigkilled_docker_run_worker_loses_nothing_and_leaves_no_container(docke
         "a standings materialization",
         1,
     )
-    assert standings
+    assert {p.partition(":")[0] for p in json.loads(standings[0]["metadata"]["order"])} == set(DEMO_PLAYERS)
     # The runs that finished normally removed their own containers.
     wait_for(
         lambda: not docker_objects_owned_by(league_round.workers()),

@@ -54,7 +54,8 @@ def test_startup_port_and_resources_on_docker(tmp_path: Path, docker_images: Non
         certification_request(manifest),
         tmp_path / "ws",
         make_runtime("docker"),
-        EpisodeOptions(timeout_seconds=60, on_phase=on_phase),
+        # Links asked for: the game's `startup.port` is then published (else probed at its address).
+        EpisodeOptions(timeout_seconds=60, on_phase=on_phase, on_game_ready=lambda _links: None),
     )
     assert outcome.ok, outcome.error
     game = next(a for k, a in seen.items() if k.startswith("game"))

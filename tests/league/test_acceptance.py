@@ -140,7 +140,7 @@ def test_cli_bad_input_exit_2_and_changes_nothing(db_url: str, home: Path, tmp_p
         (("league", "create", "L2", "-c", "elsewhere"), "unknown coworld 'elsewhere'"),
         (("upload-coworld", str(tmp_path / "bad.json")), "$.variants[0].game_config.max_ticks"),
         (("upload-policy", "img", "-n", "p", "--run", "x"), "duplicate policy version: p:v1"),
-        (("upload-policy", "img", "-n", "q", "--secret-env", "NOEQUALS"), "'NOEQUALS' is not set in your environment"),
+        (("upload-policy", "img", "-n", "q", "--secret-env", "NOEQUALS"), "'NOEQUALS' is not set"),
         (("results", "round_00000000-0000-0000-0000-000000000000"), "unknown round"),
         (("episodes", "ereq_nope"), "unknown episode request"),
     ]

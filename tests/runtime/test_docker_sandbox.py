@@ -17,7 +17,7 @@ from tests.conftest import TESTKIT_DIR
 pytestmark = pytest.mark.docker
 
 
-def inspect_during_play(allow_player_egress: bool, tmp_path: Path) -> dict[str, Any]:
+def inspect_during_play(allow_player_egress: bool, tmp_path: Path, links: bool = False) -> dict[str, Any]:
     client = docker.from_env()
     seen: dict[str, Any] = {}
 
@@ -42,7 +42,12 @@ def inspect_during_play(allow_player_egress: bool, tmp_path: Path) -> dict[str, 
         request,
         tmp_path / "ws",
         runtime,
-        EpisodeOptions(timeout_seconds=60, on_phase=on_phase, allow_player_egress=allow_player_egress),
+        EpisodeOptions(
+            timeout_seconds=60,
+            on_phase=on_phase,
+            allow_player_egress=allow_player_egress,
+            on_game_ready=(lambda _links: None) if links else None,
+        ),
     )
     assert outcome.ok, outcome.error
     return seen
@@ -63,18 +68,25 @@ def test_players_are_confined_to_a_private_network(tmp_path: Path, docker_images
         assert p["HostConfig"]["MemorySwap"] == 256 * 1024**2  # no swap
         assert p["HostConfig"]["PidsLimit"] == 64
         assert not p["HostConfig"]["PortBindings"]
-    # The game answers players on the private network under an alias and the host on loopback only.
+    # The game answers players on the private network under an alias; nobody asked for links, so
+    # its port is not published: the runner probed it at its address on the public bridge.
     game_nets = game["NetworkSettings"]["Networks"]
     private = next(n for n in game_nets if networks[n]["Internal"])
     assert any(a.startswith("coworld-game-") for a in game_nets[private]["Aliases"])
-    bindings = game["HostConfig"]["PortBindings"]["8080/tcp"]
-    assert bindings[0]["HostIp"] == "127.0.0.1"
+    assert not game["HostConfig"]["PortBindings"]
     # Its other network is the shared public bridge, where containers cannot reach one another.
     (public,) = [n for n in game_nets if n != private]
     assert public == "coworld-public" and networks[public]["Internal"] is False
     assert networks[public]["Options"]["com.docker.network.bridge.enable_icc"] == "false"
     assert networks[public]["Labels"] == {"io.coworld.shared": "public"}
     assert game["HostConfig"]["PidsLimit"] == 128
+
+
+def test_a_game_with_links_is_published_on_loopback_only(tmp_path: Path, docker_images: None) -> None:
+    seen = inspect_during_play(False, tmp_path, links=True)
+    game = next(a for k, a in seen.items() if k.startswith("game"))
+    bindings = game["HostConfig"]["PortBindings"]["8080/tcp"]
+    assert bindings[0]["HostIp"] == "127.0.0.1"
 
 
 def test_player_egress_is_opt_in(tmp_path: Path, docker_images: None) -> None:
