@@ -13,7 +13,7 @@ Then, side by side, our `run-episode --runtime docker` against the reference 0.1
 wall time. Target: ours <= 0.6x the reference's.
 
     .venv/bin/python benchmarks/episode_overhead.py [--repeat 5] [--runtime process --runtime docker]
-                                                    [--no-reference]
+                                                    [--no-reference | --only-reference]
 """
 
 from __future__ import annotations
@@ -131,7 +131,12 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--runtime", action="append", choices=sorted(TARGETS))
     parser.add_argument("--no-reference", action="store_true", help="skip the reference 0.1.64 comparison")
+    parser.add_argument(
+        "--only-reference", action="store_true", help="only the reference 0.1.64 comparison (docker)"
+    )
     args = parser.parse_args()
+    if args.only_reference:
+        sys.exit(0 if compare_with_reference(args.repeat) else 1)
     print(
         f"{'runtime':8} {'measured':8} {'wall min':>9} {'wall med':>9} {'game med':>9} "
         f"{'overhead min':>13} {'overhead med':>13} {'target':>7}"

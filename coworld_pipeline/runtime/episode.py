@@ -35,6 +35,7 @@ from coworld_pipeline.runtime.player_artifacts import (
     PlayerArtifacts,
     artifact_name,
 )
+from coworld_pipeline.runtime.player_failure import reported_player_error
 from coworld_pipeline.runtime.replay_server import log_tail as _tail
 from coworld_pipeline.runtime.replay_server import start_replay_server
 from coworld_pipeline.runtime.signals import Terminated, shielded
@@ -604,16 +605,3 @@ def run_episode(
     `error_info.json` written, so that callers can exit with the right code.
     """
     return _Episode(request, Path(workspace), runtime, options or EpisodeOptions()).run()
-
-
-def reported_player_error(exit_code: int | None, message: str) -> ErrorType:
-    """The type of a failure the game reported for one slot. A player whose process or container
-    died crashed. For a live one the report (`{message, failed_policy_index, kind}`) has no field
-    saying why, so the game's own words decide between "never connected" and any other judgement
-    (silent past the move deadline, protocol breach): both are charged to the player."""
-    if exit_code not in (None, 0):
-        return ErrorType.PLAYER_CRASHED
-    words = message.lower()
-    if "never connected" in words or "did not connect" in words:
-        return ErrorType.PLAYER_NEVER_CONNECTED
-    return ErrorType.PLAYER_ERROR
