@@ -19,11 +19,16 @@ PORT="${DEMO_PORT:-3000}"
 SERVE_PORT="${DEMO_SERVE_PORT:-3001}"
 STOP_SECONDS="${DEMO_STOP_SECONDS:-8}"  # then whatever is left is killed
 export COWORLD_SERVE_URL="${COWORLD_SERVE_URL:-http://$HOST:$SERVE_PORT}"
+# The instance lives in DAGSTER_HOME, and `dagster dev` runs from there: with DAGSTER_HOME unset it
+# would announce (and make) a temporary instance directory it does not use, and with it set but run
+# from the repo it warns that ./dagster.yaml is ignored. The default home gets the repo's dagster.yaml
+# with its directories made absolute, written afresh on every start.
 if [[ -n "${DEMO_DAGSTER_HOME:-}" ]]; then
   export DAGSTER_HOME="$DEMO_DAGSTER_HOME"
 else
-  unset DAGSTER_HOME  # dagster dev then reads ./dagster.yaml with its explicit .dagster_home/ directories
-  mkdir -p .dagster_home
+  export DAGSTER_HOME="$REPO/.dagster_home"
+  mkdir -p "$DAGSTER_HOME"
+  sed "s#base_dir: \.dagster_home#base_dir: $DAGSTER_HOME#" dagster.yaml > "$DAGSTER_HOME/dagster.yaml"
 fi
 
 # Each service runs in a process group of its own (job control), so stopping the group reaches all
@@ -31,7 +36,8 @@ fi
 # reset for them: a shell started in the background ignores SIGINT, and `dagster dev` gives SIGTERM
 # whatever SIGINT has -- ignored, it could then only be SIGKILLed.
 set -m
-env --default-signal=INT,TERM,HUP .venv/bin/dagster dev -w workspace.yaml -h "$HOST" -p "$PORT" &
+(cd "$DAGSTER_HOME" && exec env --default-signal=INT,TERM,HUP "$REPO/.venv/bin/dagster" dev \
+  -w "$REPO/workspace.yaml" -h "$HOST" -p "$PORT") &
 DAGSTER_GROUP=$!
 env --default-signal=INT,TERM,HUP .venv/bin/coworld serve --host "$HOST" --port "$SERVE_PORT" &
 SERVE_GROUP=$!
