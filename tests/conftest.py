@@ -59,7 +59,9 @@ def leftover_runnables() -> list[str]:
     return [c for c in our_processes() if "testkit." in c or "orchard." in c]
 
 
-def managed_docker_objects() -> list[str]:
+def managed_docker_objects(owners: set[str] | None = None) -> list[str]:
+    """Names of the labelled containers and networks on the engine; with `owners`, only those whose
+    owner label (`<host>:<pid>`, runtime/janitor.py) is one of them."""
     try:
         import docker
 
@@ -67,11 +69,16 @@ def managed_docker_objects() -> list[str]:
         client.ping()
     except Exception:
         return []
-    # sparse: names come from the listing itself; a full listing inspects each container again and
-    # fails with 404 when another process removes one in between.
+
+    def wanted(labels: dict[str, str] | None) -> bool:
+        return owners is None or (labels or {}).get("io.coworld.owner") in owners
+
+    # sparse: names and labels come from the listing itself; a full listing inspects each container
+    # again and fails with 404 when another process removes one in between.
     listed = client.containers.list(all=True, sparse=True, filters={"label": "io.coworld.managed"})
-    names = [(c.attrs.get("Names") or [c.id])[0].lstrip("/") for c in listed]
-    names += [n.name for n in client.networks.list(filters={"label": "io.coworld.managed"})]
+    names = [(c.attrs.get("Names") or [c.id])[0].lstrip("/") for c in listed if wanted(c.attrs.get("Labels"))]
+    networks = client.networks.list(filters={"label": "io.coworld.managed"})
+    names += [n.name for n in networks if wanted(n.attrs.get("Labels"))]
     return names
 
 

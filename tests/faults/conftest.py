@@ -15,28 +15,13 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.conftest import docker_ready, leftover_runnables
+from tests.conftest import leftover_runnables, managed_docker_objects
 
 
 def owned_docker_objects(owner_pids: set[int] | None = None) -> list[str]:
     """Names of labelled containers and networks whose owner is this process (or one of `owner_pids`)."""
-    if not docker_ready():
-        return []
-    import docker
-
-    client = docker.from_env(timeout=10)
-    owners = {f"{socket.gethostname()}:{pid}" for pid in {os.getpid(), *(owner_pids or set())}}
-    names = [
-        c.name
-        for c in client.containers.list(all=True, filters={"label": "io.coworld.managed"})
-        if c.labels.get("io.coworld.owner") in owners
-    ]
-    names += [
-        n.name
-        for n in client.networks.list(filters={"label": "io.coworld.managed"})
-        if (n.attrs.get("Labels") or {}).get("io.coworld.owner") in owners
-    ]
-    return names
+    pids = {os.getpid(), *(owner_pids or set())}
+    return managed_docker_objects({f"{socket.gethostname()}:{pid}" for pid in pids})
 
 
 @pytest.fixture(autouse=True)
