@@ -12,14 +12,13 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlparse
 
 import typer
-from rich.markup import escape
 
+from coworld_cli import output  # its consoles are made on first use: `output.console`
 from coworld_cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
     JSON_OPTION,
-    console,
-    err_console,
+    escape,
     fail_contract,
     fail_usage,
     print_json,
@@ -74,7 +73,7 @@ def load_manifest_or_exit(ref: str, as_json: bool) -> CoworldManifest:
     except ContractError as exc:
         fail_contract(exc, as_json)
     for warning in manifest.warnings:  # fields no generation defines: ignored, never fatal
-        err_console.print("[yellow]warning[/] " + escape(str(warning)), highlight=False)
+        output.err_console.print("[yellow]warning[/] " + escape(str(warning)), highlight=False)
     return manifest
 
 
@@ -188,7 +187,7 @@ class PhaseDisplay:
         if self.enabled:
             from rich.live import Live  # only humans watch phases: --json skips the import
 
-            self.live = Live(self.render(), console=err_console, refresh_per_second=8, transient=False)
+            self.live = Live(self.render(), console=output.err_console, refresh_per_second=8, transient=False)
             self.live.__enter__()
         return self
 
@@ -224,18 +223,18 @@ def report_outcome(outcome: EpisodeOutcome, as_json: bool) -> None:
     if as_json:
         print_json({"ok": outcome.ok, "workspace": str(outcome.workspace), **outcome.summary()})
     elif outcome.ok:
-        console.print(
+        output.console.print(
             f"[bold green]episode succeeded[/] in {outcome.wall_seconds:.2f}s — scores {outcome.scores}"
         )
-        console.print(f"artifacts: {outcome.workspace}")
+        output.console.print(f"artifacts: {outcome.workspace}")
         for name in sorted(outcome.files()):
-            console.print(f"  {name}")
+            output.console.print(f"  {name}")
     else:
         err = outcome.error
         assert err is not None
-        console.print(f"[bold red]episode failed[/]: {err}")
-        console.print(f"error info: {outcome.workspace / 'error_info.json'}")
-        console.print(f"logs kept in: {outcome.workspace / 'logs'}")
+        output.console.print(f"[bold red]episode failed[/]: {err}")
+        output.console.print(f"error info: {outcome.workspace / 'error_info.json'}")
+        output.console.print(f"logs kept in: {outcome.workspace / 'logs'}")
     if not outcome.ok:
         raise typer.Exit(EXIT_FAILED)
 
@@ -255,7 +254,7 @@ def execute(
             return run_episode(request, workspace, runtime, options)
     except (KeyboardInterrupt, Terminated) as exc:
         reason = str(exc) or "SIGINT"
-        err_console.print(
+        output.err_console.print(
             f"[bold red]interrupted[/] ({reason}): everything was removed; "
             f"logs and error_info.json are in {workspace}"
         )
@@ -267,10 +266,10 @@ def _replay_failed(message: str, stderr_tail: str, as_json: bool) -> NoReturn:
     if as_json:
         print_json({"ok": False, "error": message, "game_stderr_tail": stderr_tail})
     else:
-        err_console.print(f"[bold red]error:[/] {escape(message)}")
+        output.err_console.print(f"[bold red]error:[/] {escape(message)}")
         if stderr_tail.strip():
-            err_console.print("last lines of the game's stderr:", style="dim")
-            err_console.print(stderr_tail.rstrip(), markup=False)
+            output.err_console.print("last lines of the game's stderr:", style="dim")
+            output.err_console.print(stderr_tail.rstrip(), markup=False)
     raise typer.Exit(EXIT_FAILED)
 
 
@@ -310,24 +309,24 @@ def register(app: typer.Typer) -> None:
             print_json(summary)
             return
         # Every name below comes from the manifest's author: escaped, so `[/]` prints as text.
-        console.print(
+        output.console.print(
             f"[bold green]valid[/] {escape(m.label)}{' (template)' if m.is_template else ''}"
             f" — {escape(m.game.description)}"
         )
-        console.print(f"slots: {escape(rule.describe())}   owner: {escape(m.game.owner)}")
-        console.print(f"generation: {m.generation.value} (schema {m.schema_version})")
+        output.console.print(f"slots: {escape(rule.describe())}   owner: {escape(m.game.owner)}")
+        output.console.print(f"generation: {m.generation.value} (schema {m.schema_version})")
         from rich.table import Table
 
         table = Table("variant", "name", "slots")
         for v in summary["variants"]:
             table.add_row(escape(v["id"]), escape(v["name"]), escape(str(v["slots"])))
-        console.print(table)
+        output.console.print(table)
         roles = Table("role", "runnables")
         roles.add_row("game", escape(m.game.runnable.image or "—"))
         for role, ids in summary["runnables"].items():
             roles.add_row(role, escape(", ".join(ids)) or "—")
-        console.print(roles)
-        console.print(f"certification players: {escape(', '.join(summary['certification_players']))}")
+        output.console.print(roles)
+        output.console.print(f"certification players: {escape(', '.join(summary['certification_players']))}")
 
     @app.command()
     def schema(
@@ -450,9 +449,9 @@ def register(app: typer.Typer) -> None:
                 )
             else:  # the links are the command's output (stdout); phases and diagnostics go to stderr
                 for slot, url in enumerate(links.players):
-                    console.print(f"player {slot}: {url}", markup=False, soft_wrap=True)
-                console.print(f"global:   {links.global_url}", markup=False, soft_wrap=True)
-                console.print(f"admin:    {links.admin_url}", markup=False, soft_wrap=True)
+                    output.console.print(f"player {slot}: {url}", markup=False, soft_wrap=True)
+                output.console.print(f"global:   {links.global_url}", markup=False, soft_wrap=True)
+                output.console.print(f"admin:    {links.admin_url}", markup=False, soft_wrap=True)
             if open_browser:
                 webbrowser.open(links.global_url)
 
@@ -497,7 +496,7 @@ def register(app: typer.Typer) -> None:
                     m, rt, workspace, timeout, on_phase=display, package_dir=manifest_dir(manifest)
                 )
         except (KeyboardInterrupt, Terminated):
-            err_console.print("[bold red]interrupted[/]: everything was removed")
+            output.err_console.print("[bold red]interrupted[/]: everything was removed")
             raise typer.Exit(EXIT_INTERRUPTED) from None
         if as_json:
             print_json(report.to_json())
@@ -507,9 +506,9 @@ def register(app: typer.Typer) -> None:
             table = Table("", "check", "detail", title=f"certification of {m.label}")
             for check, ok, detail in report.checks:
                 table.add_row("[green]✔[/]" if ok else "[red]✘[/]", check, detail)
-            console.print(table)
-            console.print(f"workspace: {workspace}")
-            console.print("[bold green]CERTIFIED[/]" if report.ok else "[bold red]NOT CERTIFIED[/]")
+            output.console.print(table)
+            output.console.print(f"workspace: {workspace}")
+            output.console.print("[bold green]CERTIFIED[/]" if report.ok else "[bold red]NOT CERTIFIED[/]")
         if not report.ok:
             raise typer.Exit(EXIT_FAILED)
 
@@ -551,8 +550,8 @@ def register(app: typer.Typer) -> None:
                         if as_json:
                             print_json({"url": url, "logs": str(logs)})
                         else:
-                            console.print(f"replay viewer: {url}", markup=False)
-                            console.print("[dim]Ctrl-C to stop[/]")
+                            output.console.print(f"replay viewer: {url}", markup=False)
+                            output.console.print("[dim]Ctrl-C to stop[/]")
                         if open_browser:
                             webbrowser.open(url)
                         while server.poll() is None:
@@ -566,7 +565,7 @@ def register(app: typer.Typer) -> None:
                     tail = log_tail(logs / "game.stderr.log", 2000)
                     _replay_failed(f"replay server exited with code {code}", tail, as_json)
         except (KeyboardInterrupt, Terminated):
-            err_console.print("stopped; the replay server and its temporary files were removed")
+            output.err_console.print("stopped; the replay server and its temporary files were removed")
             raise typer.Exit(0) from None
 
     @app.command()
@@ -578,6 +577,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json(reaped)
         else:
-            console.print(
+            output.console.print(
                 f"reaped {reaped['processes']} process group(s), {reaped['docker']} container(s)/network(s)"
             )

@@ -5,20 +5,54 @@ from __future__ import annotations
 import json
 import os
 import sys
-from typing import Any, NoReturn
+import threading
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
-from rich.console import Console
-from rich.markup import escape
 
 from coworld_pipeline.contract.problems import ContractError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+
+    console: Console
+    err_console: Console
 
 # Piped or redirected output is read by tools and people scrolling a file, not an 80-column terminal:
 # keep table rows whole there (COLUMNS, when set, still wins).
 _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
-# No emoji codes: a policy named `:fire:` is printed as typed (we print none of our own).
-console = Console(highlight=False, emoji=False, width=_WIDTH)
-err_console = Console(stderr=True, highlight=False, emoji=False, width=_WIDTH)
+
+
+_consoles: dict[bool, Console] = {}
+_consoles_lock = threading.Lock()
+
+
+def _console(stderr: bool) -> Console:
+    """The Rich console for stdout or stderr, made on first use: importing Rich costs every command a
+    few tens of milliseconds, and a `--json` run (what scripts and the league call) may not print
+    through it at all."""
+    with _consoles_lock:
+        if stderr not in _consoles:
+            from rich.console import Console
+
+            # No emoji codes: a policy named `:fire:` is printed as typed (we print none of our own).
+            _consoles[stderr] = Console(stderr=stderr, highlight=False, emoji=False, width=_WIDTH)
+        return _consoles[stderr]
+
+
+def __getattr__(name: str) -> Any:
+    """`console` and `err_console`, made when first imported or used (PEP 562)."""
+    if name in ("console", "err_console"):
+        return _console(stderr=name == "err_console")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def escape(text: str) -> str:
+    """Rich's markup escape (`[` in user text prints as typed), imported when first needed."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
 
 EXIT_FAILED = 1  # the thing ran and failed (episode, certification)
 EXIT_USAGE = 2  # bad input: nothing was run or changed
@@ -37,6 +71,7 @@ def fail_usage(message: str, as_json: bool = False, problems: list[dict[str, str
         print_json({"ok": False, "error": message, "problems": problems or []})
     else:
         # Messages quote user input (names, paths): escaped, so `[/]` in a name cannot break them.
+        err_console = _console(stderr=True)
         err_console.print(f"[bold red]error:[/] {escape(message)}")
         for p in problems or []:
             err_console.print(f"  [red]-[/] [bold]{escape(p['path'])}[/]: {escape(p['message'])}")

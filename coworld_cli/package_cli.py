@@ -7,11 +7,10 @@ from pathlib import Path
 
 import typer
 
+from coworld_cli import output as out  # its consoles are made on first use: `out.console`
 from coworld_cli.output import (
     EXIT_FAILED,
     JSON_OPTION,
-    console,
-    err_console,
     fail_contract,
     fail_usage,
     print_json,
@@ -42,14 +41,14 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 print_json({"ok": False, "error": str(exc)})
             else:
-                err_console.print(f"[bold red]build failed:[/] {exc}", markup=True)
+                out.err_console.print(f"[bold red]build failed:[/] {exc}", markup=True)
             raise typer.Exit(EXIT_FAILED) from None
         if as_json:
             print_json(result.to_json())
             return
         for before, after in result.images.items():
-            console.print(f"{before} -> {after}")
-        console.print(f"[bold green]wrote[/] {result.output}")
+            out.console.print(f"{before} -> {after}")
+        out.console.print(f"[bold green]wrote[/] {result.output}")
 
     @app.command()
     def convert(
@@ -77,6 +76,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"ok": True, "output": str(output), **result.to_json()})
             return
-        console.print(f"[bold green]wrote[/] {output} for contract {contract}")
+        out.console.print(f"[bold green]wrote[/] {output} for contract {contract}")
         for note in result.notes:
-            console.print(f"  - {note}", markup=False)
+            out.console.print(f"  - {note}", markup=False)

@@ -20,7 +20,7 @@ apt_install() {
 }
 
 if [[ "$(id -u)" == 0 ]] && command -v apt-get >/dev/null; then
-  apt_install chromium postgresql mmdebstrap docker-compose  # docker-compose: `coworld build`
+  apt_install chromium postgresql mmdebstrap docker-compose redis-server  # docker-compose: `coworld build`; redis: the Celery broker
 fi
 
 if [[ ! -x .venv/bin/python ]]; then

@@ -71,9 +71,13 @@ def episodes(
     if as_json:
         print_json(rows[0].to_json() if episode_id is not None else [e.to_json() for e in rows])
         return
+    # Who played (league/play.py): for one episode, or when several workers shared the rows.
+    workers = {(e.played_by or {}).get("worker") for e in rows if e.played_by}
+    played_by = bool(workers) and (episode_id is not None or len(workers) > 1)
     render.table(
         "episodes",
-        ["episode", "status", "variant", "seed", "seats", "scores", "attempts", "error", "replay"],
+        ["episode", "status", "variant", "seed", "seats", "scores", "attempts", "error", "replay"]
+        + ["worker", "engine"] * played_by,
         [
             [
                 e.key or e.id,
@@ -86,6 +90,7 @@ def episodes(
                 e.error_type,
                 bool(e.replay_path),
             ]
+            + [(e.played_by or {}).get("worker"), (e.played_by or {}).get("engine")] * played_by
             for e in rows
         ],
     )

@@ -93,11 +93,14 @@ def _request(
     return request, secrets
 
 
-def claim_and_prepare(store: Store, ereq_id: str) -> tuple[PreparedEpisode | None, str]:
+def claim_and_prepare(
+    store: Store, ereq_id: str, played_by: dict[str, str] | None = None
+) -> tuple[PreparedEpisode | None, str]:
     """Claim a pending episode and load all it needs, in one transaction.
 
     Returns (the prepared episode, "running"), or (None, its status) when it is not pending (another
-    runner has it, or it is final): it must not be played.
+    runner has it, or it is final): it must not be played. `played_by` (the claimant's worker and
+    engine) is stored with the claim, so a lost attempt names who had it.
     """
     raw = ids.raw_id("ereq", ereq_id)
 
@@ -105,7 +108,12 @@ def claim_and_prepare(store: Store, ereq_id: str) -> tuple[PreparedEpisode | Non
         claimed = s.execute(
             update(EpisodeRequestRow)
             .where(EpisodeRequestRow.id == raw, EpisodeRequestRow.status == EpisodeStatus.PENDING)
-            .values(status=EpisodeStatus.RUNNING, attempt=EpisodeRequestRow.attempt + 1, claimed_at=utcnow())
+            .values(
+                status=EpisodeStatus.RUNNING,
+                attempt=EpisodeRequestRow.attempt + 1,
+                claimed_at=utcnow(),
+                played_by=played_by,
+            )
             .execution_options(synchronize_session=False)
         ).rowcount
         e = resolve.episode(s, raw)
@@ -172,7 +180,9 @@ def requeue_stale(store: Store, older_than_seconds: float = LEASE_SECONDS) -> li
         store,
         lambda e: e.claimed_at is not None and e.claimed_at < cutoff,
         lambda e: (
-            f"worker lost: the lease of attempt {e.attempt} was not renewed for {older_than_seconds:g}s"
+            f"worker lost: the lease of attempt {e.attempt}"
+            + (f" (worker {e.played_by.get('worker')})" if e.played_by else "")
+            + f" was not renewed for {older_than_seconds:g}s"
         ),
         [EpisodeRequestRow.claimed_at < cutoff],
     )

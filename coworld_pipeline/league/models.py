@@ -187,6 +187,8 @@ class EpisodeRequestRow(Base):
     wall_seconds: Mapped[float | None] = mapped_column(Float, nullable=True)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
     claimed_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
+    # {"worker": ..., "engine": ...} of the current attempt's claimant (league/play.py), set at claim
+    played_by: Mapped[dict[str, Any] | None] = mapped_column(JSON, nullable=True)
     finished_at: Mapped[datetime | None] = mapped_column(DateTime, nullable=True)
 
 

@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import os
 import shutil
+import socket
 import threading
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -73,6 +75,18 @@ class RuntimePlayer:
                 self._runtimes[key] = runtime
             return runtime
 
+    @property
+    def placement(self) -> dict[str, str]:
+        """Who plays and where, stored with each claim: the worker (`COWORLD_WORKER_NAME`, which a
+        Celery worker sets to its name, else `<host>:<pid>`) and the engine (docker: `DOCKER_HOST`,
+        the engine `docker.from_env` talks to)."""
+        worker = os.environ.get("COWORLD_WORKER_NAME") or f"{socket.gethostname()}:{os.getpid()}"
+        if self.runtime_name == "docker":
+            engine = os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        else:
+            engine = f"{self.runtime_name}@{socket.gethostname()}"
+        return {"worker": worker, "engine": engine}
+
     def play(self, episode: PreparedEpisode) -> EpisodeOutcome:
         from coworld_pipeline.runtime import EpisodeOptions, run_episode
 
@@ -111,14 +125,30 @@ class CallablePlayer:
 
 
 def archive_attempt(workspace: Path, attempt: int) -> None:
-    """Keep an earlier attempt's files under `previous_attempts/attempt-N/` before re-running."""
+    """Keep an earlier attempt's files under `previous_attempts/attempt-N/` before re-running.
+
+    The directory itself moves there, not just its files: a lost attempt's game and players may still
+    run (their worker died on another host, and nobody there has stopped them yet) and write into
+    the workspace they have mounted (e.g. a `player_failure.json`). Moved, they write into their own
+    attempt's archive instead of into the attempt being played now.
+    """
     if attempt <= 1 or not workspace.exists():
         return
-    dest = workspace / "previous_attempts" / f"attempt-{attempt - 1}"
-    dest.mkdir(parents=True, exist_ok=True)
-    for child in list(workspace.iterdir()):
-        if child.name != "previous_attempts":
-            shutil.move(str(child), str(dest / child.name))
+    archive = workspace / "previous_attempts"
+    dest = archive / f"attempt-{attempt - 1}"
+    if dest.exists():  # archived before (a retry of this call): add what is new
+        for child in list(workspace.iterdir()):
+            if child.name != "previous_attempts":
+                shutil.move(str(child), str(dest / child.name))
+        return
+    lost = workspace.with_name(f"{workspace.name}.attempt-{attempt - 1}")
+    workspace.rename(lost)
+    workspace.mkdir()
+    if (lost / "previous_attempts").exists():
+        (lost / "previous_attempts").rename(archive)
+    else:
+        archive.mkdir()
+    lost.rename(dest)
 
 
 @dataclass(frozen=True)
@@ -181,7 +211,7 @@ def execute_episode(
 
     With `leases`, the claim is renewed while the episode plays (a long episode is not requeued).
     """
-    prepared, status = claim_and_prepare(store, ereq_id)
+    prepared, status = claim_and_prepare(store, ereq_id, getattr(player, "placement", None))
     if prepared is None:
         return Played(ereq_id, str(status))
     if leases is not None:

@@ -355,6 +355,7 @@ def episode_view(
         wall_seconds=e.wall_seconds,
         created_at=e.created_at,
         finished_at=e.finished_at,
+        played_by=e.played_by,
     )
 
 

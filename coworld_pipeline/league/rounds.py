@@ -220,7 +220,8 @@ def advance_round(store: Store, round_id: str) -> RoundProgress:
         league = lock_league(s, rnd.league_id)
         s.refresh(rnd)
         new_ids: list[str] = []
-        if rnd.status == RoundStatus.RUNNING:
+        was_running = rnd.status == RoundStatus.RUNNING
+        if was_running:
             try:
                 budget = league.failure_policy.get("failed_slot_budget")
                 if budget is not None and rnd.failed_slots > budget:
@@ -237,12 +238,13 @@ def advance_round(store: Store, round_id: str) -> RoundProgress:
                 _maybe_close(s, league, rnd)
             except dialogue.RoundFailure as err:
                 _fail_round(s, league, rnd, str(err))
-        return _progress(s, rnd, new_ids)
+        # Under the league's lock: exactly one caller sees the round close.
+        return _progress(s, rnd, new_ids, closed_now=was_running and rnd.status != RoundStatus.RUNNING)
 
     return store.write(fn)
 
 
-def _progress(s: Session, rnd: Round, new_ids: list[str]) -> RoundProgress:
+def _progress(s: Session, rnd: Round, new_ids: list[str], closed_now: bool = False) -> RoundProgress:
     rows = s.execute(
         select(EpisodeRequestRow.id, EpisodeRequestRow.status).where(EpisodeRequestRow.round_id == rnd.id)
     ).all()
@@ -257,6 +259,7 @@ def _progress(s: Session, rnd: Round, new_ids: list[str]) -> RoundProgress:
         running=tuple(sorted(i for i, st in rows if st == EpisodeStatus.RUNNING)),
         counts=counts,
         error=rnd.error,
+        closed_now=closed_now,
     )
 
 
@@ -511,6 +514,25 @@ def nothing_to_do(store: Store, league_ref: str, reason: str, **payload: Any) ->
             league_id=league.id,
             reason=reason,
             **payload,
+        )
+
+    store.write(fn)
+
+
+def partitions_archived(store: Store, round_ref: str, keys: list[str], reason: str) -> None:
+    """Record that the orchestrator archived these episode partition keys of a closed round (the
+    episodes themselves, their attempts and artifacts stay in the league database)."""
+
+    def fn(s: Session) -> None:
+        rnd = resolve.round_(s, round_ref)
+        record_event(
+            s,
+            "partitions_archived",
+            f"{len(keys)} episode partition(s) of a closed round archived: {reason}",
+            league_id=rnd.league_id,
+            round_id=rnd.id,
+            keys=keys,  # <= ARCHIVE_PER_TICK (500) per event
+            count=len(keys),
         )
 
     store.write(fn)

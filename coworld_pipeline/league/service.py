@@ -97,6 +97,7 @@ class LeagueService:
     round_start_message = _on_store(round_steps.round_start_message)
     commissioner_message = _on_store(round_steps.commissioner_message)
     nothing_to_do = _on_store(round_steps.nothing_to_do)
+    partitions_archived = _on_store(round_steps.partitions_archived)
 
     # ---- claims and verdicts (claims.py, verdicts.py) -------------------------------------------
     pending_episodes = _on_store(claims.pending_episodes)

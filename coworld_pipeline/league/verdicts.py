@@ -202,7 +202,8 @@ def record_failure(
 ) -> None:
     err = failure.to_json()
     e.error, e.error_type = err, err["error_type"]
-    e.attempt_errors = [*list(e.attempt_errors or []), {**err, "attempt": attempt}]
+    played_by = {"played_by": e.played_by} if e.played_by else {}  # who had the failed attempt
+    e.attempt_errors = [*list(e.attempt_errors or []), {**err, "attempt": attempt, **played_by}]
     if failure.infrastructure:  # not the player's fault: retried, then failed without charging anyone
         retries = int(league.failure_policy.get("infra_retries", 2))
         if attempt <= retries and rnd.status == RoundStatus.RUNNING:

@@ -384,6 +384,7 @@ class EpisodeView:
     wall_seconds: float | None
     created_at: datetime | None
     finished_at: datetime | None
+    played_by: JsonDict | None = None  # {"worker", "engine"} of the last attempt's claimant
 
     @property
     def policy_version_ids(self) -> list[str]:
@@ -426,6 +427,7 @@ class EpisodeView:
             "wall_seconds": self.wall_seconds,
             "created_at": iso(self.created_at),
             "finished_at": iso(self.finished_at),
+            "played_by": self.played_by,
         }
 
 
@@ -468,6 +470,7 @@ class RoundProgress:
     running: tuple[str, ...] = ()
     counts: dict[str, int] = field(default_factory=dict)
     error: str | None = None
+    closed_now: bool = False  # this call closed the round (one caller only: it holds the league's lock)
 
     @property
     def done(self) -> bool:

@@ -7,7 +7,7 @@ disabled, so its port can be published on 127.0.0.1 for browsers and it can reac
 uploads). A game nobody will open in a browser is not published: the runner, next to a local
 engine, probes it at its address on that bridge. Every per-episode container and network carries
 labels naming its owner, and the sandbox removes all of them when closed; exited containers go as
-soon as their logs are complete.
+soon as their logs are complete. The Engine API calls themselves are docker_api.py's.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from typing import Any
 
 from coworld_pipeline.runtime import firewall
 from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
+from coworld_pipeline.runtime.docker_api import Container, DockerError, Engine, Network, not_found
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.janitor import (
     LABEL_MANAGED,
@@ -46,12 +47,10 @@ def _memory_bytes(text: str) -> int:
     return int(text)
 
 
-def docker_client() -> Any:
-    import docker
-
+def docker_client() -> Engine:
     try:
-        client = docker.from_env(timeout=60)
-        client.ping()
+        client = Engine(timeout=60)
+        client.version()
     except Exception as exc:
         raise EpisodeFailure(
             ErrorType.PLATFORM_ERROR,
@@ -61,7 +60,7 @@ def docker_client() -> Any:
 
 
 class _Container(Launched):
-    def __init__(self, sandbox: DockerSandbox, spec: LaunchSpec, container: Any):
+    def __init__(self, sandbox: DockerSandbox, spec: LaunchSpec, container: Container):
         self.sandbox = sandbox
         self.spec = spec
         self.container = container
@@ -76,17 +75,44 @@ class _Container(Launched):
         self._removed = False  # claimed by whoever removes it (a log follower, or stop)
         self._removal_done = threading.Event()
         self._asked_at = time.monotonic()
-        self.episode_net: Future[Any] | None = None  # the game's: joined once it has started
+        self.episode_net: Future[Network] | None = None  # the game's: joined once it has started
         self._logs_complete = threading.Event()  # every log stream ended (the container stopped)
         self.gated = False  # started early behind the sandbox's start gate (start_gate.py)
+        self._waiter: threading.Thread | None = None  # blocks in the engine's `wait` until it exits
+        self._exited = threading.Event()  # the waiter recorded its exit
+
+    def watch_exit(self) -> None:
+        """Learn its exit from the engine as it happens: one blocking `wait` call, no polling."""
+        self._waiter = threading.Thread(target=self._wait_exit, daemon=True)
+        self._waiter.start()
+
+    def _wait_exit(self) -> None:
+        try:
+            code = self.container.wait()
+        except Exception:
+            return  # the daemon is asked instead (`poll`)
+        oom = False
+        if code != 0:  # only a failure says whether the kernel killed it for memory
+            with contextlib.suppress(Exception):
+                self.container.reload()
+                oom = bool(self.container.attrs.get("State", {}).get("OOMKilled"))
+        with self._lock:
+            if self._exit is None:
+                self.oom_killed = oom  # first: whoever sees the exit code may ask for it at once
+                self._exit = code
+        self._exited.set()
 
     def poll(self) -> int | None:
         if self._exit is not None:
             return self._exit
-        # The log streams end when the container stops: while one is open, it is running, and the
-        # lifecycle's frequent polls cost no daemon round trip (they would compete with the
-        # containers for CPU). Still ask once a second: a stream must not be the only way to see
-        # an exit. A stream that broke early only means we ask the daemon every time.
+        # While the waiter blocks in the engine's `wait`, the container runs: the lifecycle's
+        # frequent polls cost no daemon round trip (they would compete with the containers for
+        # CPU). Without a waiter (its call failed), open log streams say the same, and the daemon
+        # is still asked once a second: a stream must not be the only way to see an exit.
+        if self._waiter is not None and self._waiter.is_alive():
+            return None
+        if self._exited.is_set():
+            return self._exit
         now = time.monotonic()
         if any(thread.is_alive() for thread in self._followers) and now - self._asked_at < 1.0:
             return None
@@ -149,7 +175,7 @@ class _Container(Launched):
 
     def _copy_stream(self, path: Path, stdout: bool, stderr: bool) -> None:
         with contextlib.suppress(Exception), open(path, "ab") as f:
-            for chunk in self.container.logs(stdout=stdout, stderr=stderr, stream=True, follow=True):
+            for chunk in self.container.logs(stdout=stdout, stderr=stderr):
                 f.write(chunk)
                 f.flush()
         with self._lock:
@@ -164,7 +190,10 @@ class _Container(Launched):
 
         Removing it here, while the rest of the episode finishes, keeps it off the cleanup's
         critical path; `stop` joins this thread, so the sandbox never removes networks under it.
+        The waiter records the exit as the streams end: waited for briefly, it saves a daemon call.
         """
+        if self._waiter is not None and self._waiter.is_alive():
+            self._exited.wait(timeout=1.0)
         if self._settle() is None:
             return
         self._remove()
@@ -211,10 +240,10 @@ class DockerSandbox(Sandbox):
         self.alias = f"coworld-game-{run_id}"
         self.labels = {LABEL_MANAGED: "1", LABEL_RUN: run_id, LABEL_OWNER: owner_label()}
         self.launched: list[_Container] = []
-        self.networks: list[Any] = []
+        self.networks: list[Network] = []
         self._closed = False
         self.allow_player_egress = allow_player_egress
-        self._episode_net: Any = None
+        self._episode_net: Network | None = None
         self._guarded_bridge: str | None = None  # its host-firewall rules (firewall.py), once installed
         self._lock = threading.Lock()
         self._creator = ThreadPoolExecutor(max_workers=4, thread_name_prefix=f"coworld-{run_id}")
@@ -222,15 +251,15 @@ class DockerSandbox(Sandbox):
         self._game_attached: Future[None] | None = None  # the game joining its episode network
         self._gate: StartGate | None = None  # holds early-started players back (start_gate.py)
 
-    def _network(self, name: str, internal: bool) -> Any:
-        net = self.client.networks.create(
-            name, driver="bridge", internal=internal, labels=self.labels, check_duplicate=True
+    def _network(self, name: str, internal: bool) -> Network:
+        net = self.client.create_network(
+            name, Driver="bridge", Internal=internal, Labels=self.labels, CheckDuplicate=True
         )
         self.networks.append(net)
         return net
 
     @property
-    def episode_net(self) -> Any:
+    def episode_net(self) -> Network:
         with self._lock:
             if self._episode_net is None:
                 internal = not self.allow_player_egress
@@ -292,36 +321,43 @@ class DockerSandbox(Sandbox):
             env.update({"COGAME_HOST": "0.0.0.0", "COGAME_PORT": str(spec.port)})
         env.update(spec.secret_env)
         name = f"{self.prefix}-{spec.name}-{self.run_id}"
-        kwargs: dict[str, Any] = {
-            "name": name,
-            "environment": env,
-            "labels": {**self.labels, LABEL_ROLE: spec.role},
-            "volumes": volumes,
-            "nano_cpus": int(limits.cpus * 1e9),
-            "mem_limit": _memory_bytes(limits.memory),
-            "memswap_limit": _memory_bytes(limits.memory),
-            "pids_limit": limits.pids,
-            "detach": True,
+        memory = _memory_bytes(limits.memory)
+        host: dict[str, Any] = {
+            "NanoCpus": int(limits.cpus * 1e9),
+            "Memory": memory,
+            "MemorySwap": memory,  # no swap
+            "PidsLimit": limits.pids,
+        }
+        config: dict[str, Any] = {
+            "Image": spec.image,
+            "Env": [f"{key}={value}" for key, value in env.items()],
+            "Labels": {**self.labels, LABEL_ROLE: spec.role},
+            "HostConfig": host,
         }
         argv = list(spec.run) or (self.runtime.image_argv(spec.image) if gate is not None else [])
         if gate is not None and argv:
-            kwargs["entrypoint"], kwargs["command"] = gate.wrap(argv)
+            config["Entrypoint"], config["Cmd"] = gate.wrap(argv)
             volumes.update(gate.volumes())
         elif spec.run:
-            kwargs["entrypoint"] = [spec.run[0]]
-            kwargs["command"] = list(spec.run[1:])
-        episode_net: Future[Any] | None = None
+            config["Entrypoint"] = [spec.run[0]]
+            config["Cmd"] = list(spec.run[1:])
+        host["Binds"] = [f"{path}:{bind['bind']}:{bind['mode']}" for path, bind in volumes.items()]
+        episode_net: Future[Network] | None = None
         if spec.role == "game":  # its network is made while the container is created
             episode_net = self._creator.submit(lambda: self.episode_net)
         if spec.serve:
             # The replay server needs no episode network; the game joins it below with its alias.
-            kwargs["network"] = self.runtime.public_network().id
+            network = self.runtime.public_network().id
             if spec.publish or not self.runtime.local_engine:
-                kwargs["ports"] = {f"{spec.port}/tcp": ("127.0.0.1", None)}
+                port = f"{spec.port}/tcp"
+                config["ExposedPorts"] = {port: {}}
+                host["PortBindings"] = {port: [{"HostIp": "127.0.0.1", "HostPort": ""}]}
         else:
-            kwargs["network"] = self.episode_net.name
+            network = self.episode_net.name
+        host["NetworkMode"] = network
+        config["NetworkingConfig"] = {"EndpointsConfig": {network: {}}}
         try:
-            container = self.client.containers.create(spec.image, **kwargs)
+            container = self.client.create_container(name, config)
         except Exception as exc:
             kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
             if "No such image" in str(exc):
@@ -330,8 +366,8 @@ class DockerSandbox(Sandbox):
                 kind, f"cannot create {spec.name} container: {exc}", slot=spec.slot
             ) from None
         launched = _Container(self, spec, container)
-        launched.published = "ports" in kwargs
-        launched.gated = kwargs.get("entrypoint") == [GATE_PATH]
+        launched.published = "PortBindings" in host
+        launched.gated = config.get("Entrypoint") == [GATE_PATH]
         with self._lock:
             self.launched.append(launched)
         launched.episode_net = episode_net
@@ -367,6 +403,7 @@ class DockerSandbox(Sandbox):
         spec = launched.spec
         try:
             launched.container.start()
+            launched.watch_exit()
             launched.follow_logs()
         except Exception as exc:
             kind = ErrorType.PLAYER_CRASHED if spec.role == "player" else ErrorType.GAME_START_FAILED
@@ -409,21 +446,17 @@ class DockerSandbox(Sandbox):
             self._gate.remove()
 
 
-def _remove_quietly(obj: Any) -> None:
+def _remove_quietly(obj: Network) -> None:
     with contextlib.suppress(Exception):
         obj.remove()
 
 
-def _removed(network: Any) -> Any:
+def _removed(network: Network) -> Network | None:
     """Remove a network; the network itself when that failed (to be tried again), else None."""
-    import docker.errors
-
     try:
         network.remove()
-    except docker.errors.NotFound:
-        return None
-    except Exception:
-        return network
+    except Exception as exc:
+        return None if not_found(exc) else network
     return None
 
 
@@ -434,15 +467,15 @@ class DockerRuntime(Runtime):
         self.client = docker_client()
         # A local engine's bridges are reachable from this host: the runner can talk to an
         # unpublished game at its bridge address (a remote engine's bridges are not).
-        self.local_engine = str(self.client.api.base_url).startswith("http+docker://")
+        self.local_engine = self.client.base_url.startswith("http+docker://")
         self.limits = {"game": ResourceLimits(), "player": ResourceLimits(), "replay": ResourceLimits()}
         self.limits.update(limits or {})
         self._checked: set[str] = set()
         self._argv: dict[str, list[str]] = {}  # image -> its entrypoint + command (inspected once)
-        self._public: Any = None
+        self._public: Network | None = None
         self._public_lock = threading.Lock()
 
-    def public_network(self) -> Any:
+    def public_network(self) -> Network:
         """The shared network through which games are published on 127.0.0.1 and reach out.
 
         One long-lived bridge for every episode (like the reference runner's `coworld-local`), with
@@ -456,17 +489,17 @@ class DockerRuntime(Runtime):
                 self._public = self._find_public() or self._create_public()
             return self._public
 
-    def _still_there(self, network: Any) -> bool:
-        import docker.errors
-
+    def _still_there(self, network: Network) -> bool:
         try:
             network.reload()
-        except docker.errors.NotFound:
-            return False
+        except DockerError as exc:
+            if not_found(exc):
+                return False
+            raise
         return True
 
-    def _find_public(self) -> Any:
-        found = [n for n in self.client.networks.list(names=[PUBLIC_NETWORK]) if n.name == PUBLIC_NETWORK]
+    def _find_public(self) -> Network | None:
+        found = [n for n in self.client.networks(name=[PUBLIC_NETWORK]) if n.name == PUBLIC_NETWORK]
         if not found:
             return None
         # Two processes racing to create it may both succeed: every one of them uses the oldest.
@@ -479,18 +512,16 @@ class DockerRuntime(Runtime):
             )
         return net
 
-    def _create_public(self) -> Any:
-        import docker.errors
-
+    def _create_public(self) -> Network:
         try:
-            self.client.networks.create(
+            self.client.create_network(
                 PUBLIC_NETWORK,
-                driver="bridge",
-                labels={LABEL_SHARED: "public"},
-                options={"com.docker.network.bridge.enable_icc": "false"},
-                check_duplicate=True,
+                Driver="bridge",
+                Labels={LABEL_SHARED: "public"},
+                Options={"com.docker.network.bridge.enable_icc": "false"},
+                CheckDuplicate=True,
             )
-        except docker.errors.APIError:
+        except DockerError:
             pass  # created by another process meanwhile: use that one
         net = self._find_public()
         if net is None:
@@ -500,16 +531,15 @@ class DockerRuntime(Runtime):
     def check_image(self, image: str) -> None:
         if image in self._checked:
             return
-        import docker.errors
-
         try:
-            info = self.client.images.get(image).attrs
-        except docker.errors.ImageNotFound:
-            raise EpisodeFailure(
-                ErrorType.IMAGE_MISSING,
-                f"image {image!r} is not present locally (no registry is consulted): build or load it first",
-            ) from None
-        except docker.errors.APIError as exc:
+            info = self.client.image(image)
+        except DockerError as exc:
+            if not_found(exc):
+                raise EpisodeFailure(
+                    ErrorType.IMAGE_MISSING,
+                    f"image {image!r} is not present locally (no registry is consulted): "
+                    "build or load it first",
+                ) from None
             raise EpisodeFailure(
                 ErrorType.IMAGE_MISSING, f"image {image!r} cannot be inspected: {exc}"
             ) from None

@@ -27,6 +27,8 @@ import re
 import shutil
 import subprocess
 import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -88,6 +90,20 @@ def _run(tool: str, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run([tool, *_WAIT, *args], capture_output=True, text=True, timeout=30)
 
 
+def _per_family(tools: list[str], step: Callable[[str], subprocess.CompletedProcess[str]]) -> list[Any]:
+    """`step(tool)` for each IP family at once: one iptables run is a process start, and the
+    removal is on the episode's critical path (the families' tables are independent; where they
+    share a lock, `-w` waits for it). Each result, or the exception it raised."""
+    if len(tools) <= 1:
+        try:
+            return [step(tool) for tool in tools]
+        except (OSError, subprocess.SubprocessError) as exc:
+            return [exc]
+    with ThreadPoolExecutor(max_workers=len(tools)) as pool:
+        futures = [pool.submit(step, tool) for tool in tools]
+    return [f.exception() or f.result() for f in futures]
+
+
 def _interface_exists(interface: str) -> bool:
     return Path("/sys/class/net", interface).exists()
 
@@ -108,20 +124,27 @@ def block_host(network: Any, run_id: str) -> str | None:
             f"cannot keep players off the host: the episode network's bridge {interface} is not on "
             f"this host (a remote or virtualised Docker engine?){hint}",
         )
-    installed: list[str] = []
+    rule = _rule(interface, run_id)
     try:
-        with _lock:
-            for tool in _tools():
-                proc = _run(tool, "-I", *_rule(interface, run_id))
-                if proc.returncode != 0:
-                    raise OSError(f"{Path(tool).name}: {proc.stderr.strip() or proc.returncode}")
-                installed.append(tool)
-    except (OSError, subprocess.SubprocessError) as exc:
-        for tool in installed:  # all families or none
-            _run(tool, "-D", *_rule(interface, run_id))
+        tools = _tools()
+    except FileNotFoundError as exc:
         raise EpisodeFailure(
             ErrorType.PLATFORM_ERROR, f"cannot keep players off the host: {exc}{hint}"
         ) from None
+    with _lock:
+        results = _per_family(tools, lambda tool: _run(tool, "-I", *rule))
+        outcomes = list(zip(tools, results, strict=True))
+        installed = [t for t, r in outcomes if not isinstance(r, Exception) and r.returncode == 0]
+        problems = [
+            f"{Path(tool).name}: {r if isinstance(r, Exception) else r.stderr.strip() or r.returncode}"
+            for tool, r in outcomes
+            if tool not in installed
+        ]
+        if problems:  # all families or none
+            _per_family(installed, lambda tool: _run(tool, "-D", *rule))
+            raise EpisodeFailure(
+                ErrorType.PLATFORM_ERROR, f"cannot keep players off the host: {'; '.join(problems)}{hint}"
+            )
     return interface
 
 
@@ -137,9 +160,9 @@ def unblock_host(interface: str, run_id: str) -> None:
         tools = _tools()
     except FileNotFoundError:
         return
+    rule = _rule(interface, run_id)
     with _lock:
-        for tool in tools:
-            _run(tool, "-D", *_rule(interface, run_id))
+        _per_family(tools, lambda tool: _run(tool, "-D", *rule))
 
 
 def episode_rules() -> list[tuple[str, str, str]]:

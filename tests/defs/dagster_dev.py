@@ -21,9 +21,10 @@ from tests.defs.helpers import REPO, descendants, free_port, orchard_processes, 
 DAGSTER = str(Path(sys.executable).with_name("dagster"))
 
 
-def instance_yaml(dagster_home: Path) -> Path:
-    """The repo's dagster.yaml with its storage moved into `dagster_home` (what an operator would do)."""
-    text = (REPO / "dagster.yaml").read_text().replace(".dagster_home", str(dagster_home))
+def instance_yaml(dagster_home: Path, template: Path | None = None) -> Path:
+    """The repo's dagster.yaml (or `template`) with its storage moved into `dagster_home` (what an
+    operator would do)."""
+    text = (template or REPO / "dagster.yaml").read_text().replace(".dagster_home", str(dagster_home))
     dagster_home.mkdir(parents=True, exist_ok=True)
     path = dagster_home / "dagster.yaml"
     path.write_text(text)
@@ -31,11 +32,24 @@ def instance_yaml(dagster_home: Path) -> Path:
 
 
 class DagsterDev:
-    def __init__(self, root: Path, env: dict[str, str] | None = None, port: int | None = None):
+    """`dagster dev` in `root` (instance in root/dagster_home, league home in root/coworld_home).
+
+    `instance_template` replaces the repo's dagster.yaml and `workspace` its workspace.yaml (e.g. a
+    deployment profile whose code location is a gRPC server started beforehand).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        env: dict[str, str] | None = None,
+        port: int | None = None,
+        instance_template: Path | None = None,
+        workspace: Path | None = None,
+    ):
         self.root = root
         self.dagster_home = root / "dagster_home"
         self.coworld_home = root / "coworld_home"
-        instance_yaml(self.dagster_home)
+        instance_yaml(self.dagster_home, instance_template)
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}/graphql"
         self.log_path = root / "dagster_dev.log"
@@ -49,8 +63,9 @@ class DagsterDev:
         }
         self._log = self.log_path.open("wb")
         self.started = time.monotonic()
+        workspace_file = str(workspace or "workspace.yaml")
         self.proc = subprocess.Popen(
-            [DAGSTER, "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(self.port)],
+            [DAGSTER, "dev", "-w", workspace_file, "-h", "127.0.0.1", "-p", str(self.port)],
             cwd=REPO,
             env=full_env,
             stdout=self._log,

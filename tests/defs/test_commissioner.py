@@ -4,6 +4,7 @@ the run requests the sensor returns, the way the daemon would."""
 
 from __future__ import annotations
 
+import json
 import re
 import threading
 import time
@@ -188,9 +189,18 @@ def test_round_under_the_commissioner_in_process(league_home):
 
         executed = drive(defs, instance, service, settings)
         elapsed = time.monotonic() - started
+        # The run that played the last episode closed the round and logged its round_results and the
+        # standings itself: no collate or standings run was needed (closing.py).
+        closers = {
+            key.path[0]: [
+                r.event_log_entry.run_id for r in instance.fetch_materializations(key, limit=10).records
+            ]
+            for key in (dg.AssetKey("round_results"), dg.AssetKey("standings"))
+        }
 
     kinds = [r.tags[TAG_KIND] for r in executed]
-    assert kinds.count("round_results") == 1 and kinds.count("standings") == 1
+    assert kinds.count("round_results") == 0 and kinds.count("standings") == 0, kinds
+    assert len(closers["round_results"]) == 1 and closers["round_results"] == closers["standings"]
     rnd = service.rounds(league_ref=league.id, limit=1).entries[0]
     assert rnd.status == "completed" and rnd.episodes == {"succeeded": 6}, rnd
     assert elapsed < 120
@@ -417,6 +427,49 @@ def test_final_episodes_without_materialization_are_reported_by_the_sensor(leagu
             ).records
             assert len(records) == 1
             assert records[0].asset_materialization.metadata["reported_by"].value == "commissioner sensor"
+
+
+def test_a_round_closed_by_its_last_run_is_swept_once_for_missing_materializations(league_home):
+    """The run playing a round's last episode logs round_results and standings; episodes of that round
+    that a dead run recorded but never logged are still reported by the sensor, once."""
+    service = LeagueService(home=league_home)
+    ensure_demo_league(service, name="closer", episodes_per_pair=1, kick_off=True)
+    defs = make_defs(league_home)
+    settings = OrchestrationSettings(episodes_per_run=8, parallelism=2)
+    store = LocalArtifactStore(league_home)
+    with dg.instance_for_test() as instance:
+        result, _ = commissioner_tick(instance, service, settings, store)
+        apply_partition_requests(instance, result)
+        request = result.run_requests[0]
+        keys = KeyOrder(instance.get_dynamic_partitions("episodes")).covered(request.tags)
+        assert len(keys) == 3
+        for key in keys[:2]:  # recorded, never logged: as by a run that died in between
+            assert service.execute_episode(key, "process", store) == "succeeded"
+        instance.add_run(
+            dg.DagsterRun(
+                job_name="play_episodes",
+                run_id=make_new_run_id(),
+                tags=request.tags,
+                status=dg.DagsterRunStatus.FAILURE,
+            )
+        )
+        last = {k: v for k, v in request.tags.items() if not k.startswith("dagster/")}
+        outcome = execute(
+            defs, instance, dg.RunRequest(job_name="play_episodes", partition_key=keys[2], tags=last)
+        )
+        assert outcome.success
+        rr = instance.fetch_materializations(dg.AssetKey("round_results"), limit=5).records
+        assert [r.event_log_entry.run_id for r in rr] == [outcome.run_id]
+        assert rr[0].asset_materialization.metadata["collated_by"].value.startswith("the episodes run")
+        assert instance.get_materialized_partitions(EPISODES) == {keys[2]}
+
+        swept: set[str] = set()
+        result, report = commissioner_tick(instance, service, settings, store, swept)
+        assert report.backfilled == 2 and not result.run_requests  # nothing left to collate
+        assert instance.get_materialized_partitions(EPISODES) == set(keys)
+        assert json.loads(result.cursor) == {"swept": sorted(swept)} and len(swept) == 1
+        result, report = commissioner_tick(instance, service, settings, store, swept)
+        assert report.backfilled == 0 and not result.run_requests
 
 
 def test_failed_episodes_are_failed_partitions_with_their_reason(league_home):

@@ -17,7 +17,7 @@ import pytest
 
 from coworld_pipeline.league import LeagueService
 from tests.defs.dagster_dev import DagsterDev, RoundUnderFire, session_process
-from tests.defs.helpers import MotoServer, orchard_processes, proc_cmdline, proc_ppid, wait_for
+from tests.defs.helpers import MotoServer, descendants, orchard_processes, proc_cmdline, proc_ppid, wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -108,7 +108,9 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
         return None
 
     victim, worker, game = wait_for(worker_to_kill, 180, "a run worker playing an episode mid-round", 0.2)
-    assert "multiprocessing" in proc_cmdline(worker) or "dagster" in proc_cmdline(worker)
+    assert "multiprocessing" in proc_cmdline(worker) or "dagster" in proc_cmdline(
+        worker
+    )  # first runs: spawned
     os.kill(worker, signal.SIGKILL)
     killed_at = time.monotonic()
 
@@ -117,8 +119,75 @@ def test_sigkilled_run_worker_loses_nothing(dev_factory):
         lambda: not [p for p, _ in orchard_processes() if p == game], 30, "the killed worker's game to exit"
     )
     league_round.assert_nothing_lost(victim["runId"], killed_at)
-    # No game or player process is left, including orphans of the killed worker (reparented away).
-    assert not [p for p, _ in orchard_processes() if session_process(p)], "game/player processes left"
+
+    # No game or player process is left, including orphans of the killed worker (reparented away);
+    # the last episode's processes may still be exiting when its outcome closes the round.
+    def left() -> list[tuple[int, str, int | None]]:
+        return [(p, cmd, proc_ppid(p)) for p, cmd in orchard_processes() if session_process(p)]
+
+    wait_for(lambda: not left(), 30, "no game/player process left", 0.2)
+
+
+def warm_up(dev: DagsterDev) -> None:
+    """Play a 3-episode round: its run is spawned and starts the daemon's fork server, so the runs
+    launched after it are forked (defs/prefork.py)."""
+    warm = RoundUnderFire.open(dev, "warmup", episodes_per_pair=1)
+    wait_for(lambda: warm.service.round(warm.round_pub).status != "running", 180, "the warm-up round", 0.5)
+    wait_for(
+        lambda: [p for p in descendants(dev.proc.pid) if "coworld_pipeline.defs.prefork" in proc_cmdline(p)],
+        120,
+        "the daemon's fork server",
+        0.5,
+    )
+
+
+def test_terminated_run_is_canceled_and_its_episodes_finish_elsewhere(dev_factory):
+    """Terminating a forked run (the UI's "Terminate") cancels it; nothing is lost or counted twice."""
+    dev = dev_factory({"COWORLD_DEMO": "0", "COWORLD_EPISODES_PER_RUN": "3"})
+    warm_up(dev)
+    league_round = RoundUnderFire.open(dev, "terminate", episodes_per_pair=4)
+
+    def run_to_terminate():
+        if league_round.succeeded() < 1:
+            return None
+        return next(iter(league_round.started_runs_by_worker().values()), None)
+
+    victim = wait_for(run_to_terminate, 180, "a run in progress after the first episode", 0.2)
+    # Forked from the daemon's warm fork server (defs/prefork.py), not spawned by the code server.
+    assert victim["tags"]["coworld/launched_by"] == "prefork", victim["tags"]
+    worker = int(victim["tags"]["coworld/run_worker_pid"])
+    assert victim["tags"]["coworld/worker"].endswith(f":{worker}")
+    assert "coworld_pipeline.defs.prefork" in proc_cmdline(worker)
+    result = dev.gql(
+        """mutation($runId: String!) { terminateRun(runId: $runId) { __typename
+             ... on TerminateRunFailure { message } } }""",
+        {"runId": victim["runId"]},
+    )
+    assert result["terminateRun"]["__typename"] == "TerminateRunSuccess", result
+
+    def victim_status():
+        status = {r["runId"]: r["status"] for r in dev.runs()}[victim["runId"]]
+        return status if status in ("CANCELED", "FAILURE", "SUCCESS") else None
+
+    assert wait_for(victim_status, 120, "the terminated run to end", 0.5) == "CANCELED"
+    info = wait_for(
+        lambda: (r := league_round.service.round(league_round.round_pub)).status != "running" and r,
+        300,
+        "the round to complete after the termination",
+        1,
+    )
+    assert info.status == "completed" and info.episodes == {"succeeded": league_round.total}, info
+    episodes = league_round.service.episodes(round_ref=league_round.round_pub, limit=1000)
+    rated = [
+        e.episode_request_id
+        for e in league_round.service.events(league_round.league.id, event_type="episode_rated", limit=1000)
+    ]
+    assert sorted(rated) == sorted(e.id for e in episodes), "every episode counted exactly once"
+    wait_for(
+        lambda: not [p for p, _ in orchard_processes() if session_process(p)],
+        30,
+        "no game/player process left",
+    )
 
 
 def test_league_with_s3_artifacts(dev_factory, monkeypatch):

@@ -8,6 +8,7 @@ group. SIGTERM is what `kill PID` sends: to `make` alone (make passes it on to i
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -88,6 +89,9 @@ class Demo:
 
     def leftovers(self) -> list[str]:
         """Live processes started by this demo: in its session, or carrying its league home."""
+        return [cmdline for _, cmdline in self._leftover_processes()]
+
+    def _leftover_processes(self) -> list[tuple[int, str]]:
         found = []
         mark = f"COWORLD_HOME={self.home}".encode()
         for entry in Path("/proc").iterdir():
@@ -99,15 +103,21 @@ class Demo:
                     continue
                 in_session = int(fields[3]) == self.proc.pid
                 if in_session or mark in (entry / "environ").read_bytes().split(b"\0"):
-                    found.append((entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200])
+                    cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()[:200]
+                    found.append((int(entry.name), cmdline))
             except (OSError, IndexError, ValueError):
                 continue
         return found
 
     def kill(self) -> None:
+        """Whatever is left, after a failed test too: `make`'s group, and the services demo.sh put
+        in process groups of their own (same session) with everything they started."""
         if self.proc.poll() is None:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(timeout=30)
+        for pid, _ in self._leftover_processes():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
         if not self._log.closed:
             self._log.close()
 

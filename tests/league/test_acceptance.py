@@ -69,7 +69,14 @@ def test_three_cli_rounds_rank_orchard_players_in_strength_order(db_url: str, ho
     text = cli(db_url, home, "results", "orchard-ladder").stdout
     assert "planner:v1" in text
     standings = json.loads(cli(db_url, home, "results", "orchard-ladder", "--json").stdout)[0]["standings"]
-    assert [r["label"] for r in standings] == ["planner:v1", "greedy:v1", "random:v1"]
+    labels = [r["label"] for r in standings]
+    # random is far behind both; planner is stronger than greedy but close (each round's seeds come from
+    # its random id, and about one league in four of 6 head-to-head games has greedy ahead). So: the
+    # order must be the true one wherever the standings call it settled, and random must be last.
+    assert labels[-1] == "random:v1", labels
+    assert set(labels[:2]) == {"planner:v1", "greedy:v1"}, labels
+    if labels[0] == "greedy:v1":
+        assert standings[0]["p_above_next"] < 0.95 and not standings[0]["settled"], standings
     assert {r["episodes"] for r in standings} == {12}  # nobody starved
     assert all(r["rating"] == pytest.approx(r["mu"] - 3 * r["sigma"]) for r in standings)
 

@@ -13,13 +13,8 @@ from typing import Any
 
 import dagster as dg
 
-from coworld_pipeline.defs.league.metadata import (
-    episode_metadata,
-    md_table,
-    round_metadata,
-    standings_metadata,
-)
-from coworld_pipeline.defs.league.overview_metadata import overview_metadata
+from coworld_pipeline.defs.league.closing import closed_round_materializations, league_standings_metadata
+from coworld_pipeline.defs.league.metadata import episode_metadata, md_table, round_metadata
 from coworld_pipeline.defs.league.partitions import episode_partitions, league_partitions, round_partitions
 from coworld_pipeline.defs.league.recovery import worker_tag
 from coworld_pipeline.defs.league.resources import (
@@ -186,10 +181,14 @@ def episodes(
             metadata=episode_metadata(played.episode, store),
         )
 
-    # Feed the results back right away, so a round closes without waiting for the next sensor tick.
+    # Feed the results back right away, so a round closes without waiting for the next sensor tick;
+    # the run that closes it also logs its round_results and standings (closing.py): the standings are
+    # up a moment after the last episode, not two runs later.
     for round_id in sorted(rounds):
         progress = service.advance_round(round_id)
         context.log.info(f"{round_id}: {progress.status} {progress.counts}")
+        if progress.closed_now:
+            yield from closed_round_materializations(context.instance, service, store, round_id)
     yield check.result()
     if failed or errors:
         raise dg.Failure(
@@ -230,18 +229,5 @@ def round_results(context: dg.AssetExecutionContext, league: LeagueResource) -> 
 def standings(
     context: dg.AssetExecutionContext, league: LeagueResource, artifacts: ArtifactStoreResource
 ) -> dg.MaterializeResult:
-    from coworld_pipeline.defs.knowledge.assets import best_graded_metadata
-    from coworld_pipeline.defs.knowledge.core import Knowledge
-
-    service = league.service()
-    view = service.leagues(context.partition_key)[0]
-    divisions = service.standings(view.id)
-    after = view.last_round.number if view.last_round else 0
-    # The overview first: it is what the asset page shows at the top.
-    metadata = {
-        **overview_metadata(service.overview(view.id)),
-        **standings_metadata(view.name, divisions, after),
-    }
-    if "grader" in view.roles:  # grades live in the knowledge store (defs/knowledge)
-        metadata.update(best_graded_metadata(Knowledge(service, artifacts.store()), view.id))
+    metadata = league_standings_metadata(league.service(), artifacts.store(), context.partition_key)
     return dg.MaterializeResult(metadata=metadata)

@@ -1,7 +1,8 @@
 """Jobs the commissioner sensor requests: play a batch of episodes, collate a round, refresh standings.
 
 All run in-process (one run worker process, no per-step subprocess): a run's cost is dominated by
-starting that process, and episodes already run in their own processes or containers.
+starting that process, and episodes already run in their own processes or containers. With
+`COWORLD_EXECUTOR=celery`, `play_episodes` runs its step on a Celery worker instead (celery_executor.py).
 """
 
 from __future__ import annotations
@@ -9,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from coworld_pipeline.defs.league.assets import episodes, round_results, standings
+from coworld_pipeline.defs.league.celery_executor import play_executor
 
 PLAY_EPISODES = "play_episodes"
 COLLATE_ROUND = "collate_round"
@@ -17,7 +19,7 @@ REFRESH_STANDINGS = "refresh_standings"
 play_episodes_job = dg.define_asset_job(
     PLAY_EPISODES,
     selection=dg.AssetSelection.assets(episodes),
-    executor_def=dg.in_process_executor,
+    executor_def=play_executor(),
     description="Play a range of episode partitions (K at most) and check their results.",
 )
 

@@ -62,6 +62,8 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
         ),
     }
     meta.update(episode_links(episode))  # replay (or live) in `coworld serve`, only when there is one
+    for key, value in (episode.played_by or {}).items():  # which worker and engine played it
+        meta[key] = str(value)
     for seat in episode.seats:
         meta[f"slot_{seat.position}_policy"] = seat.label or seat.policy_version_id
         if seat.score is not None:

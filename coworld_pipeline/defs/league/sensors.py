@@ -4,8 +4,7 @@ Each tick, for every open round (except rounds the schedule opened in the last 2
 requested their first runs itself, so that a scheduled round starts without waiting for a tick):
 
 1. `advance_round` reports finished episodes to the commissioner, schedules what it asks for and
-   closes the round when it is complete (the league database is the state; the cursor holds nothing
-   that matters);
+   closes the round when it is complete (the league database is the state);
 2. episode requests without a partition get one (`episodes` dynamic partitions, <= 500 keys per add);
 3. episodes `running` in the league but whose run is dead (failed/canceled and its worker process
    gone, or "in progress" with its worker gone) are requeued — an `interrupted` attempt, never
@@ -15,20 +14,27 @@ requested their first runs itself, so that a scheduled round starts without wait
 4. `pending` episodes that no queued/in-progress run covers are requested: runs of up to K adjacent
    partitions (a partition range), at most `COWORLD_MAX_RUNS_PER_TICK` runs per tick; when fewer
    runs are requested than the pool has free slots, each plays more episodes at once (see
-   `with_parallelism`).
+   `with_parallelism`);
+5. beyond `COWORLD_ARCHIVE_PARTITIONS_ABOVE` (100k) episode partitions, the oldest keys of closed
+   rounds are archived, <= 500 per tick (archive.py: the league and Dagster's event log keep them).
 
-Rounds that have closed get one `round_results` run (their partition) and one `standings` run for
-their league (run keys make both once-only), once none of their episode runs is in flight; a final
-episode without a materialization (its run died between recording and logging it) gets one
-reported by the sensor first. Episodes are never played in the sensor, so a tick
+A round is normally closed by the `episodes` run that played its last episode, which also logs its
+`round_results` and standings (closing.py). Rounds closed otherwise get one `round_results` run
+(their partition) and one `standings` run for their league (run keys make both once-only), once
+none of their episode runs is in flight; either way, a final episode of a closed round without a
+materialization (its run died between recording and logging it) gets one reported by the sensor
+(once per round: the cursor remembers the swept rounds; losing it only repeats the check).
+Episodes are never played in the sensor, so a tick
 takes a few hundred milliseconds even with 1,000 episodes in a round.
 """
 
+import json
 import time
 from dataclasses import dataclass, field
 
 import dagster as dg
 
+from coworld_pipeline.defs.league.archive import archive_old_episode_partitions
 from coworld_pipeline.defs.league.jobs import (
     COLLATE_ROUND,
     REFRESH_STANDINGS,
@@ -85,6 +91,7 @@ class TickReport:
     requested_episodes: int = 0
     deferred_episodes: int = 0
     backfilled: int = 0
+    archived: int = 0
     seconds: float = 0.0
 
     def summary(self) -> str:
@@ -96,6 +103,7 @@ class TickReport:
             + (f"; {len(self.lost_runs)} lost run(s) failed" if self.lost_runs else "")
             + (f"; reported {self.backfilled} missing episode materialization(s)" if self.backfilled else "")
             + (f"; closed {', '.join(self.closed_rounds)}" if self.closed_rounds else "")
+            + (f"; archived {self.archived} old episode partition(s)" if self.archived else "")
             + f" ({self.seconds:.2f}s)"
         )
 
@@ -152,9 +160,15 @@ def commissioner_tick(
     service: LeagueService,
     settings: OrchestrationSettings = SETTINGS,
     store: ArtifactStore | None = None,
+    swept: set[str] | None = None,
 ) -> tuple[dg.SensorResult, TickReport]:
-    """One commissioner step over all open rounds (see the module docstring)."""
+    """One commissioner step over all open rounds (see the module docstring).
+
+    `swept`: ids of closed rounds whose missing episode materializations were already reported (the
+    sensor keeps it in its cursor; updated in place). Losing it costs one more check per round.
+    """
     store = store or store_from_env()
+    swept = set() if swept is None else swept
     started = time.monotonic()
     report = TickReport()
     run_requests: list[dg.RunRequest] = []
@@ -247,14 +261,18 @@ def commissioner_tick(
     if episode_requests:
         run_requests += with_parallelism(episode_requests, settings, free_episode_slots(instance))
 
-    # Closed rounds without round_results yet (including rounds closed by a run, not by this tick),
-    # collated once no episode run of theirs is in flight any more.
+    # Closed rounds, once no episode run of theirs is in flight any more: their missing episode
+    # materializations are reported (once: `swept`), and those without round_results yet (closed by a
+    # CLI runner or by this tick, not by the run that played their last episode: closing.py) collated.
     collated = instance.get_materialized_partitions(dg.AssetKey("round_results"))
     materialized: set[str] | None = None
-    for rnd in service.rounds(limit=RECENT_CLOSED_ROUNDS).entries:
+    recent = service.rounds(limit=RECENT_CLOSED_ROUNDS).entries
+    swept.intersection_update(r.id for r in recent)  # bounded: only recent rounds are remembered
+    for rnd in recent:
         round_id, league_id = rnd.id, rnd.league.id
         # (Keyed by its readable key; an instance from before those keys collated it by its id.)
-        if rnd.status == RoundStatus.RUNNING or rnd.key in collated or round_id in collated:
+        already_collated = rnd.key in collated or round_id in collated
+        if rnd.status == RoundStatus.RUNNING or (already_collated and round_id in swept):
             continue
         if instance.get_run_records(
             dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"}), limit=1
@@ -265,6 +283,9 @@ def commissioner_tick(
         report.backfilled += backfill_episode_materializations(
             instance, service, store, round_id, order, materialized
         )
+        swept.add(round_id)
+        if already_collated:
+            continue
         note_round(rnd)
         report.closed_rounds.append(rnd.key)
         tags = {TAG_ROUND: round_id, TAG_LEAGUE: league_id}
@@ -285,6 +306,13 @@ def commissioner_tick(
             )
         )
 
+    # Beyond ~100k episode partitions, the oldest closed rounds' keys are archived (archive.py).
+    recent_ids = {r.id for r in recent}
+    archived = archive_old_episode_partitions(
+        instance, service, order.keys, lambda rid: rid in swept or rid not in recent_ids
+    )
+    report.archived = sum(archived.values())
+
     if new_rounds:
         partition_requests += add_requests(round_partitions, new_rounds)
     if new_leagues:
@@ -294,8 +322,17 @@ def commissioner_tick(
         run_requests=run_requests,
         dynamic_partitions_requests=partition_requests,
         skip_reason=None if run_requests else report.summary(),
+        cursor=json.dumps({"swept": sorted(swept)}),
     )
     return result, report
+
+
+def swept_from_cursor(cursor: str | None) -> set[str]:
+    """The `swept` round ids kept in the sensor's cursor (an unreadable cursor is an empty set)."""
+    try:
+        return set(json.loads(cursor or "{}").get("swept", []))
+    except (ValueError, AttributeError, TypeError):
+        return set()
 
 
 @dg.sensor(
@@ -315,7 +352,9 @@ def commissioner(
 
         ensure_demo_league(service)
     _reap_orphans_now_and_then(context.log)
-    result, report = commissioner_tick(context.instance, service, SETTINGS, artifacts.store())
+    result, report = commissioner_tick(
+        context.instance, service, SETTINGS, artifacts.store(), swept_from_cursor(context.cursor)
+    )
     # A dead run worker cannot remove its game/player containers (docker has no parent-death
     # signal): remove them as soon as its episodes are requeued, not at the next periodic sweep.
     if report.requeued or report.lost_runs:

@@ -1,0 +1,106 @@
+"""Archiving old episode partitions: the `episodes` asset keeps at most ~100k dynamic partitions.
+
+Every dynamic partition key is loaded by each sensor tick (`KeyOrder`) and by the UI's partition
+views, so their number cannot grow forever. Above `COWORLD_ARCHIVE_PARTITIONS_ABOVE` (default
+100,000) keys, the commissioner sensor deletes the oldest keys, at most `ARCHIVE_PER_TICK` per tick,
+and only keys of rounds that are closed, have no episode run in flight and whose missing
+materializations were already reported (`swept`, or older than the rounds the sensor sweeps).
+
+Nothing of an episode's history is lost:
+* the league database keeps every episode, attempt, score and artifact path (`coworld episodes`,
+  `coworld episode`, `coworld results`), as it does for every round;
+* Dagster keeps the materialization events of a deleted partition key: the asset's event history,
+  `fetch_materializations(... asset_partitions=[key])` and the runs that played it still show them;
+* a `partitions_archived` league event per round records which keys were archived (the keys and
+  their count), so `coworld events` tells why a partition is no longer in the UI's partition bar.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import dagster as dg
+
+from coworld_pipeline.defs.league.partitions import episode_partitions
+from coworld_pipeline.defs.league.requests import IN_FLIGHT
+from coworld_pipeline.defs.league.settings import TAG_KIND, TAG_ROUND
+from coworld_pipeline.league.errors import LeagueError
+from coworld_pipeline.league.readable import parse_round
+from coworld_pipeline.league.service import LeagueService
+from coworld_pipeline.league.status import RoundStatus
+
+ARCHIVE_PER_TICK = 500  # deletes are one statement each: bounded so that a tick stays short
+
+
+def archive_threshold() -> int:
+    raw = (os.environ.get("COWORLD_ARCHIVE_PARTITIONS_ABOVE") or "").strip()
+    return int(raw) if raw.isdigit() else 100_000
+
+
+def archive_old_episode_partitions(
+    instance: dg.DagsterInstance,
+    service: LeagueService,
+    keys: list[str],
+    may_archive_round: Callable[[str], bool],
+    above: int | None = None,
+    per_tick: int = ARCHIVE_PER_TICK,
+) -> dict[str, int]:
+    """Delete the oldest episode partition keys beyond `above`; returns {round key: keys archived}.
+
+    `keys` are the partition keys in the order they were added (oldest first). Stops at the first key
+    whose round may not be archived yet, so the keys that remain are always a suffix of that order and
+    the partition ranges of runs still in flight stay resolvable.
+    """
+    above = archive_threshold() if above is None else above
+    excess = len(keys) - above
+    if excess <= 0:
+        return {}
+    by_round: dict[str, list[str]] = {}
+    allowed: dict[str, bool] = {}
+    for key in keys[: min(excess, per_tick)]:
+        round_ref = _round_of(service, key)
+        if round_ref is None:
+            break
+        if round_ref not in allowed:
+            allowed[round_ref] = _closed_and_idle(instance, service, round_ref, may_archive_round)
+        if not allowed[round_ref]:
+            break
+        by_round.setdefault(round_ref, []).append(key)
+    for round_ref, round_keys in by_round.items():
+        for key in round_keys:
+            instance.delete_dynamic_partition(episode_partitions.name, key)
+        service.partitions_archived(
+            round_ref,
+            round_keys,
+            f"more than {above:,} episode partitions (COWORLD_ARCHIVE_PARTITIONS_ABOVE)",
+        )
+    return {round_ref: len(round_keys) for round_ref, round_keys in by_round.items()}
+
+
+def _round_of(service: LeagueService, key: str) -> str | None:
+    """The round of an episode partition key: `league.rN` of a readable `league.rN.eM`, else looked up."""
+    head, _, tail = key.rpartition(".")
+    if head and tail.startswith("e") and tail[1:].isdigit() and parse_round(head) is not None:
+        return head
+    try:
+        return service.episode(key).round_id
+    except LeagueError:
+        return None  # not an episode of this league database: leave it alone
+
+
+def _closed_and_idle(
+    instance: dg.DagsterInstance,
+    service: LeagueService,
+    round_ref: str,
+    may_archive_round: Callable[[str], bool],
+) -> bool:
+    try:
+        rnd = service.round(round_ref)
+    except (LeagueError, IndexError):
+        return False
+    if rnd.status == RoundStatus.RUNNING or not may_archive_round(rnd.id):
+        return False
+    return not instance.get_run_records(
+        dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: rnd.id, TAG_KIND: "episodes"}), limit=1
+    )
