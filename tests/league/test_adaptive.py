@@ -230,3 +230,88 @@ def test_min_games_holds_even_with_the_smallest_budget(n, slots, min_games):
     games = Counter(pv for ep in played for pv in set(ep["policy_version_ids"]))
     assert all(games[pv] >= min_games for pv in entrants), games
     assert len(played) <= math.ceil(n * min_games / slots) + 1
+
+
+# a posterior the simulator reached (32 entrants, 1000 episodes, standings order): ranks 6-15 are a
+# cluster of near-equal entrants with larger sigmas than the settled entrants below them
+_STUCK_MU = [
+    59.8,
+    42.7,
+    39.3,
+    34.7,
+    33.1,
+    33.7,
+    32.0,
+    33.2,
+    31.1,
+    31.9,
+    31.1,
+    32.5,
+    30.4,
+    27.8,
+    29.4,
+    27.4,
+    28.0,
+    25.6,
+    22.9,
+    22.2,
+    20.8,
+    20.1,
+    18.8,
+    16.8,
+    15.1,
+    14.4,
+    13.2,
+    12.2,
+    11.0,
+    6.5,
+    7.4,
+    4.9,
+]
+_STUCK_SIGMA = [
+    4.2,
+    3.6,
+    5.0,
+    3.6,
+    3.2,
+    4.0,
+    3.5,
+    4.6,
+    4.0,
+    4.3,
+    4.0,
+    4.5,
+    3.8,
+    2.9,
+    3.5,
+    2.9,
+    3.1,
+    2.4,
+    2.3,
+    2.3,
+    2.6,
+    2.4,
+    2.4,
+    2.5,
+    2.4,
+    2.4,
+    2.5,
+    2.5,
+    3.0,
+    2.6,
+    2.9,
+    2.9,
+]
+
+
+def test_unsettled_high_sigma_cluster_is_not_starved_by_the_display_rule():
+    # a game moves a cluster entrant's mu across the mu - 3 sigma display of its low-sigma
+    # neighbours, which a one-step lookahead on the displayed order scored as harm: the cluster got
+    # no games, kept its sigmas and stayed misplaced while settled entrants played on
+    keys = [f"p{i:02d}" for i in range(32)]
+    post = {pv: [mu, sigma] for pv, mu, sigma in zip(keys, _STUCK_MU, _STUCK_SIGMA, strict=True)}
+    state = {"adaptive": {"posterior": {"D": post}, "seats": {}}}
+    _, out = adaptive(min_games=0, round_budget=8).handle(round_start({"D": keys}, state=state), None)
+    cluster = set(keys[5:15])
+    played = [pv for ep in out[0]["episodes"] for pv in ep["policy_version_ids"]]
+    assert len(cluster & set(played)) >= 6, played
