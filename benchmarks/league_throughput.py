@@ -26,6 +26,7 @@ Targets: Dagster round wall <= 1.15 x ideal; standings <= 2 s after the last epi
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import signal
@@ -154,6 +155,9 @@ def warm_up(home: Path, dagster_home: Path) -> None:
     league = ensure_demo_league(service, name="warmup", episodes_per_pair=1, kick_off=False)
     round_id = service.open_round(league.id, "benchmark warm-up").round_id
     wait_until(lambda: service.round(round_id).status != "running", 300, "the warm-up round", 0.2)
+    # Paused, so that the schedule does not open its next round beside the measured one (it did:
+    # a warm-up round took one of the pool's two slots and halved the measured round's parallelism).
+    service.set_paused(league.id, True)
     wait_until(lambda: fork_server_of(dagster_home), 120, "the fork server", 0.2)
 
 
@@ -364,11 +368,16 @@ def main() -> None:
         help="the sensor tick is timed with one round of 3 x N episodes (default 10,002); 0 skips it",
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON only")
+    parser.add_argument("--keep", action="store_true", help="keep the instance and league (path printed)")
     args = parser.parse_args()
     concurrency = args.pool * args.parallelism
 
-    with tempfile.TemporaryDirectory(prefix="coworld-bench-") as tmp:
+    with contextlib.nullcontext(tempfile.mkdtemp(prefix="coworld-bench-")) if args.keep else (
+        tempfile.TemporaryDirectory(prefix="coworld-bench-")
+    ) as tmp:
         root = Path(tmp)
+        if args.keep:
+            print(f"keeping {root}", file=sys.stderr)
         dag = dagster_round(args, root)
         cli = None if args.skip_baseline else cli_round(args, root, concurrency)
         ticks = sensor_ticks(args.tick_episodes_per_pair, root) if args.tick_episodes_per_pair else None

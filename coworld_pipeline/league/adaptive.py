@@ -10,13 +10,16 @@ in what it schedules:
 * Episodes go out in batches. When a batch has fully reported, the next one is chosen from the
   current posterior by one-step lookahead (`_Lookahead`): the standings' expected number of wrongly
   ordered pairs, Σ over pairs shown a above b of P(b really stronger) (confidence.p_stronger), is
-  what Kendall's tau against the truth counts; a game's value is how much it is expected to drop,
-  averaged over the game's outcomes with the league's own Plackett-Luce prediction and update. With
+  what Kendall's tau against the truth counts; a game's value is how much it is expected to drop
+  (the part the posterior's own order would get wrong averaged over the game's outcomes with the
+  league's own Plackett-Luce prediction and update, the part due to showing mu - 3 sigma from the
+  sigma shrink alone: see `_Lookahead` for why the split). With
   `top_k`, only pairs touching the top k count (pairs inside it weigh 1 + `top_weight`). Candidate
   opponents are the _WINDOW (2) neighbours either side in the standings; a batch is the most valuable
   pairs, disjoint, best first; with more slots a group grows by whoever adds the most value.
 * Seats: each group is seated by the permutation (all of them up to 5 slots, rotations above) that
-  puts every member where it has sat least; seat counts are carried across rounds.
+  keeps every member's seat counts most even (then: where it has sat least); with 2 slots a pair
+  whose members both owe the same seat waits while another pair can go; counts are carried.
 * Nobody starves: every entrant plays at least `min_games` episodes per round (a group is always
   built around an entrant below it, with others below it, before any other), whatever the stop
   rule says; the budget is raised to what that needs, and overrun only if seating left one short.
@@ -125,10 +128,22 @@ class _Lookahead:
 
     The standings show entrants by mu - 3 sigma. For two entrants shown a above b, the chance that
     this is wrong is P(b really stronger) (confidence.p_stronger), so the sum over pairs is the
-    expected number of discordant pairs against the true order: exactly what Kendall's tau counts,
-    and it also charges for a high sigma that drags an entrant below where its mu belongs. The value
-    of a game between a and b is the expected drop of that sum after the game, averaging both
-    outcomes (probabilities and updates from the league's own Plackett-Luce code, ratings.rate).
+    expected number of discordant pairs against the true order: exactly what Kendall's tau counts.
+    That sum is split in two parts, because they respond to a game differently:
+
+    * the Bayes part, Σ min(p, 1 - p): the error of the best order the posterior allows (by mu);
+    * the display part, Σ (P(wrong as shown) - min(p, 1 - p)) >= 0: what showing mu - 3 sigma costs on
+      top of that, which is large where neighbours' sigmas differ.
+
+    A game's value is the expected drop of the Bayes part over the game's outcomes (probabilities and
+    updates from the league's own Plackett-Luce code, ratings.rate) plus the drop of the display
+    part when only the expected sigma shrink is applied, mu unchanged. Why not score the display
+    sum over the outcomes, as this class once did: a game moves mu by about ±sigma²/c, which for an
+    entrant with a larger sigma than its neighbours' makes it cross the display positions of
+    low-sigma entrants, so the one-step sum expects the game to do harm; such entrants then got no
+    games, kept their larger sigma and stayed misplaced (in the simulator whole clusters went
+    unplayed for 1000+ episodes while settled entrants played on: the long tail of the benchmark).
+    Over several games the sigma shrink is what fixes the display, and that part is deterministic.
     """
 
     def __init__(self, standings: list[tuple[str, float, float]], top_k: int | None, top_weight: float):
@@ -150,7 +165,7 @@ class _Lookahead:
             ]
             for i, x in enumerate(self.keys)
         }
-        self._now = {x: self._sum(x, self.post[x], None) for x in self.keys}
+        self._now = {x: self._parts(x, self.post[x], None) for x in self.keys}
 
     def weight(self, a: str, b: str) -> float:
         if self.top_k is None:
@@ -165,27 +180,31 @@ class _Lookahead:
         return p_stronger(ma, sa, mb, sb)
 
     @staticmethod
-    def _wrong(a: str, ra: tuple[float, float], b: str, rb: tuple[float, float]) -> float:
+    def _pair(a: str, ra: tuple[float, float], b: str, rb: tuple[float, float]) -> tuple[float, float]:
+        """(Bayes part, display part) of the pair a, b rated ra, rb (see the class doc)."""
         a_above = (-conservative(*ra), a) < (-conservative(*rb), b)
         p_a = p_stronger(ra[0], ra[1], rb[0], rb[1])
-        return 1.0 - p_a if a_above else p_a
+        best = min(p_a, 1.0 - p_a)
+        return best, (1.0 - p_a if a_above else p_a) - best
 
-    def _sum(self, x: str, rx: tuple[float, float], skip: str | None) -> float:
-        """Σ over x's near entrants j (but `skip`) of P(x and j shown in the wrong order), x rated rx.
+    def _parts(self, x: str, rx: tuple[float, float], skip: str | None) -> tuple[float, float]:
+        """(Bayes part, display part) over x's near entrants j (but `skip`), x rated rx.
 
-        The hot loop of a batch: _wrong and p_stronger written out, to spare two calls per term.
+        The hot loop of a batch: _pair and p_stronger written out, to spare two calls per term.
         """
         mx, sx = rx
         sx2, key_x = sx * sx, -(mx - 3.0 * sx)
-        total = 0.0
+        bayes = shown = 0.0
         for j, w in self._near[x]:
             if w == 0.0 or j == skip:
                 continue
             mj, sj = self.post[j]
             p_x = 0.5 * (1.0 + math.erf((mx - mj) / (max(math.sqrt(sx2 + sj * sj), 1e-12) * _SQRT2)))
+            best = p_x if p_x < 0.5 else 1.0 - p_x
             above = (key_x, x) < (-(mj - 3.0 * sj), j)
-            total += w * (1.0 - p_x if above else p_x)
-        return total
+            bayes += w * best
+            shown += w * ((1.0 - p_x if above else p_x) - best)
+        return bayes, shown
 
     def value(self, a: str, b: str) -> float:
         key = (a, b) if a < b else (b, a)
@@ -194,15 +213,23 @@ class _Lookahead:
             ra, rb = self.post[a], self.post[b]
             w = self.weight(a, b)
             near = abs(self.rank[a] - self.rank[b]) <= _REACH  # then _now counts a-b twice
-            before = self._now[a] + self._now[b] + (-1.0 if near else 1.0) * w * self._wrong(a, ra, b, rb)
+            pair_bayes, pair_shown = self._pair(a, ra, b, rb)
+            twice = -1.0 if near else 1.0
+            bayes = self._now[a][0] + self._now[b][0] + twice * w * pair_bayes
+            shown = self._now[a][1] + self._now[b][1] + twice * w * pair_shown
             c = math.sqrt(ra[1] ** 2 + rb[1] ** 2 + 2.0 * _BETA2)
             p_first = 1.0 / (1.0 + math.exp((rb[0] - ra[0]) / c))  # openskill's own prediction
-            after = 0.0
+            sigma_a = sigma_b = 0.0
             for p_outcome, scores in ((p_first, [1.0, 0.0]), (1.0 - p_first, [0.0, 1.0])):
                 na, nb = rate([ra, rb], scores)
-                pair = w * self._wrong(a, na, b, nb)
-                after += p_outcome * (self._sum(a, na, b) + self._sum(b, nb, a) + pair)
-            self._values[key] = before - after
+                sigma_a += p_outcome * na[1]
+                sigma_b += p_outcome * nb[1]
+                after = self._parts(a, na, b)[0] + self._parts(b, nb, a)[0] + w * self._pair(a, na, b, nb)[0]
+                bayes -= p_outcome * after
+            # the display part with the expected sigma shrink only (mu as now): see the class doc
+            sa, sb = (ra[0], sigma_a), (rb[0], sigma_b)
+            shown -= self._parts(a, sa, b)[1] + self._parts(b, sb, a)[1] + w * self._pair(a, sa, b, sb)[1]
+            self._values[key] = bayes + shown
         return self._values[key]
 
     def window_pairs(self) -> list[tuple[str, str]]:
@@ -333,10 +360,13 @@ class AdaptiveCommissioner(InProcessCommissioner):
                 group = [min(short, key=lambda pv: (games[pv], look.rank[pv], pv))]
             else:
                 # the best pair left, even if the lookahead sees no gain: while the order is not
-                # settled and the budget lasts, another game is the only way to learn more
-                best = next(((a, b) for a, b in ranked if a in free and b in free), None)
-                if best is None:
+                # settled and the budget lasts, another game is the only way to learn more. A pair
+                # that no seating keeps balanced (both owe the same seat) waits for a better moment
+                # unless nothing else is left: with 2 slots the pairing decides the seat balance.
+                open_pairs = [(a, b) for a, b in ranked if a in free and b in free]
+                if not open_pairs:
                     break
+                best = next((ab for ab in open_pairs if self._seatable(ws, ab)), open_pairs[0])
                 group = list(best)
             wanted = needy_set if short else set()
             while len(group) < slots:  # add whoever adds the most value (short of games first)
@@ -361,8 +391,26 @@ class AdaptiveCommissioner(InProcessCommissioner):
             free -= set(group)
         return chosen
 
+    @staticmethod
+    def _imbalance(counts: dict[str, list[int]], seats: Any) -> int:
+        """Σ over members of (max - min of its seat counts)² if seated so: squared, so that nobody
+        is pushed two seats out of balance to spare someone else one."""
+        spread = 0
+        for s, pv in enumerate(seats):
+            after = list(counts.get(pv) or [0] * len(seats))
+            after[s] += 1
+            spread += (max(after) - min(after)) ** 2
+        return spread
+
+    def _seatable(self, ws: dict[str, Any], pair: tuple[str, str]) -> bool:
+        """Can this pair be seated (2 slots) with both members at most one seat out of balance?"""
+        if ws["slots"] != 2:
+            return True
+        counts = ws["seats"]
+        return min(self._imbalance(counts, pair), self._imbalance(counts, pair[::-1])) <= 2
+
     def _seat(self, ws: dict[str, Any], group: list[str]) -> list[str]:
-        """The seating of `group` that puts each member where it has sat least (counts carried)."""
+        """The seating of `group` that keeps each member's seat counts (carried) most even."""
         slots = ws["slots"]
         counts = ws["seats"]
         for pv in group:
@@ -373,7 +421,14 @@ class AdaptiveCommissioner(InProcessCommissioner):
             options = itertools.permutations(group)
         else:
             options = (group[r:] + group[:r] for r in range(slots))
-        best = min(options, key=lambda seats: (sum(counts[pv][s] for s, pv in enumerate(seats)), seats))
+        best = min(
+            options,
+            key=lambda seats: (
+                self._imbalance(counts, seats),
+                sum(counts[pv][s] for s, pv in enumerate(seats)),
+                seats,
+            ),
+        )
         for s, pv in enumerate(best):
             counts[pv][s] += 1
         return list(best)

@@ -307,4 +307,9 @@ def play_batch(
         while queue or batch.in_flight:
             while queue and batch.free > 0:
                 batch.submit(queue.pop(0))
-            yield from batch.wait_any()
+            done = batch.wait_any()
+            # Refill the freed slots before handing the results over: the caller's work on each
+            # (Dagster events, metadata) would otherwise leave those slots idle meanwhile.
+            while queue and batch.free > 0:
+                batch.submit(queue.pop(0))
+            yield from done
