@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -183,6 +184,19 @@ def session_process(pid: int) -> bool:
 
 
 # ---- a round whose run worker is SIGKILLed mid-episode (shared by the process and docker tests) --
+
+
+def wait_for_demo_standings(dev: DagsterDev) -> None:
+    """A `standings` materialization whose order ranks exactly the demo's players."""
+    from coworld_pipeline.demo import DEMO_PLAYERS
+
+    standings = wait_for(
+        lambda: [m for m in dev.materializations("standings") if m["metadata"].get("order")],
+        120,
+        "a standings materialization",
+        1,
+    )
+    assert {p.partition(":")[0] for p in json.loads(standings[0]["metadata"]["order"])} == set(DEMO_PLAYERS)
 
 
 @dataclass

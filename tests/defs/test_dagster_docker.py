@@ -8,7 +8,6 @@ the killed worker (or of any other run worker of this instance) is left on the e
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import time
@@ -17,9 +16,8 @@ from typing import Any
 
 import pytest
 
-from coworld_pipeline.demo import DEMO_PLAYERS
 from coworld_pipeline.runtime.janitor import LABEL_MANAGED, LABEL_OWNER, LABEL_ROLE
-from tests.defs.dagster_dev import DagsterDev, RoundUnderFire
+from tests.defs.dagster_dev import DagsterDev, RoundUnderFire, wait_for_demo_standings
 from tests.defs.helpers import wait_for
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
@@ -107,13 +105,7 @@ def test_sigkilled_docker_run_worker_loses_nothing_and_leaves_no_container(docke
 
     league_round.assert_nothing_lost(victim["runId"], killed_at)
 
-    standings = wait_for(
-        lambda: [m for m in dev.materializations("standings") if m["metadata"].get("order")],
-        120,
-        "a standings materialization",
-        1,
-    )
-    assert {p.partition(":")[0] for p in json.loads(standings[0]["metadata"]["order"])} == set(DEMO_PLAYERS)
+    wait_for_demo_standings(dev)
     # The runs that finished normally removed their own containers.
     wait_for(
         lambda: not docker_objects_owned_by(league_round.workers()),

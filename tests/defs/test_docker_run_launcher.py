@@ -25,11 +25,10 @@ from typing import Any
 
 import pytest
 
-from coworld_pipeline.demo import DEMO_PLAYERS
 from coworld_pipeline.runtime import firewall
 from coworld_pipeline.runtime.janitor import LABEL_MANAGED, LABEL_OWNER, LABEL_ROLE, LABEL_RUN
 from tests.conftest import IN_CI, docker_ready
-from tests.defs.dagster_dev import DagsterDev, RoundUnderFire, instance_yaml
+from tests.defs.dagster_dev import DagsterDev, RoundUnderFire, instance_yaml, wait_for_demo_standings
 from tests.defs.helpers import REPO, wait_for
 from tests.defs.test_dagster_docker import docker_objects_owned_by
 
@@ -259,13 +258,7 @@ def test_every_run_in_its_own_container_and_a_killed_one_is_caught_by_run_monito
     wait_for(lambda: not docker_objects_owned_by({worker}), 60, f"the containers of {worker} removed", 1)
     league_round.assert_nothing_lost(victim["runId"], killed_at)
 
-    standings = wait_for(
-        lambda: [m for m in dev.materializations("standings") if m["metadata"].get("order")],
-        120,
-        "a standings materialization",
-        1,
-    )
-    assert {p.partition(":")[0] for p in json.loads(standings[0]["metadata"]["order"])} == set(DEMO_PLAYERS)
+    wait_for_demo_standings(dev)
 
     # Every Dagster run of the instance (the round's episode runs and whatever collates the round)
     # ran in a container of its own, launched by DockerRunLauncher from the code location's image.
