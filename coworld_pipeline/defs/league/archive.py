@@ -23,8 +23,7 @@ from collections.abc import Callable
 import dagster as dg
 
 from coworld_pipeline.defs.league.partitions import episode_partitions
-from coworld_pipeline.defs.league.requests import IN_FLIGHT
-from coworld_pipeline.defs.league.settings import TAG_KIND, TAG_ROUND
+from coworld_pipeline.defs.league.requests import round_episode_runs_in_flight
 from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.readable import parse_round
 from coworld_pipeline.league.service import LeagueService
@@ -101,6 +100,4 @@ def _closed_and_idle(
         return False
     if rnd.status == RoundStatus.RUNNING or not may_archive_round(rnd.id):
         return False
-    return not instance.get_run_records(
-        dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: rnd.id, TAG_KIND: "episodes"}), limit=1
-    )
+    return not round_episode_runs_in_flight(instance, rnd.id)

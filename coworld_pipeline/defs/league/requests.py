@@ -52,6 +52,12 @@ def episode_run_slots(instance: dg.DagsterInstance) -> int:
         return 1
 
 
+def round_episode_runs_in_flight(instance: dg.DagsterInstance, round_id: str) -> bool:
+    """Whether an episode run of this round is queued or in progress."""
+    episode_runs = dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"})
+    return bool(instance.get_run_records(episode_runs, limit=1))
+
+
 def free_episode_slots(instance: dg.DagsterInstance) -> int:
     """Run slots of the `coworld_episodes` pool not taken by a queued or in-progress episode run."""
     slots = episode_run_slots(instance)

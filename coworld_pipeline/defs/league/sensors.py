@@ -56,6 +56,7 @@ from coworld_pipeline.defs.league.requests import (
     episode_run_requests,
     free_episode_slots,
     opened_by_schedule_just_now,
+    round_episode_runs_in_flight,
     with_parallelism,
 )
 from coworld_pipeline.defs.league.resources import ArtifactStoreResource, LeagueResource
@@ -274,9 +275,7 @@ def commissioner_tick(
         already_collated = rnd.key in collated or round_id in collated
         if rnd.status == RoundStatus.RUNNING or (already_collated and round_id in swept):
             continue
-        if instance.get_run_records(
-            dg.RunsFilter(statuses=IN_FLIGHT, tags={TAG_ROUND: round_id, TAG_KIND: "episodes"}), limit=1
-        ):
+        if round_episode_runs_in_flight(instance, round_id):
             continue
         if materialized is None:
             materialized = instance.get_materialized_partitions(EPISODES_KEY)
