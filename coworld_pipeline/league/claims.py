@@ -13,6 +13,8 @@ SIGKILL delays its episodes by about a lease, never forever, and never gets them
 from __future__ import annotations
 
 import os
+import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -20,7 +22,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from coworld_pipeline.contract import EpisodeRequest, PlayerSpec, parse_manifest
+from coworld_pipeline.contract import CoworldManifest, EpisodeRequest, PlayerSpec, parse_manifest
 from coworld_pipeline.league import ids, resolve
 from coworld_pipeline.league.handoff import PreparedEpisode
 from coworld_pipeline.league.models import (
@@ -60,10 +62,40 @@ def pending_episodes(store: Store, round_id: str) -> list[str]:
     )
 
 
+class _ManifestCache:
+    """Parsed manifests of the coworld versions this process claimed episodes of.
+
+    A coworld version never changes (its id and content hash name one manifest), and validating it
+    was half of each claim's time; the parsed model is only read afterwards, so claims share it.
+    """
+
+    SIZE = 32
+
+    def __init__(self) -> None:
+        self._parsed: OrderedDict[tuple[str, str], CoworldManifest] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, cw: CoworldVersion) -> CoworldManifest:
+        key = (cw.id, cw.content_hash)
+        with self._lock:
+            if key in self._parsed:
+                self._parsed.move_to_end(key)
+                return self._parsed[key]
+        manifest = parse_manifest(cw.manifest, source=f"coworld {cw.name}:{cw.version}")
+        with self._lock:
+            self._parsed[key] = manifest
+            while len(self._parsed) > self.SIZE:
+                self._parsed.popitem(last=False)
+        return manifest
+
+
+_MANIFESTS = _ManifestCache()
+
+
 def _request(
     store: Store, s: Session, e: EpisodeRequestRow, league: League, cw: CoworldVersion
 ) -> tuple[EpisodeRequest, dict[int, dict[str, str]]]:
-    manifest = parse_manifest(cw.manifest, source=f"coworld {cw.name}:{cw.version}")
+    manifest = _MANIFESTS.get(cw)
     pvs = {
         pv.id: pv
         for pv in s.execute(

@@ -18,8 +18,9 @@ import os
 import shutil
 import socket
 import threading
+from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -205,11 +206,17 @@ class LeaseKeeper:
 
 
 def execute_episode(
-    store: Store, player: EpisodePlayer, ereq_id: str, leases: LeaseKeeper | None = None
+    store: Store,
+    player: EpisodePlayer,
+    ereq_id: str,
+    leases: LeaseKeeper | None = None,
+    on_played: Callable[[], None] | None = None,
 ) -> Played:
     """Claim, play and record one pending episode. An episode that is not pending is not played.
 
     With `leases`, the claim is renewed while the episode plays (a long episode is not requeued).
+    `on_played` is called when the play has ended (its processes or containers are gone), before the
+    outcome is recorded.
     """
     prepared, status = claim_and_prepare(store, ereq_id, getattr(player, "placement", None))
     if prepared is None:
@@ -228,6 +235,9 @@ def execute_episode(
     finally:
         if leases is not None:
             leases.release(prepared.ereq_id)
+        if on_played is not None:
+            with contextlib.suppress(Exception):  # freeing a slot must never cost the outcome
+                on_played()
     try:
         view = record_outcome(store, prepared.ereq_id, prepared.attempt, outcome)
     except Exception as exc:
@@ -250,13 +260,26 @@ def _live_recorder(prepared: PreparedEpisode) -> Callable[[str], None]:
 
 
 class EpisodeBatch:
-    """Episodes played `parallelism` at a time; results are collected as they finish."""
+    """Episodes played `parallelism` at a time; results are collected as they finish.
+
+    A slot is held from the claim until the episode's play ends, not until its outcome is recorded:
+    recording (the league write, then the caller's Dagster events) overlaps the next episode's start.
+    Episodes given to `extend` start the moment a slot frees, from the thread that freed it, so a
+    caller busy with the previous result (a generator suspended in `yield`) never leaves a slot idle.
+    """
 
     def __init__(self, store: Store, player: EpisodePlayer, parallelism: int = 1):
         self.store, self.player = store, player
         self.parallelism = max(1, parallelism)
-        self._pool = ThreadPoolExecutor(max_workers=self.parallelism, thread_name_prefix="episode")
-        self._inflight: dict[Future[Played], str] = {}
+        # One thread per slot plays; as many again record the episodes whose play just ended.
+        self._pool = ThreadPoolExecutor(max_workers=2 * self.parallelism, thread_name_prefix="episode")
+        self._cond = threading.Condition()
+        self._submitted: Counter[str] = Counter()  # submitted, result not collected yet
+        self._holding = 0  # submitted episodes whose play has not ended: they hold a slot
+        self._results: list[Played] = []  # finished, not collected yet
+        self._slot_freed = False  # since the last wait_any
+        self._backlog: deque[str] = deque()
+        self._closed = False
         self.leases = LeaseKeeper(store)
 
     def __enter__(self) -> EpisodeBatch:
@@ -267,32 +290,83 @@ class EpisodeBatch:
 
     @property
     def in_flight(self) -> set[str]:
-        return set(self._inflight.values())
+        """Episodes submitted whose results have not been collected (playing or being recorded)."""
+        with self._cond:
+            return set(self._submitted)
 
     @property
     def free(self) -> int:
-        return self.parallelism - len(self._inflight)
+        with self._cond:
+            return self.parallelism - self._holding
+
+    @property
+    def pending(self) -> int:
+        """Episodes given to `extend` that have not started yet."""
+        with self._cond:
+            return len(self._backlog)
 
     def submit(self, ereq_id: str) -> None:
-        self._inflight[self._pool.submit(self._play, ereq_id)] = ereq_id
+        with self._cond:
+            self._start(ereq_id)
+
+    def extend(self, ereq_ids: Iterable[str]) -> None:
+        """Play these too, in order, each as soon as a slot is free."""
+        with self._cond:
+            self._backlog.extend(ereq_ids)
+            self._fill()
+
+    def _start(self, ereq_id: str) -> None:  # holds self._cond
+        self._holding += 1
+        self._submitted[ereq_id] += 1
+        self._pool.submit(self._play, ereq_id)
+
+    def _fill(self) -> None:  # holds self._cond
+        while self._backlog and self._holding < self.parallelism and not self._closed:
+            self._start(self._backlog.popleft())
 
     def _play(self, ereq_id: str) -> Played:
+        freed = threading.Event()
+
+        def free_slot() -> None:  # once: when the play ends, or when the episode was not played
+            if freed.is_set():
+                return
+            freed.set()
+            with self._cond:
+                self._holding -= 1
+                self._slot_freed = True
+                self._fill()
+                self._cond.notify_all()
+
         try:
-            return execute_episode(self.store, self.player, ereq_id, self.leases)
+            played = execute_episode(self.store, self.player, ereq_id, self.leases, on_played=free_slot)
         except Exception as exc:  # the database failed, not the episode: report it, keep the others going
-            return Played(ereq_id, "error", platform_error=f"{type(exc).__name__}: {exc}")
+            played = Played(ereq_id, "error", platform_error=f"{type(exc).__name__}: {exc}")
+        finally:
+            free_slot()
+        with self._cond:
+            self._results.append(played)
+            self._cond.notify_all()
+        return played
 
     def wait_any(self) -> list[Played]:
-        """Block until at least one submitted episode is done; [] when none is in flight."""
-        if not self._inflight:
-            return []
-        done, _ = wait(list(self._inflight), return_when=FIRST_COMPLETED)
-        for fut in done:
-            del self._inflight[fut]
-        return [fut.result() for fut in done]
+        """Block until an episode is done or a slot frees: the results collected since the last call
+        ([] when only a slot freed, or when nothing is in flight)."""
+        with self._cond:
+            while self._submitted and not self._results and not self._slot_freed:
+                self._cond.wait()
+            done, self._results, self._slot_freed = self._results, [], False
+            for played in done:
+                self._submitted[played.ereq_id] -= 1
+                if self._submitted[played.ereq_id] <= 0:
+                    del self._submitted[played.ereq_id]
+            return done
 
     def close(self, cancel: bool = False) -> None:
         """Stop: on `cancel` nothing new starts (episodes already playing finish and are recorded)."""
+        with self._cond:
+            self._closed = True
+            if cancel:
+                self._backlog.clear()
         self._pool.shutdown(wait=not cancel, cancel_futures=cancel)
         if not cancel:  # on cancel, episodes still playing keep their leases until they finish
             self.leases.close()
@@ -303,13 +377,6 @@ def play_batch(
 ) -> Iterator[Played]:
     """Play these episodes, `parallelism` at a time, yielding each result as soon as it is recorded."""
     with EpisodeBatch(store, player, parallelism) as batch:
-        queue = list(ereq_ids)
-        while queue or batch.in_flight:
-            while queue and batch.free > 0:
-                batch.submit(queue.pop(0))
-            done = batch.wait_any()
-            # Refill the freed slots before handing the results over: the caller's work on each
-            # (Dagster events, metadata) would otherwise leave those slots idle meanwhile.
-            while queue and batch.free > 0:
-                batch.submit(queue.pop(0))
-            yield from done
+        batch.extend(ereq_ids)
+        while batch.pending or batch.in_flight:
+            yield from batch.wait_any()

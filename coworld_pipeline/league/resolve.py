@@ -196,6 +196,33 @@ def episode(s: Session, ref: str, in_league: str | None = None) -> EpisodeReques
     return row
 
 
+def episode_ids(s: Session, refs: Iterable[str]) -> dict[str, str]:
+    """Each episode reference -> its raw id, as `episode` resolves it. Full keys (`LEAGUE.rN.eM`)
+    are resolved per round, not one by one: a Dagster run resolves its whole partition range before
+    its first episode starts."""
+    out: dict[str, str] = {}
+    orders: dict[tuple[str, int], list[str] | None] = {}
+    for ref in refs:
+        parsed = readable.parse_episode(ref) if _by_id(s, EpisodeRequestRow, "ereq", ref) is None else None
+        if parsed is None or parsed.league is None or parsed.episode is None:
+            out[ref] = episode(s, ref).id
+            continue
+        at = (parsed.league, parsed.round_number)
+        if at not in orders:
+            rnd = s.execute(
+                select(Round).where(
+                    Round.league_id == league(s, parsed.league).id, Round.round_number == parsed.round_number
+                )
+            ).scalar_one_or_none()
+            orders[at] = None if rnd is None else episode_order(s, rnd.id)
+        order = orders[at]
+        if order is None or parsed.episode > len(order):
+            out[ref] = episode(s, ref).id  # raises NotFound naming the reference
+            continue
+        out[ref] = order[parsed.episode - 1]
+    return out
+
+
 def labels(s: Session, pv_ids: Any) -> dict[str, str]:
     """`name:vN` of each policy version id."""
     wanted = set(pv_ids)

@@ -141,7 +141,7 @@ class LeagueService:
 
     def episode_ids(self, refs: list[str]) -> dict[str, str]:
         """Each episode reference (an id or a readable key) -> its raw id, in one read."""
-        return self.store.read(lambda s: {ref: resolve.episode(s, ref).id for ref in refs})
+        return self.store.read(lambda s: resolve.episode_ids(s, refs))
 
     def episode_dir(self, ereq_ref: str) -> Path:
         return Path(self.episode(ereq_ref).workspace)

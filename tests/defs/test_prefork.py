@@ -48,6 +48,28 @@ def test_fork_server_forks_a_worker_and_notices_code_changes(warm_package: Path)
     assert not server.path.exists()
 
 
+def test_fork_server_warms_up_on_an_instance_and_still_forks(warm_package: Path, tmp_path: Path):
+    """The launcher's first message lets the server open the instance once (imports and storage set-up
+    every run worker would otherwise redo); that leaves no thread or connection behind, so it still
+    forks. A ref it cannot open is reported and changes nothing."""
+    import dagster as dg
+    from dagster._serdes import serialize_value
+
+    server = _ForkServerHandle.start(["warm_pkg"])
+    try:
+        bad = server.request({"warm": "{}"})
+        assert bad["warmed"] is False and bad["error"]
+        (tmp_path / "instance").mkdir()
+        with dg.DagsterInstance.local_temp(str(tmp_path / "instance")) as instance:
+            assert server.request({"warm": serialize_value(instance.get_ref())}) == {"warmed": True}
+        reply = server.request({"run_id": "no-such-run", "instance_ref": "{}"})
+        assert "pid" in reply, reply  # not "the fork server has threads: refusing to fork"
+        wait_for(lambda: not pid_alive(int(reply["pid"])), 60, "the failed run worker to exit", 0.1)
+        assert server.alive()
+    finally:
+        server.stop()
+
+
 def test_a_fork_server_that_cannot_start_is_reported(tmp_path: Path, monkeypatch):
     """The launcher falls back to spawning the run when this raises (launch_run)."""
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(sys.path))

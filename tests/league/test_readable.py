@@ -57,6 +57,21 @@ def test_short_forms_that_match_several_leagues_are_refused_with_the_candidates(
         svc.episode("gamma.r1.e1")
 
 
+def test_a_runs_partition_keys_resolve_in_one_read_as_each_would_alone(svc: LeagueService):
+    """`episode_ids` (a Dagster run's partition range) resolves full keys per round, raw ids and
+    short forms as `episode` does, and refuses an unknown key the same way."""
+    two_leagues(svc)
+    episodes = svc.episodes(league_ref="alpha") + svc.episodes(league_ref="beta")
+    refs = [e.key for e in episodes] + [episodes[0].id, episodes[3].id.removeprefix("ereq_")]
+    assert svc.episode_ids(refs) == {ref: svc.episode(ref).id.removeprefix("ereq_") for ref in refs}
+    with pytest.raises(NotFound, match=r"LEAGUE\.rN\.eM"):
+        svc.episode_ids([episodes[0].key, "alpha.r1.e4"])
+    with pytest.raises(NotFound, match="unknown league 'gamma'"):
+        svc.episode_ids(["gamma.r1.e1"])
+    with pytest.raises(LeagueError, match="ambiguous"):
+        svc.episode_ids(["r1-e2"])
+
+
 def test_cli_accepts_readable_keys_and_exits_2_on_ambiguity(svc: LeagueService, db_url: str, home):
     two_leagues(svc)
     env = {**os.environ, "COWORLD_HOME": str(home), "COWORLD_DATABASE_URL": db_url}
