@@ -103,6 +103,18 @@ def epoch(when: datetime) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=UTC)).timestamp()
 
 
+def first_claim(service: LeagueService, round_id: str) -> datetime:
+    """The earliest claim time of the round's episodes (league database)."""
+    from sqlalchemy import func, select
+
+    from coworld_pipeline.league import ids
+    from coworld_pipeline.league.models import EpisodeRequestRow
+
+    raw = ids.raw_id("round", round_id)
+    query = select(func.min(EpisodeRequestRow.claimed_at)).where(EpisodeRequestRow.round_id == raw)
+    return service.store.read(lambda s: s.execute(query).scalar_one())
+
+
 def sensor_ticks(episodes_per_pair: int, root: Path) -> dict[str, Any]:
     """The commissioner tick (the sensor's body, on a real SQLite Dagster instance) with one round of
     3 x N episodes: the first tick (adds every partition, requests the first runs), then ticks while
@@ -251,9 +263,11 @@ def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
 
         standings_at = wait_until(standings_done, 300, "the standings materialization", 0.2)
         standings_wall = standings_at - t0_epoch
-        last_finished = max(
-            epoch(e.finished_at) for e in service.episodes(round_ref=round_id, limit=10_000) if e.finished_at
-        )
+        played = service.episodes(round_ref=round_id, limit=10_000)
+        last_finished = max(epoch(e.finished_at) for e in played if e.finished_at)
+        # A claim's time is renewed while its episode plays (every lease / 4), so the earliest one is
+        # the round's first claim: the first wave's episodes are shorter than a renewal period.
+        first_claimed = epoch(first_claim(service, round_id))
         runs = gql(
             url,
             """{ runsOrError(filter: {tags: [{key: "coworld/kind", value: "episodes"}]}) {
@@ -271,6 +285,7 @@ def dagster_round(args: argparse.Namespace, root: Path) -> dict[str, Any]:
             "round_wall_seconds": round(round_wall, 2),
             "until_standings_seconds": round(standings_wall, 2),
             "last_episode_to_standings_seconds": round(standings_at - last_finished, 2),
+            "open_to_first_claim_seconds": round(first_claimed - t0_epoch, 2),
             "episode_runs": len(runs),
             "episode_run_start_end_seconds": timeline,
             "episode_seconds_sum": round(sum(seconds), 2),
@@ -372,9 +387,11 @@ def main() -> None:
     args = parser.parse_args()
     concurrency = args.pool * args.parallelism
 
-    with contextlib.nullcontext(tempfile.mkdtemp(prefix="coworld-bench-")) if args.keep else (
-        tempfile.TemporaryDirectory(prefix="coworld-bench-")
-    ) as tmp:
+    with (
+        contextlib.nullcontext(tempfile.mkdtemp(prefix="coworld-bench-"))
+        if args.keep
+        else (tempfile.TemporaryDirectory(prefix="coworld-bench-")) as tmp
+    ):
         root = Path(tmp)
         if args.keep:
             print(f"keeping {root}", file=sys.stderr)
@@ -429,6 +446,12 @@ def main() -> None:
         f"  ideal    sum/concurrency {dag_ideal:7.2f}s  -> dagster = "
         f"{figures['dagster_vs_ideal']:.2f} x ideal "
         f"(target <= {TARGET_VS_IDEAL})"
+    )
+    start = dag["open_to_first_claim_seconds"]
+    print(
+        f"  start    the round's first episode was claimed {start:.2f}s after it opened; from there the "
+        f"round took {(dag['round_wall_seconds'] - start) / dag_ideal:.2f} x ideal (a partial last wave "
+        f"included: {figures['episodes']} episodes, {concurrency} at once)"
     )
     print(
         f"  standings materialized {dag['last_episode_to_standings_seconds']:.2f}s after the round's last "

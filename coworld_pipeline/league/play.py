@@ -215,8 +215,9 @@ def execute_episode(
     """Claim, play and record one pending episode. An episode that is not pending is not played.
 
     With `leases`, the claim is renewed while the episode plays (a long episode is not requeued).
-    `on_played` is called when the play has ended (its processes or containers are gone), before the
-    outcome is recorded.
+    `on_played` is called when the play has ended (its processes or containers are gone): before a
+    success is recorded, after a failure is (a failure can cancel other episodes). It must be safe
+    to call twice.
     """
     prepared, status = claim_and_prepare(store, ereq_id, getattr(player, "placement", None))
     if prepared is None:
@@ -235,9 +236,16 @@ def execute_episode(
     finally:
         if leases is not None:
             leases.release(prepared.ereq_id)
+
+    def played() -> None:
         if on_played is not None:
             with contextlib.suppress(Exception):  # freeing a slot must never cost the outcome
                 on_played()
+
+    # A success frees its slot before it is recorded. A failure is recorded first: recording it may
+    # quarantine a policy and cancel its pending episodes, which the next claim must already see.
+    if outcome.error is None:
+        played()
     try:
         view = record_outcome(store, prepared.ereq_id, prepared.attempt, outcome)
     except Exception as exc:
@@ -246,6 +254,8 @@ def execute_episode(
         with contextlib.suppress(Exception):
             requeue_episodes(store, [prepared.ereq_id], f"its outcome could not be recorded: {exc}"[:500])
         raise
+    finally:
+        played()  # a failure's slot (a success's was freed already: on_played runs once)
     return Played(prepared.ereq_id, view.status, view)
 
 
@@ -262,8 +272,9 @@ def _live_recorder(prepared: PreparedEpisode) -> Callable[[str], None]:
 class EpisodeBatch:
     """Episodes played `parallelism` at a time; results are collected as they finish.
 
-    A slot is held from the claim until the episode's play ends, not until its outcome is recorded:
-    recording (the league write, then the caller's Dagster events) overlaps the next episode's start.
+    A slot is held from the claim until a successful episode's play ends, not until its outcome is
+    recorded: recording (the league write, then the caller's Dagster events) overlaps the next
+    episode's start. A failed episode holds its slot until it is recorded (it may quarantine a policy).
     Episodes given to `extend` start the moment a slot frees, from the thread that freed it, so a
     caller busy with the previous result (a generator suspended in `yield`) never leaves a slot idle.
     """
