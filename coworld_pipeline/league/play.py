@@ -216,8 +216,7 @@ def execute_episode(
 
     With `leases`, the claim is renewed while the episode plays (a long episode is not requeued).
     `on_played` is called when the play has ended (its processes or containers are gone): before a
-    success is recorded, after a failure is (a failure can cancel other episodes). It must be safe
-    to call twice.
+    success is recorded, after a failure is (a failure can cancel other episodes); once.
     """
     prepared, status = claim_and_prepare(store, ereq_id, getattr(player, "placement", None))
     if prepared is None:
@@ -244,7 +243,8 @@ def execute_episode(
 
     # A success frees its slot before it is recorded. A failure is recorded first: recording it may
     # quarantine a policy and cancel its pending episodes, which the next claim must already see.
-    if outcome.error is None:
+    freed_early = outcome.error is None
+    if freed_early:
         played()
     try:
         view = record_outcome(store, prepared.ereq_id, prepared.attempt, outcome)
@@ -255,7 +255,8 @@ def execute_episode(
             requeue_episodes(store, [prepared.ereq_id], f"its outcome could not be recorded: {exc}"[:500])
         raise
     finally:
-        played()  # a failure's slot (a success's was freed already: on_played runs once)
+        if not freed_early:
+            played()
     return Played(prepared.ereq_id, view.status, view)
 
 

@@ -118,9 +118,7 @@ def round_(s: Session, ref: str, in_league: str | None = None) -> Round:
         found = [
             r
             for lg in _candidate_leagues(s, parsed.league, in_league)
-            for r in s.execute(
-                select(Round).where(Round.league_id == lg.id, Round.round_number == parsed.round_number)
-            ).scalars()
+            if (r := _round_number(s, lg.id, parsed.round_number)) is not None
         ]
         if len(found) > 1:
             raise _ambiguous("round", ref, [round_key(s, r) for r in found])
@@ -160,6 +158,13 @@ def episode_keys(s: Session, rows: Iterable[EpisodeRequestRow]) -> dict[str, str
     return keys
 
 
+def _round_number(s: Session, league_id: str, round_number: int) -> Round | None:
+    """The league's round with this number, if it has one."""
+    return s.execute(
+        select(Round).where(Round.league_id == league_id, Round.round_number == round_number)
+    ).scalar_one_or_none()
+
+
 def episode(s: Session, ref: str, in_league: str | None = None) -> EpisodeRequestRow:
     """An episode id (`ereq_…` or raw), `LEAGUE.rN.eM`, or `rN.eM` / `rN-eM` in `in_league` (or in
     the only league that has one). A short form also matches the commissioner's own request id (what
@@ -169,9 +174,7 @@ def episode(s: Session, ref: str, in_league: str | None = None) -> EpisodeReques
     if parsed is not None:
         found: dict[str, EpisodeRequestRow] = {}
         for lg in _candidate_leagues(s, parsed.league, in_league):
-            rnd = s.execute(
-                select(Round).where(Round.league_id == lg.id, Round.round_number == parsed.round_number)
-            ).scalar_one_or_none()
+            rnd = _round_number(s, lg.id, parsed.round_number)
             if rnd is None:
                 continue
             order = episode_order(s, rnd.id)
@@ -209,11 +212,7 @@ def episode_ids(s: Session, refs: Iterable[str]) -> dict[str, str]:
             continue
         at = (parsed.league, parsed.round_number)
         if at not in orders:
-            rnd = s.execute(
-                select(Round).where(
-                    Round.league_id == league(s, parsed.league).id, Round.round_number == parsed.round_number
-                )
-            ).scalar_one_or_none()
+            rnd = _round_number(s, league(s, parsed.league).id, parsed.round_number)
             orders[at] = None if rnd is None else episode_order(s, rnd.id)
         order = orders[at]
         if order is None or parsed.episode > len(order):
