@@ -6,7 +6,6 @@ import json
 import secrets
 import tempfile
 import time
-import webbrowser
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 from urllib.parse import urlparse
@@ -65,6 +64,12 @@ RUNTIME_OPTION = typer.Option(
 
 
 # ---- shared helpers ------------------------------------------------------------------------------
+
+
+def _open_in_browser(url: str) -> None:
+    import webbrowser  # only `play` and `replay` open pages: not imported by every command
+
+    webbrowser.open(url)
 
 
 def load_manifest_or_exit(ref: str, as_json: bool) -> CoworldManifest:
@@ -453,7 +458,7 @@ def register(app: typer.Typer) -> None:
                 output.console.print(f"global:   {links.global_url}", markup=False, soft_wrap=True)
                 output.console.print(f"admin:    {links.admin_url}", markup=False, soft_wrap=True)
             if open_browser:
-                webbrowser.open(links.global_url)
+                _open_in_browser(links.global_url)
 
         options = EpisodeOptions(
             timeout_seconds=episode_timeout(m, timeout),
@@ -553,7 +558,7 @@ def register(app: typer.Typer) -> None:
                             output.console.print(f"replay viewer: {url}", markup=False)
                             output.console.print("[dim]Ctrl-C to stop[/]")
                         if open_browser:
-                            webbrowser.open(url)
+                            _open_in_browser(url)
                         while server.poll() is None:
                             time.sleep(0.2)
                         code = server.poll()

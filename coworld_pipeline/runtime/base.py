@@ -124,6 +124,11 @@ class Sandbox(abc.ABC):
     def readonly_uri(self, container_dir: str, host_dir: Path, name: str) -> str:
         return f"file://{host_dir / name}"
 
+    def players_finished(self) -> None:
+        """Every player has exited 0 while the game may still be shutting down: whatever only the
+        players needed may go now, off the cleanup's critical path. Called at most once."""
+        return None  # nothing of the kind by default (host processes share no such resources)
+
     @abc.abstractmethod
     def close(self) -> None:
         """Stop and remove everything; collect logs first. Idempotent."""

@@ -295,5 +295,9 @@ class Network:
         body = {"Container": container.id, "EndpointConfig": {"Aliases": aliases}}
         self.engine.call("POST", f"/networks/{self.id}/connect", body)
 
+    def disconnect(self, container: Container) -> None:
+        body = {"Container": container.id, "Force": True}
+        self.engine.call("POST", f"/networks/{self.id}/disconnect", body)
+
     def remove(self) -> None:
         self.engine.call("DELETE", f"/networks/{self.id}")

@@ -421,12 +421,40 @@ class DockerSandbox(Sandbox):
     def player_ws_base_for(self, game: LaunchSpec) -> str:
         return f"ws://{self.alias}:{game.port}"
 
+    def players_finished(self) -> None:
+        """The players are gone: take their episode network down while the game shuts down.
+
+        Only the players and the game are on it, and the game needs it no more: its outputs go to
+        the workspace, or out over the public bridge. Disconnected and removed now, the game's exit
+        has one endpoint fewer to tear down and the cleanup no network to remove (together 0.1-0.2 s
+        of every episode). Whatever fails here is left to `close`, which removes it as before.
+        """
+        with self._lock:
+            if self._closed or self._episode_net is None:
+                return
+            self._creator.submit(self._release_episode_net, self._episode_net)  # `close` waits for it
+
+    def _release_episode_net(self, net: Network) -> None:
+        try:
+            for game in [c for c in self.launched if c.spec.role == "game"]:
+                if game.poll() is None:  # an exited game's endpoint went with its exit
+                    net.disconnect(game.container)
+            net.remove()
+        except Exception:
+            return
+        with self._lock:
+            self.networks.remove(net)
+            bridge, self._guarded_bridge = self._guarded_bridge, None
+        if bridge is not None:
+            firewall.unblock_host(bridge, self.run_id)
+
     def close(self) -> None:
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-        # Containers still being created must be tracked before removal, or they would leak.
+        # Containers still being created must be tracked before removal, or they would leak (and
+        # an early release of the episode network, `players_finished`, must be done or given up).
         self._creator.shutdown(wait=True)
         # An exited container no longer holds an endpoint on its networks: once every container
         # has exited, the networks are removed while the containers are (instead of after them).

@@ -39,7 +39,6 @@ from coworld_pipeline.runtime.player_failure import reported_player_error
 from coworld_pipeline.runtime.replay_server import log_tail as _tail
 from coworld_pipeline.runtime.replay_server import start_replay_server
 from coworld_pipeline.runtime.signals import Terminated, shielded
-from coworld_pipeline.runtime.viewer_bundle import ViewerServer, bundle_dir
 
 # Files the runner (re)writes; stale copies from an earlier run in the same directory are removed first.
 RUN_ARTIFACTS = (
@@ -375,14 +374,18 @@ class _Episode:
             time.sleep(0.05)
         return code
 
-    def wait_game(self, game: Launched) -> None:
+    def wait_game(self, box: Sandbox, game: Launched) -> None:
         self.enter("playing")
         deadline = time.monotonic() + self.options.timeout_seconds
+        players_running = True
         while True:
             code = game.poll()
             if code is not None:
                 break
             dead = self.dead_player()
+            if dead is None and players_running and all(p.poll() is not None for p in self.players):
+                players_running = False  # all exited 0, the game is finishing: see `players_finished`
+                box.players_finished()
             if dead is not None:
                 # A player whose game just crashed exits too, and a runtime may see the game's exit
                 # a moment later (docker: its log stream ends last): look again before blaming it.
@@ -458,6 +461,9 @@ class _Episode:
         replay_file = self.workspace / "replay.json"
         if not replay_file.exists():
             raise self.fail(ErrorType.MISSING_REPLAY, "the game wrote no replay.json")
+        # Imported here: its HTTP server is needed only to verify a replay, not by every episode.
+        from coworld_pipeline.runtime.viewer_bundle import ViewerServer, bundle_dir
+
         bundle = bundle_dir(self.manifest, self.options.package_dir)
         if bundle is not None:
             # 0.1.64: a declared static viewer replaces the game's replay routes (as its certifier).
@@ -557,7 +563,7 @@ class _Episode:
                     )
                 self.announce(game, tokens)
                 self.start_players(box, starters)
-                self.wait_game(game)
+                self.wait_game(box, game)
                 self.wait_players()
                 self.pull_outputs()
                 if self.options.verify_replay:
