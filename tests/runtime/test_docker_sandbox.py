@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +13,8 @@ import pytest
 
 from coworld_pipeline.contract import load_manifest
 from coworld_pipeline.contract.episode_request import certification_request
-from coworld_pipeline.runtime import EpisodeOptions, ResourceLimits, make_runtime, run_episode
+from coworld_pipeline.runtime import EpisodeOptions, ResourceLimits, firewall, make_runtime, run_episode
+from coworld_pipeline.runtime.base import LaunchSpec
 from coworld_pipeline.runtime.janitor import LABEL_OWNER, owner_label
 from tests.conftest import TESTKIT_DIR
 
@@ -111,3 +115,50 @@ def test_public_network_is_shared_and_recreated_when_pruned(tmp_path: Path, dock
     assert second.ok, second.error
     (again,) = client.networks.list(names=["coworld-public"])
     assert again.id != public.id
+
+
+def _until(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
+    """Whether `condition` holds within `seconds` (asked again as Docker's own work proceeds)."""
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() >= deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def test_the_players_network_goes_once_every_player_has_exited(tmp_path: Path, docker_images: None) -> None:
+    """`players_finished`: the game, still running, leaves the players' private network, which is
+    removed with its host firewall rule while the game shuts down, not in the cleanup after it."""
+    client = docker.from_env()
+    runtime = make_runtime("docker")
+    run_id = secrets.token_hex(8)
+    spec = LaunchSpec(
+        role="game",
+        name="game",
+        image="coworld/testkit:dev",
+        run=["sleep", "60"],  # a game that is still finishing
+        env={},
+        stdout_path=tmp_path / "game.stdout.log",
+        stderr_path=tmp_path / "game.stderr.log",
+        workspace=tmp_path,
+        serve=True,
+        publish=False,
+    )
+    with runtime.sandbox(run_id, "test") as box:
+        game = box.start(spec)
+        private = f"coworld-test-{run_id}"
+
+        def game_networks() -> set[str]:
+            attrs = client.containers.get(f"coworld-test-game-{run_id}").attrs
+            return set(attrs["NetworkSettings"]["Networks"])
+
+        assert _until(lambda: private in game_networks())  # attached while it boots
+        box.players_finished()
+        assert _until(lambda: not client.networks.list(names=[private]))
+        assert game.poll() is None, "the game keeps running"
+        assert game_networks() == {"coworld-public"}
+        if firewall.enabled():
+            comment = firewall.rule_comment(run_id)
+            assert _until(lambda: all(c != comment for *_, c in firewall.episode_rules()))
+    assert not client.containers.list(all=True, filters={"name": f"coworld-test-game-{run_id}"})
