@@ -202,6 +202,8 @@ class PhaseDisplay:
         if self.live:
             self.live.update(self.render())
             self.live.__exit__(*exc)
+            if not output.err_console.is_terminal:
+                output.err_console.line()  # Rich ends a non-terminal Live without a newline
 
     def render(self) -> Table:
         from rich.table import Table

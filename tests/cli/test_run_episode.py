@@ -102,11 +102,22 @@ def test_same_seed_same_players_same_replay(tmp_path: Path) -> None:
         replays.append((ws / "replay.json").read_bytes())
     assert replays[0] == replays[1]
     other = tmp_path / "ws-other"
-    assert (
-        run_cli("run-episode", MANIFEST, "--seed", "99", "--runtime", "process", "-o", str(other)).returncode
-        == 0
+    # The human output, stderr (the phase table) and stdout (the summary) on one pipe, as in a log file.
+    human = subprocess.run(
+        [*COWORLD, "run-episode", MANIFEST, "--seed", "99", "--runtime", "process", "-o", str(other)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=120,
+        cwd=REPO,
     )
+    assert human.returncode == 0, human.stdout
     assert (other / "replay.json").read_bytes() != replays[0]
+    lines = human.stdout.splitlines()
+    assert any(line.startswith("└") for line in lines), (
+        "the phase table's last border is on a line of its own"
+    )
+    assert any(line.startswith("episode succeeded in") for line in lines), human.stdout
 
 
 def test_play_prints_links_and_finishes(tmp_path: Path) -> None:
