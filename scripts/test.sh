@@ -10,6 +10,8 @@ if [[ -z "${COWORLD_TEST_POSTGRES_URL:-}" && "$(id -u)" == 0 ]]; then
   export COWORLD_TEST_POSTGRES_URL
 fi
 .venv/bin/ruff check .
+.venv/bin/ruff format --check .
 export COWORLD_TEST_ARTIFACTS="${COWORLD_TEST_ARTIFACTS:-$REPO/test-artifacts}"
 # pytest exits 5 when no test ran: that is a failure here, like any other non-zero code.
-exec .venv/bin/pytest -p no:cacheprovider -q -ra "$@"
+# --durations: the slowest tests in every CI log, where the suite's time goes.
+exec .venv/bin/pytest -p no:cacheprovider -q -ra --durations=15 "$@"

@@ -49,9 +49,7 @@ def league(tmp_path_factory: pytest.TempPathFactory) -> League:
         svc.upload_coworld(ORCHARD_MANIFEST)
         for name, run in PLAYERS.items():
             svc.upload_policy("coworld/orchard:0.1.0", name, run=run)
-        svc.create_league(
-            "served", "orchard", variants=["duel"], config_overrides={**FAST, "max_ticks": 20}
-        )
+        svc.create_league("served", "orchard", variants=["duel"], config_overrides={**FAST, "max_ticks": 20})
         for name in PLAYERS:
             svc.submit(name, "served")
         svc.run_round("served", runtime_name="process")

@@ -110,9 +110,7 @@ def host_addresses() -> list[str]:
     """Every local IPv4 address of this host except loopback (the kernel's own table)."""
     lines = Path("/proc/net/fib_trie").read_text().splitlines()
     found = {
-        lines[i - 1].split()[-1]
-        for i, line in enumerate(lines)
-        if line.strip() == "/32 host LOCAL" and i > 0
+        lines[i - 1].split()[-1] for i, line in enumerate(lines) if line.strip() == "/32 host LOCAL" and i > 0
     }
     return sorted(ip for ip in found if not ip.startswith("127."))
 

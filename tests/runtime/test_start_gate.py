@@ -45,7 +45,7 @@ def test_a_prepared_player_runs_only_once_released(tmp_path: Path, docker_images
         assert not log.exists() or log.read_text() == ""
         release()
         text = wait_for(
-            lambda: (log.read_text() if log.exists() and "ran as" in log.read_text() else None),
+            lambda: log.read_text() if log.exists() and "ran as" in log.read_text() else None,
             30,
             "the player's own program to run",
             0.05,
