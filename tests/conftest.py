@@ -148,9 +148,9 @@ def make_testkit(
 
 
 def run_cli(*args: str, timeout: float = 120, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [*COWORLD, *args], capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs
-    )
+    """The `coworld` command, both streams captured (`stderr=subprocess.STDOUT` merges them)."""
+    streams = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE, **kwargs}
+    return subprocess.run([*COWORLD, *args], text=True, timeout=timeout, cwd=REPO, **streams)
 
 
 def wait_for(predicate: Callable[[], Any], timeout: float, what: str, interval: float = 0.5) -> Any:

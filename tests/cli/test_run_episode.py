@@ -103,13 +103,16 @@ def test_same_seed_same_players_same_replay(tmp_path: Path) -> None:
     assert replays[0] == replays[1]
     other = tmp_path / "ws-other"
     # The human output, stderr (the phase table) and stdout (the summary) on one pipe, as in a log file.
-    human = subprocess.run(
-        [*COWORLD, "run-episode", MANIFEST, "--seed", "99", "--runtime", "process", "-o", str(other)],
-        stdout=subprocess.PIPE,
+    human = run_cli(
+        "run-episode",
+        MANIFEST,
+        "--seed",
+        "99",
+        "--runtime",
+        "process",
+        "-o",
+        str(other),
         stderr=subprocess.STDOUT,
-        text=True,
-        timeout=120,
-        cwd=REPO,
     )
     assert human.returncode == 0, human.stdout
     assert (other / "replay.json").read_bytes() != replays[0]
