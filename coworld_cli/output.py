@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import threading
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -14,6 +15,7 @@ from coworld_pipeline.contract.problems import ContractError
 
 if TYPE_CHECKING:
     from rich.console import Console
+    from rich.segment import Segment
 
     console: Console
     err_console: Console
@@ -26,6 +28,34 @@ _WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
 _consoles: dict[bool, Console] = {}
 _consoles_lock = threading.Lock()
 
+# C0 controls but newline and tab, DEL, and C1 controls (0x9b is a one-byte CSI on some terminals).
+_CONTROLS = [*range(0x00, 0x09), *range(0x0B, 0x20), 0x7F, *range(0x80, 0xA0)]
+_VISIBLE = {code: f"\\x{code:02x}" for code in _CONTROLS}
+
+
+def visible_controls(text: str) -> str:
+    """`text` with its control characters written out (ESC as `\\x1b`): printed, it cannot move the
+    cursor, recolour, retitle or clear the reader's terminal."""
+    return text.translate(_VISIBLE)
+
+
+def _make_console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    class TerminalSafeConsole(Console):
+        """Names, descriptions, messages and logs come from manifests, policies and games: on a
+        terminal their control characters are shown, not obeyed (Rich's own styling and cursor
+        moves, which it keeps apart as styles and control segments, still work). Piped or
+        redirected output is left byte for byte as it was, as `docker logs` does."""
+
+        def _render_buffer(self, buffer: Iterable[Segment]) -> str:
+            if self.is_terminal:
+                buffer = [s if s.control else s._replace(text=visible_controls(s.text)) for s in buffer]
+            return super()._render_buffer(buffer)
+
+    # No emoji codes: a policy named `:fire:` is printed as typed (we print none of our own).
+    return TerminalSafeConsole(stderr=stderr, highlight=False, emoji=False, width=_WIDTH)
+
 
 def _console(stderr: bool) -> Console:
     """The Rich console for stdout or stderr, made on first use: importing Rich costs every command a
@@ -33,10 +63,7 @@ def _console(stderr: bool) -> Console:
     through it at all."""
     with _consoles_lock:
         if stderr not in _consoles:
-            from rich.console import Console
-
-            # No emoji codes: a policy named `:fire:` is printed as typed (we print none of our own).
-            _consoles[stderr] = Console(stderr=stderr, highlight=False, emoji=False, width=_WIDTH)
+            _consoles[stderr] = _make_console(stderr)
         return _consoles[stderr]
 
 

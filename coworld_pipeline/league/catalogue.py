@@ -84,6 +84,25 @@ def coworlds(store: Store) -> list[CoworldView]:
     )
 
 
+MAX_LEAGUE_NAME_CHARS = 100
+
+
+def league_name_problem(name: str) -> str | None:
+    """A league's name is in every episode's and round's id (`name.r3.e13`: the CLI, events, Dagster's
+    partition keys) and in every table: it must read the same everywhere it is printed or typed."""
+    if not name or not name.strip():
+        return "it must not be empty"
+    if name != name.strip():
+        return "it cannot start or end with whitespace"
+    if len(name) > MAX_LEAGUE_NAME_CHARS:
+        return f"it is at most {MAX_LEAGUE_NAME_CHARS} characters (got {len(name)})"
+    if any(not c.isprintable() for c in name):
+        return "it cannot contain tabs, newlines, escape sequences or other control characters"
+    if "..." in name:
+        return "it cannot contain '...' (Dagster reads it as a range of partition keys)"
+    return None
+
+
 def coworld_manifest(store: Store, ref: str) -> dict[str, Any]:
     return store.read(lambda s: dict(resolve.coworld(s, ref).manifest))
 
@@ -235,8 +254,9 @@ def create_league(
     roles: dict[str, str | None] | None = None,
 ) -> LeagueView:
     """`roles`: {"reporter"|"grader"|"diagnoser": ref or None}, each ref checked against the manifest."""
-    if not name or not name.strip():
-        raise LeagueError("the league name must not be empty")
+    problem = league_name_problem(name)
+    if problem:
+        raise LeagueError(f"bad league name {name[:MAX_LEAGUE_NAME_CHARS]!r}: {problem}")
     config, policy, overrides = _check_league_settings(
         divisions, interval_minutes, commissioner, commissioner_config, config_overrides, failure_policy
     )

@@ -63,7 +63,20 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
     with pytest.raises(LeagueError) as overrides:
         svc.create_league("L4", "orchard", config_overrides={"max_ticks": 0})
     assert overrides.value.problems and "max_ticks" in overrides.value.problems[0]["path"]
+    for name, why in [
+        ("a\tb", "control characters"),
+        ("ok\x1b[2J", "escape sequences"),
+        ("two\nlines", "newlines"),
+        (" padded", "whitespace"),
+        ("x" * 101, "at most 100 characters"),
+        ("a...b", "range of partition keys"),
+    ]:
+        with pytest.raises(LeagueError, match=f"bad league name .*{why}"):
+            svc.create_league(name, "orchard")
     assert svc.counts() == before
+    # What stays allowed: names are printed as text everywhere (markup, dots, unicode, spaces).
+    for name in ("[bold]x[/]", "a.r1", "ünï league"):
+        assert svc.create_league(name, "orchard").name == name
 
 
 def test_secret_env_encrypted_at_rest_and_never_shown(svc: LeagueService, db_url: str):
