@@ -20,6 +20,10 @@ from coworld_pipeline.contract.problems import ContractError, Problem, pydantic_
 
 # CONTRACT §9.4: the state blob is limited to 10 MiB of UTF-8 `json.dumps` output.
 MAX_STATE_BYTES = 10 * 1024 * 1024
+# Ours: the episodes one round may schedule, whoever its commissioner is. A round is a unit of work
+# someone waits for; beyond this (a round-robin of 64 entrants in 4-slot groups is 2.5 million
+# episodes) it would not end, and its plan alone would not fit in memory.
+MAX_ROUND_EPISODES = 20_000
 
 
 def state_size(state: Any) -> int:

@@ -44,6 +44,7 @@ import itertools
 import math
 from typing import Any
 
+from coworld_pipeline.contract.commissioner import MAX_ROUND_EPISODES
 from coworld_pipeline.league.commissioners import InProcessCommissioner, _seed
 from coworld_pipeline.league.confidence import DEFAULT_LEVEL, annotate, order_settled, p_stronger
 from coworld_pipeline.league.ratings import (
@@ -79,12 +80,14 @@ _REACH = 32  # the lookahead counts pairs up to this many places apart (bounds a
 _MAX_DEFAULT_GAMES = 20
 
 
-def _optional_positive_int(config: dict[str, Any], key: str, minimum: int) -> None:
+def _optional_positive_int(
+    config: dict[str, Any], key: str, minimum: int, maximum: int = MAX_ROUND_EPISODES
+) -> None:
     value = config.get(key)
     if value is None:
         return
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{key} must be an integer >= {minimum} (or null for the default)")
+    if not isinstance(value, int) or isinstance(value, bool) or not minimum <= value <= maximum:
+        raise ValueError(f"{key} must be an integer from {minimum} to {maximum:,} (or null for the default)")
 
 
 def normalize_adaptive(config: dict[str, Any]) -> dict[str, Any]:
@@ -101,8 +104,8 @@ def normalize_adaptive(config: dict[str, Any]) -> dict[str, Any]:
         out["min_games"] = ADAPTIVE_DEFAULTS["min_games"]
     _optional_positive_int(out, "min_games", 0)
     weight = out["top_weight"]
-    if isinstance(weight, bool) or not isinstance(weight, int | float) or float(weight) < 0:
-        raise ValueError("top_weight must be a number >= 0")
+    if isinstance(weight, bool) or not isinstance(weight, int | float) or not 0 <= float(weight) < math.inf:
+        raise ValueError("top_weight must be a finite number >= 0")
     out["top_weight"] = float(weight)
     return out
 
@@ -113,7 +116,7 @@ def default_budget(entrants: int, slots: int, min_games: int) -> int:
     full = math.comb(entrants, slots) * slots if entrants >= slots else slots
     needed = math.ceil(entrants * min_games / slots)
     capped = min(math.ceil(full / 3), math.ceil(entrants * _MAX_DEFAULT_GAMES / slots))
-    return max(capped, needed, 1)
+    return min(max(capped, needed, 1), MAX_ROUND_EPISODES)
 
 
 def default_batch(entrants: int, slots: int) -> int:

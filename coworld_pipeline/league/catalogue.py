@@ -85,6 +85,8 @@ def coworlds(store: Store) -> list[CoworldView]:
 
 
 MAX_LEAGUE_NAME_CHARS = 100
+MAX_INTERVAL_MINUTES = 366 * 24 * 60
+MAX_EPISODE_TIMEOUT_SECONDS = 7 * 24 * 3600
 
 
 def league_name_problem(name: str) -> str | None:
@@ -202,8 +204,10 @@ def _check_league_settings(
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     if divisions < 1 or divisions > 20:
         raise LeagueError("divisions must be between 1 and 20")
-    if interval_minutes is not None and interval_minutes <= 0:
-        raise LeagueError("--interval-minutes must be positive")
+    if interval_minutes is not None and not 0 < interval_minutes <= MAX_INTERVAL_MINUTES:  # NaN too
+        raise LeagueError(
+            f"--interval-minutes must be more than 0 and at most {MAX_INTERVAL_MINUTES:,} (a year)"
+        )
     try:
         config = normalize_config({**(commissioner_config or {}), "strategy": commissioner})
     except ValueError as err:
@@ -212,6 +216,12 @@ def _check_league_settings(
     unknown = set(policy) - set(DEFAULT_FAILURE_POLICY)
     if unknown:
         raise LeagueError(f"unknown failure policy keys: {', '.join(sorted(unknown))}")
+    timeout = (failure_policy or {}).get("episode_timeout_seconds")
+    number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
+    if timeout is not None and not (number and 1 <= timeout <= MAX_EPISODE_TIMEOUT_SECONDS):  # NaN, inf
+        raise LeagueError(
+            f"the episode timeout must be from 1 to {MAX_EPISODE_TIMEOUT_SECONDS:,} seconds (a week)"
+        )
     overrides = dict(config_overrides or {})
     if "tokens" in overrides:
         raise LeagueError("config overrides must not set runner-managed tokens")

@@ -33,9 +33,11 @@ from __future__ import annotations
 import hashlib
 import itertools
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from coworld_pipeline.contract.commissioner import (
+    MAX_ROUND_EPISODES,
     EpisodeFailed,
     EpisodeResult,
     EpisodesAccepted,
@@ -48,6 +50,7 @@ from coworld_pipeline.contract.commissioner import (
 STRATEGIES = ("round-robin", "swiss", "elimination", "adaptive")
 GRADUATIONS = ("none", "percentile", "win-streak")
 TWO_SLOT_ONLY = ("swiss", "elimination")
+MAX_EPISODES_PER_PAIR = 1000
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "strategy": "round-robin",
@@ -72,8 +75,10 @@ def normalize_config(config: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown graduation {out['graduation']!r} (choose: {', '.join(GRADUATIONS)})")
     out["graduation"] = graduation
     epp = out.get("episodes_per_pair")
-    if epp is not None and (not isinstance(epp, int) or isinstance(epp, bool) or epp < 1):
-        raise ValueError("episodes_per_pair must be a positive integer")
+    if epp is not None and (
+        not isinstance(epp, int) or isinstance(epp, bool) or not 1 <= epp <= MAX_EPISODES_PER_PAIR
+    ):
+        raise ValueError(f"episodes_per_pair must be an integer from 1 to {MAX_EPISODES_PER_PAIR}")
     for key in ("promote_top_pct", "relegate_bottom_pct"):
         if not 0 <= float(out[key]) <= 100:
             raise ValueError(f"{key} must be between 0 and 100")
@@ -195,6 +200,8 @@ class InProcessCommissioner:
         return ws, [self._schedule(episodes)]
 
     def _new_episode(self, ws: dict[str, Any], division: str, pvs: list[str], seed: int, **tags: str) -> dict:
+        if ws["counter"] >= MAX_ROUND_EPISODES:  # every strategy's plans end here, in bounded memory
+            raise ValueError(f"a round may schedule at most {MAX_ROUND_EPISODES:,} episodes")
         ws["counter"] += 1
         rid = f"r{ws['round_number']}-e{ws['counter']}"
         ws["episodes"][rid] = {"division": division, "pvs": pvs, "status": "scheduled", **tags}
@@ -220,9 +227,17 @@ class InProcessCommissioner:
     def _plan_round_robin(self, ws: dict[str, Any], division: str, entrants: list[str]) -> list[dict]:
         n = ws["slots"]
         if len(entrants) >= n:
-            groups = list(itertools.combinations(entrants, n))
+            count = math.comb(len(entrants), n) * self._epp(n)
+            groups: Iterable[tuple[str, ...]] = itertools.combinations(entrants, n)
         else:
+            count = self._epp(n)
             groups = [tuple(entrants[i % len(entrants)] for i in range(n))]
+        if ws["counter"] + count > MAX_ROUND_EPISODES:  # said before any of them is made
+            raise ValueError(
+                f"a round-robin of {len(entrants)} entrants in {n}-slot groups, {self._epp(n)} episodes "
+                f"each, is {count:,} episodes; a round may schedule at most {MAX_ROUND_EPISODES:,} "
+                "(fewer episodes per pair, more divisions, or the swiss or adaptive commissioner)"
+            )
         out = []
         for g, group in enumerate(groups):
             for k in range(self._epp(n)):

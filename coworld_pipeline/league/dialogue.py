@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from coworld_pipeline.contract import CoworldManifest
 from coworld_pipeline.contract.commissioner import (
+    MAX_ROUND_EPISODES,
     MAX_STATE_BYTES,
     CommissionerProtocolError,
     DivisionInfo,
@@ -130,7 +131,10 @@ def pump(s: Session, league: League, rnd: Round, inbound: list[dict[str, Any]]) 
 
     Returns the raw ids of the episode requests it scheduled. Raises RoundFailure.
     """
-    commissioner = make_commissioner(league.commissioner, league.commissioner_config)
+    try:
+        commissioner = make_commissioner(league.commissioner, league.commissioner_config)
+    except ValueError as exc:  # a config stored before a bound it breaks: its rounds fail, saying why
+        raise RoundFailure(f"the league's commissioner config is invalid: {exc}") from None
     state = json.loads(rnd.commissioner_state) if rnd.commissioner_state else None
     queue = list(inbound)
     created: list[str] = []
@@ -224,6 +228,8 @@ def _refusal(
     """Why one scheduled episode cannot be played, or None."""
     if ep.request_id in used:
         return f"duplicate request_id {ep.request_id!r} in this round"
+    if len(used) >= MAX_ROUND_EPISODES:
+        return f"the round already has {len(used):,} episodes, the most a round may schedule"
     if ep.variant_id not in league.variants:
         return f"unknown variant {ep.variant_id!r} (this league plays: {', '.join(league.variants)})"
     slots = manifest.slots_for(variant_config(manifest, league, ep.variant_id))

@@ -7,7 +7,8 @@ from typing import Any
 
 import pytest
 
-from coworld_pipeline.league.commissioners import InProcessCommissioner, bracket_order
+from coworld_pipeline.contract.commissioner import MAX_ROUND_EPISODES
+from coworld_pipeline.league.commissioners import InProcessCommissioner, bracket_order, normalize_config
 
 
 def round_start(
@@ -211,3 +212,19 @@ def test_no_entrants_completes_immediately():
     com = InProcessCommissioner({"strategy": "round-robin"})
     _, out = com.handle(round_start({"D": ["a"]}), None)
     assert [m["type"] for m in out] == ["round_complete"]
+
+
+def test_a_round_too_large_is_refused_before_any_episode_is_made():
+    """64 entrants in 4-slot groups would be 2.5 million episodes: said at once, in bounded memory."""
+    entrants = [f"p{i}" for i in range(64)]
+    com = InProcessCommissioner({"strategy": "round-robin"})
+    with pytest.raises(ValueError, match="is 2,541,504 episodes; a round may schedule at most 20,000"):
+        com.handle(round_start({"D": entrants}, slots=4), None)
+    assert MAX_ROUND_EPISODES == 20_000
+    with pytest.raises(ValueError, match="episodes_per_pair must be an integer from 1 to 1000"):
+        normalize_config({"strategy": "round-robin", "episodes_per_pair": 10**9})
+    # Just inside the bound: 2 entrants, 1000 episodes each way is a round like any other.
+    _, out = InProcessCommissioner({"strategy": "round-robin", "episodes_per_pair": 1000}).handle(
+        round_start({"D": ["a", "b"]}), None
+    )
+    assert len(out[0]["episodes"]) == 1000

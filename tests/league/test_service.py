@@ -73,6 +73,15 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
     ]:
         with pytest.raises(LeagueError, match=f"bad league name .*{why}"):
             svc.create_league(name, "orchard")
+    for settings, why in [
+        ({"interval_minutes": float("nan")}, "--interval-minutes must be more than 0"),
+        ({"interval_minutes": float("inf")}, "at most 527,040 \\(a year\\)"),
+        ({"failure_policy": {"episode_timeout_seconds": float("inf")}}, "episode timeout must be from 1"),
+        ({"failure_policy": {"episode_timeout_seconds": "soon"}}, "episode timeout must be from 1"),
+        ({"commissioner_config": {"episodes_per_pair": 5000}}, "episodes_per_pair must be an integer"),
+    ]:
+        with pytest.raises(LeagueError, match=why):
+            svc.create_league("L6", "orchard", **settings)
     assert svc.counts() == before
     # What stays allowed: names are printed as text everywhere (markup, dots, unicode, spaces).
     for name in ("[bold]x[/]", "a.r1", "ünï league"):
@@ -380,3 +389,34 @@ def test_episode_timeout_defaults_to_the_manifests_own(svc: LeagueService, tmp_p
         **DEFAULT_FAILURE_POLICY,
         **explicit,
     }
+
+
+def test_a_round_beyond_the_bounds_fails_saying_why(svc: LeagueService, monkeypatch: pytest.MonkeyPatch):
+    """A config stored before a bound existed fails its round with the reason (no round of a billion
+    episodes); whatever a commissioner schedules beyond a round's limit is rejected, with the reason."""
+    orchard_league(svc, "Huge", players=("random", "greedy", "planner"))
+    with svc.engine.begin() as conn:
+        conn.execute(
+            text("UPDATE leagues SET commissioner_config = :c WHERE name = 'Huge'"),
+            {"c": json.dumps({"strategy": "round-robin", "episodes_per_pair": 10**9})},
+        )
+    opening = svc.open_round("Huge")
+    assert svc.round(opening.round_id).status == "failed"
+    [failed] = svc.events("Huge", event_type="round_failed")
+    assert (
+        "commissioner config is invalid: episodes_per_pair must be an integer from 1 to 1000"
+        in failed.headline
+    )
+
+    from coworld_pipeline.league import dialogue
+
+    monkeypatch.setattr(dialogue, "MAX_ROUND_EPISODES", 4)  # a commissioner that asks for more than allowed
+    svc.create_league("Capped", "orchard", variants=["duel"])
+    for player in ("random", "greedy", "planner"):  # round-robin: 6 episodes
+        svc.submit(player, "Capped")
+    svc.open_round("Capped")
+    [rejected] = svc.events("Capped", event_type="episodes_rejected")
+    assert set(rejected.payload["errors"].values()) == {
+        "the round already has 4 episodes, the most a round may schedule"
+    }
+    assert len(rejected.payload["errors"]) == 2
