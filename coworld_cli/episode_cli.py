@@ -47,7 +47,7 @@ from coworld_pipeline.runtime import (
     make_runtime,
     run_episode,
 )
-from coworld_pipeline.runtime.base import ResourceLimits, Runtime, role_limits
+from coworld_pipeline.runtime.base import ResourceLimits, Runtime
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.signals import Terminated
 
@@ -402,7 +402,9 @@ def register(app: typer.Typer) -> None:
         secrets_map = resolve_secret_env(secret_env, secret_env_file, as_json)
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
-        limits = role_limits(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
+        limits = output.limits_or_exit(
+            game_cpus, game_memory, player_cpus, player_memory, pids_limit, as_json
+        )
         rt = runtime_or_exit(runtime, manifest, as_json, limits)
         options = EpisodeOptions(
             timeout_seconds=episode_timeout(m, timeout),

@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from rich.console import Console
     from rich.segment import Segment
 
+    from coworld_pipeline.runtime.base import ResourceLimits
+
     console: Console
     err_console: Console
 
@@ -103,6 +105,21 @@ def fail_usage(message: str, as_json: bool = False, problems: list[dict[str, str
         for p in problems or []:
             err_console.print(f"  [red]-[/] [bold]{escape(p['path'])}[/]: {escape(p['message'])}")
     raise typer.Exit(EXIT_USAGE)
+
+
+def limits_or_exit(
+    game_cpus: float, game_memory: str, player_cpus: float, player_memory: str, pids: int, as_json: bool
+) -> dict[str, ResourceLimits]:
+    """The container limits of the options, or exit 2 naming each option no container can run with."""
+    from coworld_pipeline.runtime.base import LimitsError, role_limits
+
+    try:
+        return role_limits(game_cpus, game_memory, player_cpus, player_memory, pids)
+    except LimitsError as exc:
+        problems = [
+            {"path": "--" + key.replace("_", "-"), "message": why} for key, why in exc.problems.items()
+        ]
+        fail_usage("the container limits cannot be used", as_json, problems)
 
 
 def fail_contract(exc: ContractError, as_json: bool = False) -> NoReturn:

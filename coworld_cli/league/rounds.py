@@ -24,7 +24,7 @@ from coworld_cli.league.options import (
     limit,
 )
 from coworld_cli.league.session import league_service, quick_standings, reject_empty
-from coworld_cli.output import EXIT_INTERRUPTED, console, err_console, fail_usage, print_json
+from coworld_cli.output import EXIT_INTERRUPTED, console, err_console, fail_usage, limits_or_exit, print_json
 from coworld_pipeline.league.readable import parse_round
 from coworld_pipeline.league.status import EpisodeStatus, RoundStatus
 
@@ -142,11 +142,10 @@ def round_run(
 ) -> None:
     """Run one round of a league now (or finish its open round) and print the rankings."""
     from coworld_pipeline.runtime import RUNTIMES
-    from coworld_pipeline.runtime.base import role_limits
 
     if runtime not in RUNTIMES:
         fail_usage(f"unknown runtime {runtime!r} (choose: {', '.join(RUNTIMES)})", as_json)
-    limits = role_limits(game_cpus, game_memory, player_cpus, player_memory, pids_limit)
+    limits = limits_or_exit(game_cpus, game_memory, player_cpus, player_memory, pids_limit, as_json)
     rankings: list[RankingView] = []
     standings: list[DivisionStandings] = []
     with league_service(db, home, as_json, {"--league": league}) as svc:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
+
+from coworld_pipeline.contract.extensions import MAX_CPU_CORES, MAX_MEMORY_BYTES
 
 GAME_PORT = 8080  # the port games listen on inside a container, per the contract
 
@@ -28,10 +31,57 @@ class ResourceLimits:
     pids: int = 512
 
 
+_MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([kmg]?)b?$", re.IGNORECASE)  # Docker's `512m`, `1g`, bytes
+MIN_MEMORY_BYTES = 6 * 1024**2  # Docker refuses containers with less
+MIN_CPUS = 0.01  # Docker's smallest CPU quota
+MAX_PIDS = 4_194_304  # Linux's ceiling for pid_max
+
+
+def memory_bytes(text: str) -> int:
+    """A container memory size (`512m`, `1g`, `1073741824`) in bytes; ValueError if it is none."""
+    match = _MEMORY.match(text.strip())
+    if not match:
+        raise ValueError(f"{text!r} is not a memory size like 512m, 2g or a byte count")
+    number, unit = match.groups()
+    return int(float(number) * 1024 ** " kmg".index(unit.lower() or " "))
+
+
+class LimitsError(ValueError):
+    """Limits no container could run with; `problems` maps each setting (`game_cpus`, ...) to why."""
+
+    def __init__(self, problems: dict[str, str]):
+        super().__init__("; ".join(f"{key}: {why}" for key, why in problems.items()))
+        self.problems = problems
+
+
+def _limit_problems(cpus: Any, memory: Any, pids: Any, role: str) -> dict[str, str]:
+    """Docker would refuse some of these late (as a failed episode) and read others wrongly: a pids
+    limit of 0 or less is no limit at all, NaN CPUs fail the conversion to its integer quota."""
+    problems = {}
+    if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not MIN_CPUS <= cpus <= MAX_CPU_CORES:
+        problems[f"{role}_cpus"] = f"{cpus!r} is not a CPU count from {MIN_CPUS} to {MAX_CPU_CORES}"
+    try:
+        size = memory_bytes(str(memory))
+        if not MIN_MEMORY_BYTES <= size <= MAX_MEMORY_BYTES:
+            problems[f"{role}_memory"] = f"{memory!r} is not between 6m and 1 PiB"
+    except ValueError as exc:
+        problems[f"{role}_memory"] = str(exc)
+    if isinstance(pids, bool) or not isinstance(pids, int) or not 1 <= pids <= MAX_PIDS:
+        problems["pids_limit"] = f"{pids!r} is not a process count from 1 to {MAX_PIDS:,}"
+    return problems
+
+
 def role_limits(
     game_cpus: float, game_memory: str, player_cpus: float, player_memory: str, pids: int
 ) -> dict[str, ResourceLimits]:
-    """The limits of each launch role: a replay server runs as its game does."""
+    """The limits of each launch role: a replay server runs as its game does. LimitsError if a
+    setting is not one a container can run with (bad settings fail before anything starts)."""
+    problems = {
+        **_limit_problems(game_cpus, game_memory, pids, "game"),
+        **_limit_problems(player_cpus, player_memory, pids, "player"),
+    }
+    if problems:
+        raise LimitsError(problems)
     return {
         "game": ResourceLimits(game_cpus, game_memory, pids),
         "replay": ResourceLimits(game_cpus, game_memory, pids),

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from coworld_pipeline.runtime import firewall
-from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox
+from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox, memory_bytes
 from coworld_pipeline.runtime.docker_api import Container, DockerError, Engine, Network, not_found
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.janitor import (
@@ -37,14 +37,6 @@ from coworld_pipeline.runtime.start_gate import GATE_PATH, StartGate, gate_binar
 
 PUBLIC_NETWORK = "coworld-public"
 _ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64"}
-
-
-def _memory_bytes(text: str) -> int:
-    units = {"k": 1024, "m": 1024**2, "g": 1024**3}
-    text = text.strip().lower().rstrip("b")
-    if text and text[-1] in units:
-        return int(float(text[:-1]) * units[text[-1]])
-    return int(text)
 
 
 def docker_client() -> Engine:
@@ -321,7 +313,7 @@ class DockerSandbox(Sandbox):
             env.update({"COGAME_HOST": "0.0.0.0", "COGAME_PORT": str(spec.port)})
         env.update(spec.secret_env)
         name = f"{self.prefix}-{spec.name}-{self.run_id}"
-        memory = _memory_bytes(limits.memory)
+        memory = memory_bytes(limits.memory)
         host: dict[str, Any] = {
             "NanoCpus": int(limits.cpus * 1e9),
             "Memory": memory,

@@ -80,6 +80,27 @@ def test_unknown_variant_and_run_without_image_are_usage_errors() -> None:
     assert run_cli("run-episode", MANIFEST, "--runtime", "podman").returncode == 2
 
 
+def test_limits_no_container_can_run_with_are_usage_errors(tmp_path: Path) -> None:
+    """Named before anything starts: NaN CPUs used to fail as a platform_error once the game was being
+    created, and a pids limit of 0 or less ran with no limit at all (Docker's reading of it)."""
+    out = tmp_path / "out"
+    proc = run_cli(
+        "run-episode", MANIFEST, "-o", str(out), "--json",
+        "--game-cpus", "nan", "--player-memory", "lots", "--game-memory", "2m", "--pids-limit", "-5",
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    problems = {p["path"]: p["message"] for p in json.loads(proc.stdout)["problems"]}
+    assert problems == {
+        "--game-cpus": "nan is not a CPU count from 0.01 to 1024",
+        "--game-memory": "'2m' is not between 6m and 1 PiB",
+        "--player-memory": "'lots' is not a memory size like 512m, 2g or a byte count",
+        "--pids-limit": "-5 is not a process count from 1 to 4,194,304",
+    }
+    assert not out.exists()
+    human = run_cli("round", "run", "--league", "any", "--player-cpus", "0", "--runtime", "process")
+    assert human.returncode == 2 and "--player-cpus: 0.0 is not a CPU count" in human.stderr, human.stderr
+
+
 def test_request_file_with_policy_names(tmp_path: Path) -> None:
     data = certification_request(load_manifest(MANIFEST)).to_json_dict()
     data["policy_names"] = ["Greedy Gus", "Planner Pam", "Random Rae"]
