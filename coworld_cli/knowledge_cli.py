@@ -103,7 +103,7 @@ def league_stats(
 ) -> None:
     """DuckDB SQL over a league's event-log dataset (the `league_stats` Dagster asset)."""
     from coworld_cli.league.session import league_service
-    from coworld_pipeline.defs.knowledge.core import duckdb_view_sql, stats_dir
+    from coworld_pipeline.defs.knowledge.core import STATS_QUERY_ROWS, StatsQueryError, query_stats, stats_dir
 
     if not sql.strip():
         fail_usage("--sql must not be empty", as_json)
@@ -116,20 +116,16 @@ def league_stats(
             "partition per closed round of a league with a reporter: league create ... --reporter ID)",
             as_json,
         )
-    import duckdb
-
-    con = duckdb.connect()
     try:
-        con.execute(f"CREATE VIEW league_stats AS SELECT * FROM {duckdb_view_sql(root)}")
-        cursor = con.execute(sql)
-        columns = [d[0] for d in cursor.description or []]
-        rows = cursor.fetchall()
-    except duckdb.Error as exc:
-        fail_usage(f"SQL error: {(str(exc).strip().splitlines() or ['?'])[0]}", as_json)
-    finally:
-        con.close()
+        result = query_stats(root, sql)
+    except StatsQueryError as exc:
+        fail_usage(str(exc), as_json)
+    columns, rows = result.columns, result.rows
+    cut = f"only the first {STATS_QUERY_ROWS:,} rows: add a LIMIT or aggregate" if result.truncated else ""
     if as_json:
         print_json([dict(zip(columns, row, strict=True)) for row in rows])
+        if cut:
+            err_console.print(f"note: {cut}", markup=False)
         return
     from rich.table import Table
 
@@ -137,7 +133,7 @@ def league_stats(
     for row in rows:
         table.add_row(*("" if v is None else escape(str(v)) for v in row))
     console.print(table)
-    console.print(f"[dim]{len(rows)} row(s); dataset: {escape(str(root))}[/]")
+    console.print(f"[dim]{len(rows)} row(s){'; ' + cut if cut else ''}; dataset: {escape(str(root))}[/]")
 
 
 def register(app: typer.Typer) -> None:

@@ -321,3 +321,65 @@ def duckdb_view_sql(root: Path) -> str:
     """The DuckDB relation over a league's dataset (round from the hive path)."""
     pattern = str(Path(root) / "*" / "*.parquet").replace("'", "''")
     return f"read_parquet('{pattern}', hive_partitioning = true)"
+
+
+STATS_QUERY_ROWS = 10_000  # rows a query returns at most (the rest: add LIMIT / aggregate)
+STATS_QUERY_SECONDS = 60.0
+STATS_QUERY_MEMORY = "1GB"
+_READ_ONLY = ("SELECT", "EXPLAIN")  # DuckDB parses WITH, DESCRIBE, SUMMARIZE and VALUES as SELECT
+
+
+class StatsQueryError(ValueError):
+    """The query was refused, failed or ran out of time; the message says which."""
+
+
+@dataclass(frozen=True)
+class StatsQuery:
+    columns: list[str]
+    rows: list[tuple[Any, ...]]
+    truncated: bool  # more rows than STATS_QUERY_ROWS matched
+
+
+def query_stats(root: Path, sql: str) -> StatsQuery:
+    """One read-only DuckDB query over a league's dataset as the view `league_stats`.
+
+    Bounded like every other input: one SELECT-like statement (no COPY, ATTACH, INSTALL, SET, ...),
+    files readable only below `root` and nothing written, 1 GB of memory, 60 s, 10,000 rows.
+    """
+    import duckdb
+
+    con = duckdb.connect(config={"memory_limit": STATS_QUERY_MEMORY})
+    timer = threading.Timer(STATS_QUERY_SECONDS, con.interrupt)
+    try:
+        try:
+            statements = con.extract_statements(sql)
+        except duckdb.Error as exc:
+            raise StatsQueryError(f"SQL error: {_first_line(exc)}") from None
+        kinds = [str(st.type).rsplit(".", 1)[-1] for st in statements]
+        if len(kinds) != 1 or kinds[0] not in _READ_ONLY:
+            raise StatsQueryError(
+                "--sql takes one read-only query (SELECT, WITH, DESCRIBE, SUMMARIZE, EXPLAIN); "
+                f"got {', '.join(kinds) or 'none'}"
+            )
+        root = Path(root).resolve()  # the one directory it may read, as DuckDB will see the paths
+        quoted = str(root).replace("'", "''")
+        con.execute(f"SET allowed_directories = ['{quoted}/']")
+        con.execute("SET enable_external_access = false")
+        con.execute("SET lock_configuration = true")
+        con.execute(f"CREATE VIEW league_stats AS SELECT * FROM {duckdb_view_sql(root)}")
+        timer.start()
+        cursor = con.execute(sql)
+        columns = [d[0] for d in cursor.description or []]
+        rows = cursor.fetchmany(STATS_QUERY_ROWS + 1)
+    except duckdb.InterruptException:
+        raise StatsQueryError(f"the query ran longer than {STATS_QUERY_SECONDS:.0f} s") from None
+    except duckdb.Error as exc:
+        raise StatsQueryError(f"SQL error: {_first_line(exc)}") from None
+    finally:
+        timer.cancel()
+        con.close()
+    return StatsQuery(columns, rows[:STATS_QUERY_ROWS], len(rows) > STATS_QUERY_ROWS)
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or ["?"])[0]
