@@ -13,7 +13,14 @@ import pytest
 
 from coworld_pipeline.contract import load_manifest
 from coworld_pipeline.contract.episode_request import certification_request
-from coworld_pipeline.runtime import EpisodeOptions, ResourceLimits, firewall, make_runtime, run_episode
+from coworld_pipeline.runtime import (
+    EpisodeOptions,
+    ResourceLimits,
+    docker_runtime,
+    firewall,
+    make_runtime,
+    run_episode,
+)
 from coworld_pipeline.runtime.base import LaunchSpec
 from coworld_pipeline.runtime.janitor import LABEL_OWNER, owner_label
 from tests.conftest import TESTKIT_DIR
@@ -84,6 +91,30 @@ def test_players_are_confined_to_a_private_network(tmp_path: Path, docker_images
     assert networks[public]["Options"]["com.docker.network.bridge.enable_icc"] == "false"
     assert networks[public]["Labels"] == {"io.coworld.shared": "public"}
     assert game["HostConfig"]["PidsLimit"] == 128
+    for a in [*players, game]:  # the engine's own copy of their output is bounded too
+        assert a["HostConfig"]["LogConfig"] == docker_runtime.ENGINE_LOG_CONFIG
+
+
+def test_a_flooding_player_is_cut_at_the_log_cap_and_still_plays(
+    tmp_path: Path, docker_images: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A player writing far more than a log may keep: its log ends at the cap, says what was dropped,
+    and the episode plays on (the stream is drained to its end, so the container's exit is seen)."""
+    monkeypatch.setattr(docker_runtime, "MAX_LOG_BYTES", 100_000)
+    flood = "import runpy, sys; sys.stdout.write('x' * 3_000_000 + '\\n'); sys.stdout.flush(); "
+    flood += "runpy.run_module('testkit.player', run_name='__main__')"
+    request = certification_request(load_manifest(TESTKIT_DIR / "coworld_manifest.json"))
+    flooding = request.players[0].model_copy(update={"run": ["python", "-c", flood]})
+    request = request.model_copy(update={"players": [flooding, *request.players[1:]]})
+    outcome = run_episode(
+        request, tmp_path / "ws", make_runtime("docker"), EpisodeOptions(timeout_seconds=60)
+    )
+    assert outcome.ok, outcome.error
+    log = (tmp_path / "ws" / "logs" / "policy_agent_0.log").read_bytes()
+    kept, _, note = log.rpartition(b"\n[coworld: ")
+    assert kept == b"x" * 100_000
+    assert note == b"log cut at 100,000 bytes; 2,900,001 more dropped]\n"
+    assert b"[coworld:" not in (tmp_path / "ws" / "logs" / "policy_agent_1.log").read_bytes()
 
 
 def test_a_game_with_links_is_published_on_loopback_only(tmp_path: Path, docker_images: None) -> None:
