@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import math
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -43,7 +44,10 @@ def memory_bytes(text: str) -> int:
     if not match:
         raise ValueError(f"{text!r} is not a memory size like 512m, 2g or a byte count")
     number, unit = match.groups()
-    return int(float(number) * 1024 ** " kmg".index(unit.lower() or " "))
+    size = float(number) * 1024 ** " kmg".index(unit.lower() or " ")
+    if not math.isfinite(size):  # 400 digits are a float's infinity, which no int can hold
+        raise ValueError(f"{text[:40]!r}... is not a memory size a machine can have")
+    return int(size)
 
 
 class LimitsError(ValueError):
