@@ -97,8 +97,8 @@ def test_limits_no_container_can_run_with_are_usage_errors(tmp_path: Path) -> No
         "--pids-limit": "-5 is not a process count from 1 to 4,194,304",
     }
     assert not out.exists()
-    huge = run_cli("run-episode", MANIFEST, "-o", str(out), "--game-memory", "9" * 400)
-    assert huge.returncode == 2 and "is not a memory size a machine can have" in huge.stderr, huge.stderr
+    huge = run_cli("run-episode", MANIFEST, "-o", str(out), "--game-memory", "9" * 400, "--json")
+    assert huge.returncode == 2 and "is not a memory size a machine can have" in huge.stdout, huge.stdout
     human = run_cli("round", "run", "--league", "any", "--player-cpus", "0", "--runtime", "process")
     assert human.returncode == 2 and "--player-cpus: 0.0 is not a CPU count" in human.stderr, human.stderr
 
