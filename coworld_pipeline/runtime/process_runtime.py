@@ -17,7 +17,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
@@ -29,9 +29,25 @@ _PR_SET_PDEATHSIG = 1
 _PLATFORM_PREFIXES = ("COGAME_", "COWORLD_")
 
 
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    with contextlib.suppress(Exception):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+# Loaded once, here: the child between fork and exec does as little as it can (see `die_with`).
+_LIBC: ctypes.CDLL | None = None
+if sys.platform.startswith("linux"):
+    with contextlib.suppress(OSError):  # not glibc: children then only die with their process group
+        _LIBC = ctypes.CDLL("libc.so.6", use_errno=True)
+
+
+def die_with(parent: int) -> Callable[[], None]:
+    """The child's preexec: SIGKILL when its parent dies. A parent SIGKILLed after the fork but
+    before `prctl` took effect sends no signal at all, so the child then looks and goes at once
+    (its parent is no longer `parent`); else a game could outlive its runner for good."""
+
+    def preexec() -> None:  # runs in the child between fork and exec
+        if _LIBC is not None:
+            _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        if os.getppid() != parent:
+            os._exit(1)
+
+    return preexec
 
 
 def free_port() -> int:
@@ -183,7 +199,7 @@ class ProcessSandbox(Sandbox):
                 stdout=out,
                 stderr=err if err is not None else subprocess.STDOUT,
                 start_new_session=True,
-                preexec_fn=_die_with_parent if sys.platform.startswith("linux") else None,
+                preexec_fn=die_with(os.getpid()) if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
             out.close()
