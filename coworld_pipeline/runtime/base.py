@@ -38,8 +38,9 @@ MIN_CPUS = 0.01  # Docker's smallest CPU quota
 MAX_PIDS = 4_194_304  # Linux's ceiling for pid_max
 
 
-def memory_bytes(text: str) -> int:
-    """A container memory size (`512m`, `1g`, `1073741824`) in bytes; ValueError if it is none."""
+def docker_memory_bytes(text: str) -> int:
+    """A container memory size as Docker writes it (contract.extensions.memory_bytes reads the
+    Kubernetes quantities of manifests) (`512m`, `1g`, `1073741824`) in bytes; ValueError if it is none."""
     match = _MEMORY.match(text.strip())
     if not match:
         raise ValueError(f"{text!r} is not a memory size like 512m, 2g or a byte count")
@@ -58,20 +59,18 @@ class LimitsError(ValueError):
         self.problems = problems
 
 
-def _limit_problems(cpus: Any, memory: Any, pids: Any, role: str) -> dict[str, str]:
-    """Docker would refuse some of these late (as a failed episode) and read others wrongly: a pids
-    limit of 0 or less is no limit at all, NaN CPUs fail the conversion to its integer quota."""
+def _limit_problems(cpus: Any, memory: Any, role: str) -> dict[str, str]:
+    """Docker would refuse some of these late (as a failed episode) and read others wrongly (NaN
+    CPUs fail the conversion to its integer quota)."""
     problems = {}
     if isinstance(cpus, bool) or not isinstance(cpus, int | float) or not MIN_CPUS <= cpus <= MAX_CPU_CORES:
         problems[f"{role}_cpus"] = f"{cpus!r} is not a CPU count from {MIN_CPUS} to {MAX_CPU_CORES}"
     try:
-        size = memory_bytes(str(memory))
+        size = docker_memory_bytes(str(memory))
         if not MIN_MEMORY_BYTES <= size <= MAX_MEMORY_BYTES:
             problems[f"{role}_memory"] = f"{memory!r} is not between 6m and 1 PiB"
     except ValueError as exc:
         problems[f"{role}_memory"] = str(exc)
-    if isinstance(pids, bool) or not isinstance(pids, int) or not 1 <= pids <= MAX_PIDS:
-        problems["pids_limit"] = f"{pids!r} is not a process count from 1 to {MAX_PIDS:,}"
     return problems
 
 
@@ -81,9 +80,13 @@ def role_limits(
     """The limits of each launch role: a replay server runs as its game does. LimitsError if a
     setting is not one a container can run with (bad settings fail before anything starts)."""
     problems = {
-        **_limit_problems(game_cpus, game_memory, pids, "game"),
-        **_limit_problems(player_cpus, player_memory, pids, "player"),
+        **_limit_problems(game_cpus, game_memory, "game"),
+        **_limit_problems(player_cpus, player_memory, "player"),
     }
+    if (
+        isinstance(pids, bool) or not isinstance(pids, int) or not 1 <= pids <= MAX_PIDS
+    ):  # Docker: <= 0 is none
+        problems["pids_limit"] = f"{pids!r} is not a process count from 1 to {MAX_PIDS:,}"
     if problems:
         raise LimitsError(problems)
     return {

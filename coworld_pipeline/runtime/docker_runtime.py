@@ -22,7 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from coworld_pipeline.runtime import firewall
-from coworld_pipeline.runtime.base import Launched, LaunchSpec, ResourceLimits, Runtime, Sandbox, memory_bytes
+from coworld_pipeline.runtime.base import (
+    Launched,
+    LaunchSpec,
+    ResourceLimits,
+    Runtime,
+    Sandbox,
+    docker_memory_bytes,
+)
 from coworld_pipeline.runtime.docker_api import Container, DockerError, Engine, Network, not_found
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.janitor import (
@@ -172,11 +179,9 @@ class _Container(Launched):
             self._followers.append(thread)
 
     def _copy_stream(self, path: Path, stdout: bool, stderr: bool) -> None:
-        room = MAX_LOG_BYTES
         dropped = 0
         with contextlib.suppress(Exception), open(path, "ab") as f:
-            room -= f.tell()
-            room = max(room, 0)
+            room = max(MAX_LOG_BYTES - f.tell(), 0)
             # Read to its end even once full: the stream ends when the container stops.
             for chunk in self.container.logs(stdout=stdout, stderr=stderr):
                 kept = chunk[:room]
@@ -332,7 +337,7 @@ class DockerSandbox(Sandbox):
             env.update({"COGAME_HOST": "0.0.0.0", "COGAME_PORT": str(spec.port)})
         env.update(spec.secret_env)
         name = f"{self.prefix}-{spec.name}-{self.run_id}"
-        memory = memory_bytes(limits.memory)
+        memory = docker_memory_bytes(limits.memory)
         host: dict[str, Any] = {
             "NanoCpus": int(limits.cpus * 1e9),
             "Memory": memory,
