@@ -10,7 +10,7 @@ import abc
 import contextlib
 import math
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -30,6 +30,33 @@ class ResourceLimits:
     cpus: float = 1.0
     memory: str = "1g"
     pids: int = 512
+
+
+# What one log file of an episode keeps (game stdout, game stderr, each player's), on every runtime:
+# a runnable that floods its output cannot fill the host's disk; the rest is dropped, and the file
+# says so.
+MAX_LOG_BYTES = 64 << 20
+
+
+def copy_capped(chunks: Iterable[bytes], path: Path, limit: int | None = None) -> None:
+    """Append `chunks` to the log at `path`, keeping at most `limit` bytes (MAX_LOG_BYTES) in it.
+
+    Reads `chunks` to their end even once the log is full (a runnable writing into a pipe nobody
+    drains would block), then ends the file with a note saying how much was dropped.
+    """
+    limit = MAX_LOG_BYTES if limit is None else limit
+    dropped = 0
+    with open(path, "ab") as f:
+        room = max(limit - f.tell(), 0)
+        for chunk in chunks:
+            kept = chunk[:room]
+            dropped += len(chunk) - len(kept)
+            room -= len(kept)
+            if kept:
+                f.write(kept)
+                f.flush()
+        if dropped:
+            f.write(f"\n[coworld: log cut at {limit:,} bytes; {dropped:,} more dropped]\n".encode())
 
 
 _MEMORY = re.compile(r"^(\d+(?:\.\d+)?)([kmg]?)b?$", re.IGNORECASE)  # Docker's `512m`, `1g`, bytes

@@ -28,6 +28,7 @@ from coworld_pipeline.runtime.base import (
     ResourceLimits,
     Runtime,
     Sandbox,
+    copy_capped,
     docker_memory_bytes,
 )
 from coworld_pipeline.runtime.docker_api import Container, DockerError, Engine, Network, not_found
@@ -43,9 +44,6 @@ from coworld_pipeline.runtime.janitor import (
 from coworld_pipeline.runtime.start_gate import GATE_PATH, StartGate, gate_binary
 
 PUBLIC_NETWORK = "coworld-public"
-# What one log file of an episode keeps (game stdout, game stderr, each player's): a runnable that
-# floods its output cannot fill the host's disk; the rest is dropped, and the file says so.
-MAX_LOG_BYTES = 64 << 20
 # The engine's own copy (json-file, the source of our log stream) is capped too, well above what the
 # stream keeps (each line costs ~60 bytes of JSON there): until removal it is on the engine's disk.
 ENGINE_LOG_CONFIG = {"Type": "json-file", "Config": {"max-size": "256m", "max-file": "2"}}
@@ -179,21 +177,8 @@ class _Container(Launched):
             self._followers.append(thread)
 
     def _copy_stream(self, path: Path, stdout: bool, stderr: bool) -> None:
-        dropped = 0
-        with contextlib.suppress(Exception), open(path, "ab") as f:
-            room = max(MAX_LOG_BYTES - f.tell(), 0)
-            # Read to its end even once full: the stream ends when the container stops.
-            for chunk in self.container.logs(stdout=stdout, stderr=stderr):
-                kept = chunk[:room]
-                dropped += len(chunk) - len(kept)
-                room -= len(kept)
-                if kept:
-                    f.write(kept)
-                    f.flush()
-            if dropped:
-                f.write(
-                    f"\n[coworld: log cut at {MAX_LOG_BYTES:,} bytes; {dropped:,} more dropped]\n".encode()
-                )
+        with contextlib.suppress(Exception):
+            copy_capped(self.container.logs(stdout=stdout, stderr=stderr), path)
         with self._lock:
             self._open_streams -= 1
             last = self._open_streams == 0

@@ -1,7 +1,8 @@
 """The `process` runtime: runnables' `run` argv as host processes. Development and tests only.
 
-There is no isolation: images are ignored, limits are not enforced and players share the host's
-network. Every child gets its own process group (so a whole tree can be signalled) and, on Linux,
+There is no isolation: images are ignored, limits are not enforced (but for the size of the log
+files: output goes through a pipe, copied like the docker runtime's streams) and players share the
+host's network. Every child gets its own process group (so a whole tree can be signalled) and, on Linux,
 PR_SET_PDEATHSIG so it dies with the process that started it even if that process is SIGKILLed.
 A record of live children under the platform home lets the janitor reap anything left over.
 """
@@ -19,9 +20,8 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO
 
-from coworld_pipeline.runtime.base import Launched, LaunchSpec, Runtime, Sandbox
+from coworld_pipeline.runtime.base import Launched, LaunchSpec, Runtime, Sandbox, copy_capped
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.janitor import process_registry_dir
 
@@ -63,15 +63,51 @@ def resolve_argv(run: list[str]) -> list[str]:
     return list(run)
 
 
+def _pipe_chunks(fd: int) -> Iterator[bytes]:
+    """What a child writes into the pipe whose read end is `fd`, until every writer has closed it."""
+    try:
+        while chunk := os.read(fd, 1 << 16):
+            yield chunk
+    finally:
+        os.close(fd)
+
+
+def _follow(fd: int, path: Path) -> threading.Thread:
+    """Copy the pipe `fd` into the log at `path` (capped, base.copy_capped) in the background."""
+
+    def copy() -> None:
+        with contextlib.suppress(OSError):
+            copy_capped(_pipe_chunks(fd), path)
+
+    thread = threading.Thread(target=copy, daemon=True, name=f"log-{path.name}")
+    thread.start()
+    return thread
+
+
 class _Process(Launched):
-    def __init__(self, spec: LaunchSpec, proc: subprocess.Popen, port: int | None, files: list[IO]):
+    # How long an exit waits for the log copiers: the pipe ends when the last writer goes, and a
+    # grandchild that escaped the process group could hold it open for good.
+    LOG_DRAIN_SECONDS = 2.0
+
+    def __init__(
+        self, spec: LaunchSpec, proc: subprocess.Popen, port: int | None, copiers: list[threading.Thread]
+    ):
         self.spec = spec
         self.proc = proc
         self._port = port
-        self._files = files
+        self._copiers = copiers
+        self._drained = False
 
     def poll(self) -> int | None:
-        return self.proc.poll()
+        code = self.proc.poll()
+        if code is not None and not self._drained:
+            self._drain()  # an exit is reported with the logs complete: failures quote their tails
+        return code
+
+    def _drain(self) -> None:
+        for thread in self._copiers:
+            thread.join(timeout=self.LOG_DRAIN_SECONDS)
+        self._drained = True
 
     @property
     def host_port(self) -> int:
@@ -102,9 +138,8 @@ class _Process(Launched):
             os.killpg(self.proc.pid, signal.SIGKILL)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=5)
-        for f in self._files:
-            with contextlib.suppress(Exception):
-                f.close()
+        if not self._drained:
+            self._drain()
 
 
 def _socket_inodes(pgid: int) -> set[str]:
@@ -188,26 +223,33 @@ class ProcessSandbox(Sandbox):
         if base is not None:
             env["PYTHONPATH"] = os.pathsep.join(p for p in (str(base), env.get("PYTHONPATH", "")) if p)
         spec.stdout_path.parent.mkdir(parents=True, exist_ok=True)
-        out = open(spec.stdout_path, "ab")  # noqa: SIM115 - closed by _Process.stop
-        err = open(spec.stderr_path, "ab") if spec.stderr_path else None  # noqa: SIM115
+        out_read, out_write = os.pipe()
+        err_read, err_write = os.pipe() if spec.stderr_path else (None, None)
         try:
             proc = subprocess.Popen(
                 resolve_argv(spec.run),
                 cwd=str(base) if base else None,
                 env=env,
                 stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=err if err is not None else subprocess.STDOUT,
+                stdout=out_write,
+                stderr=err_write if err_write is not None else subprocess.STDOUT,
                 start_new_session=True,
                 preexec_fn=die_with(os.getpid()) if sys.platform.startswith("linux") else None,
             )
         except OSError as exc:
-            out.close()
-            if err:
-                err.close()
+            for fd in (out_read, err_read):
+                if fd is not None:
+                    os.close(fd)
             error = ErrorType.GAME_START_FAILED if spec.role != "player" else ErrorType.PLAYER_CRASHED
             raise EpisodeFailure(error, f"cannot start {spec.name}: {exc}", slot=spec.slot) from None
-        launched = _Process(spec, proc, port, [f for f in (out, err) if f])
+        finally:  # the child holds its own copies: the pipes end when it (and its children) exit
+            for fd in (out_write, err_write):
+                if fd is not None:
+                    os.close(fd)
+        copiers = [_follow(out_read, spec.stdout_path)]
+        if err_read is not None and spec.stderr_path is not None:
+            copiers.append(_follow(err_read, spec.stderr_path))
+        launched = _Process(spec, proc, port, copiers)
         self._remember(launched)
         return launched
 

@@ -21,6 +21,7 @@ from coworld_pipeline.runtime import (
     make_runtime,
     run_episode,
 )
+from coworld_pipeline.runtime import base as runtime_base
 from coworld_pipeline.runtime.base import LaunchSpec
 from coworld_pipeline.runtime.janitor import LABEL_OWNER, owner_label
 from tests.conftest import TESTKIT_DIR
@@ -100,7 +101,7 @@ def test_a_flooding_player_is_cut_at_the_log_cap_and_still_plays(
 ) -> None:
     """A player writing far more than a log may keep: its log ends at the cap, says what was dropped,
     and the episode plays on (the stream is drained to its end, so the container's exit is seen)."""
-    monkeypatch.setattr(docker_runtime, "MAX_LOG_BYTES", 100_000)
+    monkeypatch.setattr(runtime_base, "MAX_LOG_BYTES", 100_000)
     flood = "import runpy, sys; sys.stdout.write('x' * 3_000_000 + '\\n'); sys.stdout.flush(); "
     flood += "runpy.run_module('testkit.player', run_name='__main__')"
     request = certification_request(load_manifest(TESTKIT_DIR / "coworld_manifest.json"))
