@@ -148,12 +148,27 @@ def standings_tables(groups: Iterable[DivisionStandings], limit: int | None) -> 
             )
 
 
-def rankings_table(title: str, rows: Iterable[RankingView]) -> None:
-    table(
-        title,
-        ["division", "rank", "policy", "score", "details"],
-        [[r.division, r.rank, r.label, num(r.score, 3), metadata(r.result_metadata)] for r in rows],
-    )
+def rankings_table(title: str, rows: Iterable[RankingView], episodes: dict[str, int] | None = None) -> None:
+    """A round's rankings; a line saying why instead of an empty table when it has none (`episodes`:
+    the round's episode counts by status, to tell a round whose episodes all failed from one in play)."""
+    rows = list(rows)
+    if rows:
+        table(
+            title,
+            ["division", "rank", "policy", "score", "details"],
+            [[r.division, r.rank, r.label, num(r.score, 3), metadata(r.result_metadata)] for r in rows],
+        )
+        return
+    episodes = episodes or {}
+    if episodes.get("succeeded"):
+        why = "its episodes are rated when the round completes"
+    elif episodes.get("failed") and not any(v for k, v in episodes.items() if k != "failed"):
+        failed = episodes["failed"]
+        which = "its only episode" if failed == 1 else f"all {failed} of its episodes"
+        why = f"{which} failed, and a failed episode is never rated"
+    else:
+        why = "no episode of it was rated"
+    line("{}: none ({})", title, why)
 
 
 def seats(episode: EpisodeView) -> str:

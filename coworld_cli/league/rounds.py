@@ -152,6 +152,7 @@ def round_run(
         league_id = svc.resolve_league_id(league)  # an unknown league fails before the progress bar
         run = _play(svc, league_id, parallel, runtime, limits, as_json)
         if run.round_id:
+            played = svc.round(run.round_id)
             rankings = svc.round_rankings(run.round_id)
             standings = svc.standings(run.league_id)
     out = run.to_json()
@@ -165,8 +166,14 @@ def round_run(
         render.line("no round opened: {}", run.refused)
         return
     status = out["status"] + (f" ({out['error']})" if out["error"] else "")
-    render.line("round {}: {} in {}s", out["round_id"], status, render.num(run.wall_seconds, 1))
-    render.rankings_table("round rankings", rankings)
+    render.line(
+        "round {}: {} in {}s; episodes: {}",
+        played.key,
+        status,
+        render.num(run.wall_seconds, 1),
+        render.counts(played.episodes) or "none",
+    )
+    render.rankings_table("round rankings", rankings, played.episodes)
     render.standings_tables(standings, render.TABLE_ROWS)
 
 
@@ -213,7 +220,7 @@ def rounds(
         console.print(f"Rows {offset + 1 if shown else 0}-{offset + shown} of {page.total_count}")
         return
     one = page.entries[0]
-    render.rankings_table("results", one.results or ())
+    render.rankings_table("results", one.results or (), one.episodes)
     if one.graduation_changes:
         render.table(
             "graduation",

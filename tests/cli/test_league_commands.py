@@ -107,12 +107,46 @@ def test_round_run_prints_progress_rankings_and_standings(cli: LeagueCli) -> Non
     assert len(re.findall(rf"^{LEAGUE}\.r1\.e[123] (succeeded|failed): ", out, re.M)) == 3, out
     assert "player_crashed" in out
     assert re.search(r"round completed .* 3/3", out), out
-    assert re.search(r"^round round_\S+: completed in \d+\.\ds$", out, re.M), out
+    verdict = rf"^round {LEAGUE}\.r1: completed in \d+\.\ds; episodes: failed 2, succeeded 1$"
+    assert re.search(verdict, out, re.M), out
     assert "round rankings" in out and f"{LEAGUE} / open (level 1)" in out
     standings = out.split(f"{LEAGUE} / open (level 1)")[1]
     for label in ("greedy:v1", "[/]:v1", "[bold]x:v1"):
         assert label in standings
     assert "quarantined" in standings  # the crasher, after its two failures
+
+
+def test_a_round_whose_episodes_all_failed_says_why_it_has_no_rankings(tmp_path: Path) -> None:
+    """No empty rankings table under the verdict: a line saying that nothing was rated, and why.
+    (Its own league database: the module's league must stay the only one for the other tests.)"""
+    url = f"sqlite:///{tmp_path / 'league.db'}"
+    c = LeagueCli({**os.environ, "COWORLD_HOME": str(tmp_path), "COWORLD_DATABASE_URL": url}, tmp_path)
+    svc = LeagueService(url, tmp_path)
+    svc.upload_coworld(str(ORCHARD_MANIFEST))
+    for name, code in (("dud", 4), ("[bold]x", 3)):
+        svc.upload_policy("img", name, run=["python", "-c", f"import sys; sys.exit({code})"])
+    config = [f"--config={k}={json.dumps(v)}" for k, v in FAST.items()]
+    c.run(
+        "league",
+        "create",
+        "all-fail",
+        "-c",
+        "orchard",
+        "--variant",
+        "duel",
+        "--episodes-per-pair",
+        "1",
+        *config,
+    )
+    for name in ("dud", "[bold]x"):
+        svc.submit(name, "all-fail")
+    svc.close()
+    out = c.run("round", "run", "--league", "all-fail").stdout
+    assert re.search(r"^round all-fail\.r1: completed in \d+\.\ds; episodes: failed 1$", out, re.M), out
+    assert "round rankings: none (its only episode failed, and a failed episode is never rated)" in out
+    assert "┃ division" not in out  # the rankings table's header
+    shown = c.run("rounds", "all-fail.r1").stdout
+    assert "results: none (its only episode failed, and a failed episode is never rated)" in shown
 
 
 def test_catalogue_tables(cli: LeagueCli) -> None:
