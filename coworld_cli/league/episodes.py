@@ -123,7 +123,7 @@ def _print_log(name: str, data: bytes, episode: EpisodeView) -> None:
         text = data.decode(errors="replace")
         console.out(text, highlight=False, end="" if text.endswith("\n") else "\n")
         return
-    err_console.print(f"{name} of {episode.id} is empty", markup=False)
+    err_console.print(f"{name} of {episode.key} is empty", markup=False)
 
 
 def _print_failure(episode: EpisodeView) -> None:

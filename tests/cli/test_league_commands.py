@@ -236,7 +236,7 @@ def test_episode_tables_and_files(cli: LeagueCli, tmp_path: Path) -> None:
     assert "policy_agent_1.log" in listing.stdout and "game.stdout.log" in listing.stdout
     # A player that crashed without a word: its empty log is said to be empty, with the episode's error.
     assert empty.stdout.strip() == ""
-    assert f"the log of agent {slot} of {crashed['id']} is empty" in empty.stderr
+    assert f"the log of agent {slot} of {crashed['key']} is empty" in empty.stderr
     assert f"player_crashed (slot {slot})" in empty.stderr
     assert "coworld replay-open" in replays.stdout and "[/]:v1" in replays.stdout
     assert "replay.json" in opened.stdout and "coworld orchard:0.1.0" in opened.stdout
