@@ -13,11 +13,13 @@ import contextlib
 import ctypes
 import json
 import os
+import select
 import signal
 import socket
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -63,21 +65,29 @@ def resolve_argv(run: list[str]) -> list[str]:
     return list(run)
 
 
-def _pipe_chunks(fd: int) -> Iterator[bytes]:
-    """What a child writes into the pipe whose read end is `fd`, until every writer has closed it."""
+def _pipe_chunks(fd: int, abandon: threading.Event) -> Iterator[bytes]:
+    """What a child writes into the pipe whose read end is `fd`, until every writer has closed it,
+    or until `abandon` is set: a grandchild that escaped the process group (and was not killed
+    with it) could hold the pipe open for good, and the copier must not outlive the runnable."""
+    waiter = select.poll()  # not select.select: a long-lived worker's descriptors pass 1024
+    waiter.register(fd, select.POLLIN)
     try:
-        while chunk := os.read(fd, 1 << 16):
-            yield chunk
+        while not abandon.is_set():
+            if waiter.poll(500):  # data, or the last writer gone (POLLHUP: the read says so)
+                chunk = os.read(fd, 1 << 16)
+                if not chunk:
+                    return
+                yield chunk
     finally:
         os.close(fd)
 
 
-def _follow(fd: int, path: Path) -> threading.Thread:
+def _follow(fd: int, path: Path, abandon: threading.Event) -> threading.Thread:
     """Copy the pipe `fd` into the log at `path` (capped, base.copy_capped) in the background."""
 
     def copy() -> None:
         with contextlib.suppress(OSError):
-            copy_capped(_pipe_chunks(fd), path)
+            copy_capped(_pipe_chunks(fd, abandon), path)
 
     thread = threading.Thread(target=copy, daemon=True, name=f"log-{path.name}")
     thread.start()
@@ -90,12 +100,18 @@ class _Process(Launched):
     LOG_DRAIN_SECONDS = 2.0
 
     def __init__(
-        self, spec: LaunchSpec, proc: subprocess.Popen, port: int | None, copiers: list[threading.Thread]
+        self,
+        spec: LaunchSpec,
+        proc: subprocess.Popen,
+        port: int | None,
+        copiers: list[threading.Thread],
+        abandon: threading.Event,
     ):
         self.spec = spec
         self.proc = proc
         self._port = port
         self._copiers = copiers
+        self._abandon = abandon  # set by `stop`: copiers still waiting then give up (`_pipe_chunks`)
         self._drained = False
 
     def poll(self) -> int | None:
@@ -105,8 +121,9 @@ class _Process(Launched):
         return code
 
     def _drain(self) -> None:
+        deadline = time.monotonic() + self.LOG_DRAIN_SECONDS
         for thread in self._copiers:
-            thread.join(timeout=self.LOG_DRAIN_SECONDS)
+            thread.join(timeout=max(deadline - time.monotonic(), 0.0))
         self._drained = True
 
     @property
@@ -140,6 +157,7 @@ class _Process(Launched):
             self.proc.wait(timeout=5)
         if not self._drained:
             self._drain()
+        self._abandon.set()
 
 
 def _socket_inodes(pgid: int) -> set[str]:
@@ -246,10 +264,11 @@ class ProcessSandbox(Sandbox):
             for fd in (out_write, err_write):
                 if fd is not None:
                     os.close(fd)
-        copiers = [_follow(out_read, spec.stdout_path)]
+        abandon = threading.Event()
+        copiers = [_follow(out_read, spec.stdout_path, abandon)]
         if err_read is not None and spec.stderr_path is not None:
-            copiers.append(_follow(err_read, spec.stderr_path))
-        launched = _Process(spec, proc, port, copiers)
+            copiers.append(_follow(err_read, spec.stderr_path, abandon))
+        launched = _Process(spec, proc, port, copiers, abandon)
         self._remember(launched)
         return launched
 

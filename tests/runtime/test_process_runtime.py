@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import subprocess
 import sys
 import time
@@ -83,3 +84,27 @@ def test_an_exit_is_reported_with_its_logs_complete(tmp_path: Path, monkeypatch:
         assert launched.poll() == 1
         assert (tmp_path / "out.log").stat().st_size == 100_000
         assert (tmp_path / "err.log").read_bytes() == b"last words"
+
+
+def test_a_grandchild_holding_the_pipe_neither_blocks_the_exit_nor_keeps_the_copier(tmp_path: Path) -> None:
+    """A grandchild in a session of its own escapes the process group's kill and keeps the child's
+    stdout open. The child's exit is still reported (after a bounded wait for its logs), and once
+    the sandbox is closed the log copier gives up instead of waiting on the pipe for good."""
+    pid_file = tmp_path / "grandchild.pid"
+    code = (
+        "import subprocess, sys; "
+        "g = subprocess.Popen(['sleep', '120'], start_new_session=True); "
+        f"open({str(pid_file)!r}, 'w').write(str(g.pid)); print('child done', flush=True)"
+    )
+    try:
+        with _exited(tmp_path, code, stderr=False) as launched:
+            started = time.monotonic()
+            assert launched.poll() == 0
+            assert time.monotonic() - started < process_runtime._Process.LOG_DRAIN_SECONDS + 1.0
+            assert (tmp_path / "out.log").read_bytes() == b"child done\n"
+        copier = launched._copiers[0]  # type: ignore[attr-defined]
+        copier.join(timeout=5)
+        assert not copier.is_alive()
+    finally:
+        with contextlib.suppress(FileNotFoundError, ProcessLookupError, ValueError):
+            os.kill(int(pid_file.read_text()), signal.SIGKILL)
