@@ -116,10 +116,17 @@ def limits_or_exit(
     try:
         return role_limits(game_cpus, game_memory, player_cpus, player_memory, pids)
     except LimitsError as exc:
-        problems = [
-            {"path": "--" + key.replace("_", "-"), "message": why} for key, why in exc.problems.items()
-        ]
+        problems = [{"path": _limit_setting(key), "message": why} for key, why in exc.problems.items()]
         fail_usage("the container limits cannot be used", as_json, problems)
+
+
+def _limit_setting(key: str) -> str:
+    """Where a limit was set: its option, or its environment variable (COWORLD_GAME_MEMORY for
+    game_memory) when the command line does not give the option, so the error names what to fix."""
+    option = "--" + key.replace("_", "-")
+    given = any(arg == option or arg.startswith(option + "=") for arg in sys.argv[1:])
+    envvar = "COWORLD_" + key.upper()
+    return envvar if not given and envvar in os.environ else option
 
 
 def fail_contract(exc: ContractError, as_json: bool = False) -> NoReturn:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 from pathlib import Path
@@ -101,6 +102,11 @@ def test_limits_no_container_can_run_with_are_usage_errors(tmp_path: Path) -> No
     assert huge.returncode == 2 and "is not a memory size a machine can have" in huge.stdout, huge.stdout
     human = run_cli("round", "run", "--league", "any", "--player-cpus", "0", "--runtime", "process")
     assert human.returncode == 2 and "--player-cpus: 0.0 is not a CPU count" in human.stderr, human.stderr
+    # A limit from the environment is named by its variable; an option given too is what counts.
+    env = {**os.environ, "COWORLD_GAME_MEMORY": "lots", "COWORLD_PIDS_LIMIT": "0"}
+    from_env = run_cli("run-episode", MANIFEST, "-o", str(out), "--pids-limit", "-1", "--json", env=env)
+    problems = {p["path"] for p in json.loads(from_env.stdout)["problems"]}
+    assert from_env.returncode == 2 and problems == {"COWORLD_GAME_MEMORY", "--pids-limit"}, from_env.stdout
 
 
 def test_request_file_with_policy_names(tmp_path: Path) -> None:
