@@ -43,10 +43,13 @@ def league_service(
     from coworld_pipeline.contract.problems import ContractError
     from coworld_pipeline.league.errors import LeagueError
     from coworld_pipeline.league.secrets import SecretKeyError
-    from coworld_pipeline.league.service import LeagueService
 
     svc = None
     try:
+        # Imported here: its modules read settings when they load (claims.py: COWORLD_LEASE_SECONDS),
+        # and a bad one is a LeagueError like any other bad input.
+        from coworld_pipeline.league.service import LeagueService
+
         svc = LeagueService(database_url=db, home=Path(home) if home else None)
         yield svc
     except LeagueError as exc:

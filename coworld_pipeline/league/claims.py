@@ -12,6 +12,7 @@ SIGKILL delays its episodes by about a lease, never forever, and never gets them
 
 from __future__ import annotations
 
+import math
 import os
 import threading
 from collections import OrderedDict
@@ -24,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from coworld_pipeline.contract import CoworldManifest, EpisodeRequest, PlayerSpec, parse_manifest
 from coworld_pipeline.league import ids, resolve
+from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.handoff import PreparedEpisode
 from coworld_pipeline.league.models import (
     CoworldVersion,
@@ -41,7 +43,13 @@ from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 
 def _lease_seconds() -> float:
     raw = os.environ.get("COWORLD_LEASE_SECONDS", "").strip()
-    return float(raw) if raw else 45.0
+    try:
+        seconds = float(raw) if raw else 45.0
+    except ValueError:
+        seconds = math.nan
+    if not 0 < seconds < math.inf:  # a lease of 0, -1, nan or inf would requeue all or nothing
+        raise LeagueError(f"COWORLD_LEASE_SECONDS must be a positive number of seconds, not {raw[:40]!r}")
+    return seconds
 
 
 LEASE_SECONDS = _lease_seconds()  # a claim not renewed for this long is lost: its episode is requeued

@@ -347,3 +347,12 @@ def test_league_overview(cli: LeagueCli) -> None:
     assert "quarantined" in out and "consecutive player failures" in out.split("quarantined")[-1]
     data = cli.json("league", "overview", LEAGUE)
     assert data["current_round"]["failed"] >= 1 and data["quarantines"][0]["policy"] == "[bold]x:v1"
+
+
+def test_a_bad_lease_setting_is_a_usage_error(tmp_path: Path) -> None:
+    """League modules read COWORLD_LEASE_SECONDS when they load: a bad one is named, exit 2, no traceback."""
+    env = {**os.environ, "COWORLD_HOME": str(tmp_path), "COWORLD_LEASE_SECONDS": "soon"}
+    env.pop("COWORLD_DATABASE_URL", None)
+    proc = run_cli("leagues", env=env)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "COWORLD_LEASE_SECONDS must be a positive number of seconds, not 'soon'" in proc.stderr

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
+from coworld_pipeline.defs.league.settings import env_float, env_int
 from coworld_pipeline.runtime.artifacts import ArtifactStore, store_from_env, store_from_settings
 from coworld_pipeline.runtime.base import ResourceLimits, role_limits
 
@@ -59,7 +60,7 @@ class EpisodeRuntimeResource(dg.ConfigurableResource):
     game_memory: str = Field(default="1g", description="Memory of a game container (no swap).")
     player_cpus: float = Field(default=1.0, gt=0, description="CPUs of a player container.")
     player_memory: str = Field(default="1g", description="Memory of a player container (no swap).")
-    pids_limit: int = Field(default=512, ge=16, description="Processes per container.")
+    pids_limit: int = Field(default=512, ge=1, description="Processes per container.")
 
     def limits(self) -> dict[str, ResourceLimits]:
         return role_limits(
@@ -101,23 +102,18 @@ def _env(name: str) -> dg.EnvVar | None:
     return dg.EnvVar(name) if os.environ.get(name) else None
 
 
-def _env_int(name: str) -> int | None:
-    """An integer setting, read and checked when the code location loads.
-
-    Not `dg.EnvVar.int`: its placeholder value (0) fails the fields' bounds (`ge=1`) when the
-    resource is nested in another one (the knowledge resource nests this one).
-    """
-    raw = os.environ.get(name, "").strip()
-    return int(raw) if raw else None
-
-
 def default_resources() -> dict[str, dg.ConfigurableResource]:
     runtime_settings = {
         "runtime": _env("COWORLD_RUNTIME"),
-        "parallelism": _env_int("COWORLD_EPISODE_PARALLELISM"),
+        # Read here, not through `dg.EnvVar.int`/`.float`: their placeholder value (0) fails the
+        # fields' bounds when the resource is nested in another one (the knowledge resource nests
+        # this one). Checked with the rest of the environment when the code location loads.
+        "parallelism": env_int("COWORLD_EPISODE_PARALLELISM", None),
+        "game_cpus": env_float("COWORLD_GAME_CPUS"),
         "game_memory": _env("COWORLD_GAME_MEMORY"),
+        "player_cpus": env_float("COWORLD_PLAYER_CPUS"),
         "player_memory": _env("COWORLD_PLAYER_MEMORY"),
-        "pids_limit": _env_int("COWORLD_PIDS_LIMIT"),
+        "pids_limit": env_int("COWORLD_PIDS_LIMIT", None),
     }
     return {
         "league": LeagueResource(database_url=_env("COWORLD_DATABASE_URL"), home=_env("COWORLD_HOME")),
