@@ -32,6 +32,10 @@ def test_bad_settings_fail_the_load_naming_each_variable() -> None:
         COWORLD_PLAYER_CPUS="nan",
         COWORLD_PIDS_LIMIT="0",
         COWORLD_RUNTIME="k8s",
+        COWORLD_ROLE_RETRIES="-1",
+        COWORLD_ROLE_TIMEOUT_SECONDS="inf",
+        COWORLD_ARCHIVE_PARTITIONS_ABOVE="lots",
+        COWORLD_CELERY_VISIBILITY_TIMEOUT="1",
     )
     assert proc.returncode != 0
     message = proc.stderr.strip().splitlines()[-1]
@@ -42,6 +46,10 @@ def test_bad_settings_fail_the_load_naming_each_variable() -> None:
         "COWORLD_PIDS_LIMIT must be >= 1, not 0",
         "COWORLD_PLAYER_CPUS: nan is not a CPU count from 0.01 to 1024",
         "COWORLD_GAME_MEMORY: 'lots' is not a memory size like 512m, 2g or a byte count",
+        "COWORLD_ROLE_RETRIES must be >= 0, not -1",
+        "COWORLD_ROLE_TIMEOUT_SECONDS must be a number >= 1, not 'inf'",
+        "COWORLD_ARCHIVE_PARTITIONS_ABOVE must be a whole number >= 1, not 'lots'",
+        "COWORLD_CELERY_VISIBILITY_TIMEOUT must be a number >= 5, not '1'",
     ):
         assert expected in message, message
 

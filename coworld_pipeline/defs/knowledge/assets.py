@@ -16,7 +16,6 @@ like an infrastructure failure (`ROLE_RETRY`); the episode's own files and ratin
 
 import io
 import json
-import os
 import zipfile
 from collections.abc import Iterator
 from typing import Any, NoReturn
@@ -36,6 +35,7 @@ from coworld_pipeline.defs.knowledge.partitions import policy_partitions, split_
 from coworld_pipeline.defs.knowledge.resources import KnowledgeResource
 from coworld_pipeline.defs.league.metadata import md_table
 from coworld_pipeline.defs.league.partitions import episode_partitions, round_partitions
+from coworld_pipeline.defs.league.settings import env_float, env_int
 
 GROUP = "knowledge"
 PREVIEW_ROWS = 20
@@ -47,9 +47,9 @@ AUTOMATION = (
 
 def _retry_policy() -> dg.RetryPolicy:
     """Role failures are retried like infrastructure failures: a few attempts, backing off."""
-    retries = int(os.environ.get("COWORLD_ROLE_RETRIES", "2") or 2)
-    delay = float(os.environ.get("COWORLD_ROLE_RETRY_DELAY_SECONDS", "2") or 2)
-    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=dg.Backoff.EXPONENTIAL)
+    retries = env_int("COWORLD_ROLE_RETRIES", 2, minimum=0)
+    delay = env_float("COWORLD_ROLE_RETRY_DELAY_SECONDS", 2.0, minimum=0)
+    return dg.RetryPolicy(max_retries=retries or 0, delay=delay, backoff=dg.Backoff.EXPONENTIAL)
 
 
 ROLE_RETRY = _retry_policy()

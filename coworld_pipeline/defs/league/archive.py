@@ -17,13 +17,13 @@ Nothing of an episode's history is lost:
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 
 import dagster as dg
 
 from coworld_pipeline.defs.league.partitions import episode_partitions
 from coworld_pipeline.defs.league.requests import round_episode_runs_in_flight
+from coworld_pipeline.defs.league.settings import env_int
 from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.readable import parse_round
 from coworld_pipeline.league.service import LeagueService
@@ -33,8 +33,9 @@ ARCHIVE_PER_TICK = 500  # deletes are one statement each: bounded so that a tick
 
 
 def archive_threshold() -> int:
-    raw = (os.environ.get("COWORLD_ARCHIVE_PARTITIONS_ABOVE") or "").strip()
-    return int(raw) if raw.isdigit() else 100_000
+    threshold = env_int("COWORLD_ARCHIVE_PARTITIONS_ABOVE", 100_000)
+    assert threshold is not None
+    return threshold
 
 
 def archive_old_episode_partitions(

@@ -61,10 +61,10 @@ def broker_url() -> str:
 
 
 def visibility_timeout() -> float:
-    raw = (os.environ.get("COWORLD_CELERY_VISIBILITY_TIMEOUT") or "").strip()
-    value = float(raw) if raw else DEFAULT_VISIBILITY_TIMEOUT
-    if value < 5:
-        raise ValueError(f"COWORLD_CELERY_VISIBILITY_TIMEOUT must be >= 5 seconds, got {raw}")
+    from coworld_pipeline.defs.league.settings import env_float  # this module stays light (workers)
+
+    value = env_float("COWORLD_CELERY_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, minimum=5)
+    assert value is not None
     return value
 
 

@@ -27,6 +27,7 @@ The number of episode runs executing at once is the `coworld_episodes` concurren
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, replace
 
@@ -59,21 +60,40 @@ def env_int(name: str, default: int | None, minimum: int = 1) -> int | None:
     return value
 
 
-def env_float(name: str) -> float | None:
-    """A decimal setting (CPUs); None when unset. SettingsError names the variable otherwise."""
+def env_float(name: str, default: float | None = None, minimum: float | None = None) -> float | None:
+    """A decimal setting (seconds, CPUs); `default` when unset. SettingsError names the variable
+    when it is no number or below `minimum` (NaN and infinity included: no timeout is either)."""
     raw = (os.environ.get(name) or "").strip()
     if not raw:
-        return None
+        return default
     try:
-        return float(raw)
+        value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, not {raw[:40]!r}") from None
+    if minimum is not None and not minimum <= value < math.inf:
+        raise SettingsError(f"{name} must be a number >= {minimum:g}, not {raw[:40]!r}")
+    return value
 
 
 def _int(name: str, default: int, minimum: int = 1) -> int:
     value = env_int(name, default, minimum)
     assert value is not None
     return value
+
+
+# Numeric settings of the code location, checked together at load: (variable, whole, minimum). Each
+# is read where it is used (env_int / env_float, with the same bounds).
+NUMERIC_SETTINGS = (
+    ("COWORLD_EPISODES_PER_RUN", True, 1),
+    ("COWORLD_EPISODE_PARALLELISM", True, 1),
+    ("COWORLD_MAX_RUNS_PER_TICK", True, 1),
+    ("COWORLD_SENSOR_INTERVAL_SECONDS", True, 1),
+    ("COWORLD_ARCHIVE_PARTITIONS_ABOVE", True, 1),  # archive.py
+    ("COWORLD_ROLE_RETRIES", True, 0),  # knowledge/assets.py
+    ("COWORLD_ROLE_RETRY_DELAY_SECONDS", False, 0),
+    ("COWORLD_ROLE_TIMEOUT_SECONDS", False, 1),  # knowledge/resources.py
+    ("COWORLD_CELERY_VISIBILITY_TIMEOUT", False, 5),  # celery_executor.py
+)
 
 
 def check_environment() -> None:
@@ -84,38 +104,28 @@ def check_environment() -> None:
     from coworld_pipeline.runtime.base import LimitsError, role_limits
 
     problems: list[str] = []
-    for name, minimum in (
-        ("COWORLD_EPISODES_PER_RUN", 1),
-        ("COWORLD_EPISODE_PARALLELISM", 1),
-        ("COWORLD_MAX_RUNS_PER_TICK", 1),
-        ("COWORLD_SENSOR_INTERVAL_SECONDS", 1),
-    ):
+
+    def number(name: str, whole: bool, minimum: float | None, default: float) -> float:
         try:
-            env_int(name, None, minimum)
+            value = env_int(name, None, int(minimum or 0)) if whole else env_float(name, None, minimum)
         except SettingsError as exc:
             problems.append(str(exc))
+            return default
+        return default if value is None else value
+
+    for name, whole, minimum in NUMERIC_SETTINGS:
+        number(name, whole, minimum, minimum)
     runtime = os.environ.get("COWORLD_RUNTIME") or "process"
     if runtime not in RUNTIMES:
         problems.append(f"COWORLD_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime[:40]!r}")
-    limits: dict[str, float | int | str | None] = {}
-    for key in ("game_cpus", "player_cpus"):
-        try:
-            limits[key] = env_float(f"COWORLD_{key.upper()}")
-        except SettingsError as exc:
-            problems.append(str(exc))
-            limits[key] = 1.0
+    game_cpus = number("COWORLD_GAME_CPUS", False, None, 1.0)  # their bounds: role_limits below
+    player_cpus = number("COWORLD_PLAYER_CPUS", False, None, 1.0)
+    pids = int(number("COWORLD_PIDS_LIMIT", True, 1, 512))
+    memory = {
+        key: os.environ.get(f"COWORLD_{key.upper()}") or "1g" for key in ("game_memory", "player_memory")
+    }
     try:
-        limits["pids_limit"] = env_int("COWORLD_PIDS_LIMIT", 512)
-    except SettingsError as exc:
-        problems.append(str(exc))
-    try:
-        role_limits(
-            limits.get("game_cpus") or 1.0,
-            os.environ.get("COWORLD_GAME_MEMORY") or "1g",
-            limits.get("player_cpus") or 1.0,
-            os.environ.get("COWORLD_PLAYER_MEMORY") or "1g",
-            limits.get("pids_limit") or 512,
-        )
+        role_limits(game_cpus, memory["game_memory"], player_cpus, memory["player_memory"], pids)
     except LimitsError as exc:
         problems += [f"COWORLD_{key.upper()}: {why}" for key, why in exc.problems.items()]
     if problems:
