@@ -35,7 +35,7 @@ from coworld_pipeline.defs.knowledge.partitions import policy_partitions, split_
 from coworld_pipeline.defs.knowledge.resources import KnowledgeResource
 from coworld_pipeline.defs.league.metadata import md_table
 from coworld_pipeline.defs.league.partitions import episode_partitions, round_partitions
-from coworld_pipeline.defs.league.settings import env_float, env_int
+from coworld_pipeline.defs.league.settings import decimal, whole_number
 
 GROUP = "knowledge"
 PREVIEW_ROWS = 20
@@ -47,9 +47,9 @@ AUTOMATION = (
 
 def _retry_policy() -> dg.RetryPolicy:
     """Role failures are retried like infrastructure failures: a few attempts, backing off."""
-    retries = env_int("COWORLD_ROLE_RETRIES", 2, minimum=0)
-    delay = env_float("COWORLD_ROLE_RETRY_DELAY_SECONDS", 2.0, minimum=0)
-    return dg.RetryPolicy(max_retries=retries or 0, delay=delay, backoff=dg.Backoff.EXPONENTIAL)
+    retries = whole_number("COWORLD_ROLE_RETRIES")
+    delay = decimal("COWORLD_ROLE_RETRY_DELAY_SECONDS")
+    return dg.RetryPolicy(max_retries=retries, delay=delay, backoff=dg.Backoff.EXPONENTIAL)
 
 
 ROLE_RETRY = _retry_policy()

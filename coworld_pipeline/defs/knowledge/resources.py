@@ -17,7 +17,7 @@ from coworld_pipeline.defs.league.resources import (
     LeagueResource,
     default_resources,
 )
-from coworld_pipeline.defs.league.settings import env_float
+from coworld_pipeline.defs.league.settings import decimal
 
 if TYPE_CHECKING:
     from coworld_pipeline.defs.knowledge.core import Knowledge
@@ -53,8 +53,10 @@ class KnowledgeResource(dg.ConfigurableResource):
 
 @dg.definitions
 def resources() -> dg.Definitions:
-    timeout = env_float("COWORLD_ROLE_TIMEOUT_SECONDS", minimum=1)
-    settings = {"timeout_seconds": timeout} if timeout is not None else {}
     league = default_resources()  # the same settings as the league's own resources (defs/league)
     nested = {key: league[key] for key in ("league", "episode_runtime", "artifacts")}
-    return dg.Definitions(resources={"knowledge": KnowledgeResource(**nested, **settings)})
+    return dg.Definitions(
+        resources={
+            "knowledge": KnowledgeResource(**nested, timeout_seconds=decimal("COWORLD_ROLE_TIMEOUT_SECONDS"))
+        }
+    )

@@ -23,7 +23,7 @@ import dagster as dg
 
 from coworld_pipeline.defs.league.partitions import episode_partitions
 from coworld_pipeline.defs.league.requests import round_episode_runs_in_flight
-from coworld_pipeline.defs.league.settings import env_int
+from coworld_pipeline.defs.league.settings import whole_number
 from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.readable import parse_round
 from coworld_pipeline.league.service import LeagueService
@@ -33,9 +33,7 @@ ARCHIVE_PER_TICK = 500  # deletes are one statement each: bounded so that a tick
 
 
 def archive_threshold() -> int:
-    threshold = env_int("COWORLD_ARCHIVE_PARTITIONS_ABOVE", 100_000)
-    assert threshold is not None
-    return threshold
+    return whole_number("COWORLD_ARCHIVE_PARTITIONS_ABOVE")
 
 
 def archive_old_episode_partitions(

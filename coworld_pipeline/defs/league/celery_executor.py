@@ -45,7 +45,6 @@ import dagster as dg
 
 EXECUTORS = ("in_process", "celery")
 DEFAULT_BROKER_URL = "redis://127.0.0.1:18821/0"
-DEFAULT_VISIBILITY_TIMEOUT = 600.0
 QUEUE = "dagster"  # dagster-celery's default queue, the one its workers listen on
 
 
@@ -61,11 +60,9 @@ def broker_url() -> str:
 
 
 def visibility_timeout() -> float:
-    from coworld_pipeline.defs.league.settings import env_float  # this module stays light (workers)
+    from coworld_pipeline.defs.league.settings import decimal  # this module stays light (workers)
 
-    value = env_float("COWORLD_CELERY_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT, minimum=5)
-    assert value is not None
-    return value
+    return decimal("COWORLD_CELERY_VISIBILITY_TIMEOUT")
 
 
 def celery_config_source() -> dict[str, Any]:

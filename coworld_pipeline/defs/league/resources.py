@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 import dagster as dg
 from pydantic import Field, PrivateAttr
 
-from coworld_pipeline.defs.league.settings import env_float, env_int
+from coworld_pipeline.defs.league.settings import decimal, whole_number
 from coworld_pipeline.runtime.artifacts import ArtifactStore, store_from_env, store_from_settings
 from coworld_pipeline.runtime.base import ResourceLimits, role_limits
 
@@ -108,12 +108,12 @@ def default_resources() -> dict[str, dg.ConfigurableResource]:
         # Read here, not through `dg.EnvVar.int`/`.float`: their placeholder value (0) fails the
         # fields' bounds when the resource is nested in another one (the knowledge resource nests
         # this one). Checked with the rest of the environment when the code location loads.
-        "parallelism": env_int("COWORLD_EPISODE_PARALLELISM", None),
-        "game_cpus": env_float("COWORLD_GAME_CPUS"),
+        "parallelism": whole_number("COWORLD_EPISODE_PARALLELISM"),
+        "game_cpus": decimal("COWORLD_GAME_CPUS"),
         "game_memory": _env("COWORLD_GAME_MEMORY"),
-        "player_cpus": env_float("COWORLD_PLAYER_CPUS"),
+        "player_cpus": decimal("COWORLD_PLAYER_CPUS"),
         "player_memory": _env("COWORLD_PLAYER_MEMORY"),
-        "pids_limit": env_int("COWORLD_PIDS_LIMIT", None),
+        "pids_limit": whole_number("COWORLD_PIDS_LIMIT"),
     }
     return {
         "league": LeagueResource(database_url=_env("COWORLD_DATABASE_URL"), home=_env("COWORLD_HOME")),

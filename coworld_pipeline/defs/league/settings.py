@@ -46,54 +46,66 @@ class SettingsError(ValueError):
     """Environment settings the code location cannot run with, each named by its variable."""
 
 
-def env_int(name: str, default: int | None, minimum: int = 1) -> int | None:
-    """A whole-number setting; `default` when unset. SettingsError names the variable otherwise."""
-    raw = (os.environ.get(name) or "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number >= {minimum}, not {raw[:40]!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be >= {minimum}, not {value}")
-    return value
+@dataclass(frozen=True)
+class _Number:
+    default: float
+    minimum: float | None  # None: bounded elsewhere (container CPUs: role_limits)
+    whole: bool = True
 
 
-def env_float(name: str, default: float | None = None, minimum: float | None = None) -> float | None:
-    """A decimal setting (seconds, CPUs); `default` when unset. SettingsError names the variable
-    when it is no number or below `minimum` (NaN and infinity included: no timeout is either)."""
+# Every numeric setting of the code location, with its default and bounds in this one place: read
+# where it is used (`whole_number` / `decimal`) and checked all together at load (`check_environment`).
+NUMBERS: dict[str, _Number] = {
+    "COWORLD_EPISODES_PER_RUN": _Number(50, 1),
+    "COWORLD_EPISODE_PARALLELISM": _Number(2, 1),
+    "COWORLD_MAX_RUNS_PER_TICK": _Number(40, 1),
+    "COWORLD_SENSOR_INTERVAL_SECONDS": _Number(5, 1),
+    "COWORLD_ARCHIVE_PARTITIONS_ABOVE": _Number(100_000, 1),  # archive.py
+    "COWORLD_ROLE_RETRIES": _Number(2, 0),  # knowledge/assets.py
+    "COWORLD_ROLE_RETRY_DELAY_SECONDS": _Number(2.0, 0, whole=False),
+    "COWORLD_ROLE_TIMEOUT_SECONDS": _Number(300.0, 1, whole=False),  # knowledge/resources.py
+    "COWORLD_CELERY_VISIBILITY_TIMEOUT": _Number(600.0, 5, whole=False),  # celery_executor.py
+    "COWORLD_GAME_CPUS": _Number(1.0, None, whole=False),  # resources.py
+    "COWORLD_PLAYER_CPUS": _Number(1.0, None, whole=False),
+    "COWORLD_PIDS_LIMIT": _Number(512, 1),
+}
+
+
+def _read(name: str) -> float:
+    """The setting `name` of NUMBERS, or its default when unset. SettingsError names the variable
+    when it is no number or out of bounds (NaN and infinity included: no timeout is either)."""
+    spec = NUMBERS[name]
     raw = (os.environ.get(name) or "").strip()
     if not raw:
-        return default
+        return spec.default
+    if spec.whole:
+        assert spec.minimum is not None
+        try:
+            whole = int(raw)
+        except ValueError:
+            raise SettingsError(
+                f"{name} must be a whole number >= {spec.minimum:g}, not {raw[:40]!r}"
+            ) from None
+        if whole < spec.minimum:
+            raise SettingsError(f"{name} must be >= {spec.minimum:g}, not {whole}")
+        return whole
     try:
         value = float(raw)
     except ValueError:
         raise SettingsError(f"{name} must be a number, not {raw[:40]!r}") from None
-    if minimum is not None and not minimum <= value < math.inf:
-        raise SettingsError(f"{name} must be a number >= {minimum:g}, not {raw[:40]!r}")
+    if spec.minimum is not None and not spec.minimum <= value < math.inf:
+        raise SettingsError(f"{name} must be a number >= {spec.minimum:g}, not {raw[:40]!r}")
     return value
 
 
-def _int(name: str, default: int, minimum: int = 1) -> int:
-    value = env_int(name, default, minimum)
-    assert value is not None
-    return value
+def whole_number(name: str) -> int:
+    assert NUMBERS[name].whole, name
+    return int(_read(name))
 
 
-# Numeric settings of the code location, checked together at load: (variable, whole, minimum). Each
-# is read where it is used (env_int / env_float, with the same bounds).
-NUMERIC_SETTINGS = (
-    ("COWORLD_EPISODES_PER_RUN", True, 1),
-    ("COWORLD_EPISODE_PARALLELISM", True, 1),
-    ("COWORLD_MAX_RUNS_PER_TICK", True, 1),
-    ("COWORLD_SENSOR_INTERVAL_SECONDS", True, 1),
-    ("COWORLD_ARCHIVE_PARTITIONS_ABOVE", True, 1),  # archive.py
-    ("COWORLD_ROLE_RETRIES", True, 0),  # knowledge/assets.py
-    ("COWORLD_ROLE_RETRY_DELAY_SECONDS", False, 0),
-    ("COWORLD_ROLE_TIMEOUT_SECONDS", False, 1),  # knowledge/resources.py
-    ("COWORLD_CELERY_VISIBILITY_TIMEOUT", False, 5),  # celery_executor.py
-)
+def decimal(name: str) -> float:
+    assert not NUMBERS[name].whole, name
+    return float(_read(name))
 
 
 def check_environment() -> None:
@@ -104,28 +116,27 @@ def check_environment() -> None:
     from coworld_pipeline.runtime.base import LimitsError, role_limits
 
     problems: list[str] = []
-
-    def number(name: str, whole: bool, minimum: float | None, default: float) -> float:
+    values: dict[str, float] = {}
+    for name, spec in NUMBERS.items():
         try:
-            value = env_int(name, None, int(minimum or 0)) if whole else env_float(name, None, minimum)
+            values[name] = _read(name)
         except SettingsError as exc:
             problems.append(str(exc))
-            return default
-        return default if value is None else value
-
-    for name, whole, minimum in NUMERIC_SETTINGS:
-        number(name, whole, minimum, minimum)
+            values[name] = spec.default
     runtime = os.environ.get("COWORLD_RUNTIME") or "process"
     if runtime not in RUNTIMES:
         problems.append(f"COWORLD_RUNTIME must be one of {', '.join(RUNTIMES)}, not {runtime[:40]!r}")
-    game_cpus = number("COWORLD_GAME_CPUS", False, None, 1.0)  # their bounds: role_limits below
-    player_cpus = number("COWORLD_PLAYER_CPUS", False, None, 1.0)
-    pids = int(number("COWORLD_PIDS_LIMIT", True, 1, 512))
     memory = {
-        key: os.environ.get(f"COWORLD_{key.upper()}") or "1g" for key in ("game_memory", "player_memory")
+        key: os.environ.get(f"COWORLD_{key.upper()}") or "1g" for key in ("GAME_MEMORY", "PLAYER_MEMORY")
     }
     try:
-        role_limits(game_cpus, memory["game_memory"], player_cpus, memory["player_memory"], pids)
+        role_limits(
+            values["COWORLD_GAME_CPUS"],
+            memory["GAME_MEMORY"],
+            values["COWORLD_PLAYER_CPUS"],
+            memory["PLAYER_MEMORY"],
+            int(values["COWORLD_PIDS_LIMIT"]),
+        )
     except LimitsError as exc:
         problems += [f"COWORLD_{key.upper()}: {why}" for key, why in exc.problems.items()]
     if problems:
@@ -154,10 +165,10 @@ class OrchestrationSettings:
         check_environment()
         return cls(
             runtime=os.environ.get("COWORLD_RUNTIME") or "process",
-            episodes_per_run=_int("COWORLD_EPISODES_PER_RUN", 50),
-            parallelism=_int("COWORLD_EPISODE_PARALLELISM", 2),
-            max_runs_per_tick=_int("COWORLD_MAX_RUNS_PER_TICK", 40),
-            sensor_interval_seconds=_int("COWORLD_SENSOR_INTERVAL_SECONDS", 5),
+            episodes_per_run=whole_number("COWORLD_EPISODES_PER_RUN"),
+            parallelism=whole_number("COWORLD_EPISODE_PARALLELISM"),
+            max_runs_per_tick=whole_number("COWORLD_MAX_RUNS_PER_TICK"),
+            sensor_interval_seconds=whole_number("COWORLD_SENSOR_INTERVAL_SECONDS"),
             round_schedule=os.environ.get("COWORLD_ROUND_SCHEDULE") or "* * * * *",
             demo=_flag("COWORLD_DEMO", False),
         )
