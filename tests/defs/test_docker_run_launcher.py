@@ -162,14 +162,29 @@ def sensor_state(dev: DagsterDev) -> dict[str, Any]:
 
 
 def stop_sensor(dev: DagsterDev) -> None:
-    """Stop the commissioner and wait until no tick of it is in progress."""
-    dev.gql("mutation($id: String) { stopSensor(id: $id) { __typename } }", {"id": sensor_state(dev)["id"]})
+    """Stop the commissioner and wait until no tick of it is in progress.
+
+    The stop is repeated while the sensor reads as running: Dagster's sensor daemon ends each tick
+    by reading the sensor's state and writing it back with the tick's data (SensorLaunchContext._write),
+    so a stop that lands between that read and that write is lost and the sensor runs on. Whether
+    that or a tick of over a minute kept the sensor busy in one CI run is not known: a timeout now
+    prints the sensor's last state and dagster dev's log.
+    """
+    seen: list[dict[str, Any]] = []
 
     def quiet() -> bool:
         state = sensor_state(dev)
-        return state["status"] == "STOPPED" and all(t["status"] != "STARTED" for t in state["ticks"])
+        seen[:] = [state]
+        if state["status"] != "STOPPED":
+            dev.gql("mutation($id: String) { stopSensor(id: $id) { __typename } }", {"id": state["id"]})
+            return False
+        return all(t["status"] != "STARTED" for t in state["ticks"])
 
-    wait_for(quiet, 60, "the commissioner sensor to stop with no tick in progress", 0.5)
+    try:
+        wait_for(quiet, 90, "the commissioner sensor to stop with no tick in progress", 0.5)
+    except AssertionError as exc:
+        said = dev.log_tail(3000)
+        raise AssertionError(f"{exc}; its last state: {seen}; dagster dev said: {said}") from None
 
 
 def start_sensor(dev: DagsterDev) -> None:
