@@ -96,7 +96,7 @@ def first(rows: Sequence[Any], limit: int | None) -> Sequence[Any]:
 def more_rows(shown: int, total: int) -> None:
     if total > shown:
         console.print(
-            f"… {total - shown} more (ranks {shown + 1}-{total}): "
+            f"… {total - shown} more (rows {shown + 1}-{total}): "
             "--limit 0 shows every row, --json prints them all"
         )
 
@@ -122,7 +122,7 @@ def standings_tables(groups: Iterable[DivisionStandings], limit: int | None) -> 
             ],
             [
                 [
-                    r.rank,
+                    "-" if r.rank is None else r.rank,
                     r.label,
                     r.status,
                     num(r.rating),
@@ -139,13 +139,20 @@ def standings_tables(groups: Iterable[DivisionStandings], limit: int | None) -> 
             ],
         )
         more_rows(len(shown), len(g.standings))
+        ranked = sum(1 for r in g.standings if r.section == "ranked")
         unsettled = sum(1 for r in g.standings if r.settled is False)
         if unsettled:
             line(
                 "{} of {} ranked places not settled at 95%: more episodes would still change them",
                 unsettled,
-                sum(1 for r in g.standings if r.section == "ranked"),
+                ranked,
             )
+        unrated = sum(1 for r in g.standings if r.section == "unrated")
+        if unrated:
+            line("{} not ranked yet (-): no rated episode; the rating shown is the prior", unrated)
+        inactive = sum(1 for r in g.standings if r.section == "inactive")
+        if inactive:
+            line("{} not ranked (-): quarantined or retired, listed with their last rating", inactive)
 
 
 def rankings_table(title: str, rows: Iterable[RankingView], episodes: dict[str, int] | None = None) -> None:

@@ -410,7 +410,7 @@ def _finish_round(s: Session, league: League, rnd: Round, msg: RoundComplete) ->
     )
     s.flush()
     for div in divisions.values():
-        top = division_rows(s, league, div)[:5]
+        top = [r for r in division_rows(s, league, div) if r.rank is not None][:5]
         if top:
             record_event(
                 s,

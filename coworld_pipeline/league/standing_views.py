@@ -35,7 +35,7 @@ class DivisionRef:
 
 @dataclass(frozen=True)
 class StandingRow:
-    rank: int
+    rank: int | None  # 1..n for ranked rows; None for unrated and inactive ones (listed below them)
     policy_version_id: str
     label: str
     membership_id: str

@@ -122,8 +122,9 @@ def standing_rows(members: Sequence[Sequence[Any]]) -> tuple[StandingRow, ...]:
 
     Each member is (policy version id, membership id, status, policy name, version, mu, sigma,
     episodes, wins, score sum); the rating columns are None for a member not yet rated. Rated
-    entrants that still play come first, by mu - 3 sigma; unrated ones, then quarantined and retired
-    ones, are listed apart below them (a quarantined entrant with 0 games must not outrank anyone).
+    entrants that still play come first, by mu - 3 sigma, ranked 1..n; unrated ones, then quarantined
+    and retired ones, are listed apart below them with no rank (a quarantined entrant with 0 games
+    must not outrank anyone, and an entrant with no rated episode has no place yet).
     """
     rows: list[tuple[tuple[int, float, str], dict[str, Any]]] = []  # (sort key, fields)
     for pv_id, membership_id, status, name, version, mu, sigma, episodes, wins, score_sum in members:
@@ -153,7 +154,9 @@ def standing_rows(members: Sequence[Sequence[Any]]) -> tuple[StandingRow, ...]:
         c = figures.get(fields["label"])
         if c is not None:
             fields.update(skill_low=c.low, skill_high=c.high, p_above_next=c.p_above_next, settled=c.settled)
-        out.append(StandingRow(rank=i + 1, **fields))
+        # Only ranked rows get a place: ranked rows sort first, so their places are 1..n. An entrant
+        # that has not played a rated episode (or may not play) has no place to show, not "rank 1".
+        out.append(StandingRow(rank=i + 1 if fields["section"] == "ranked" else None, **fields))
     return tuple(out)
 
 

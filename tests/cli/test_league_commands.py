@@ -188,7 +188,7 @@ def test_rounds_and_results_tables(cli: LeagueCli) -> None:
     assert "Rows 1-1 of 1" in listing
     assert all(f"{n}:v1" in standings for n in MARKUP_NAMES)
     assert re.search(r"│ 1 +│ \S+:v1 ", standings)
-    assert "2 more (ranks 2-3)" in top
+    assert "2 more (rows 2-3)" in top
     round_key = f"{LEAGUE}.r1"  # rounds are listed by their readable key (their partition key)
     assert round_key in listing
     round_id = cli.json("rounds", "-l", LEAGUE)["entries"][0]["id"]
@@ -312,7 +312,7 @@ def test_tables_escape_markup_and_format_numbers() -> None:
     out = captured.get()
     assert "[red]L / open (level 1)" in out and "[/]:v1" in out and "[bold]x:v1" in out
     assert "20.31" in out and "0.33" in out and not RAW_FLOAT.search(out) and "None" not in out
-    assert "1 more (ranks 3-3)" in out and ":fire:" not in out  # --limit 2
+    assert "1 more (rows 3-3)" in out and ":fire:" not in out  # --limit 2
     assert "league [/] created" in out
 
 

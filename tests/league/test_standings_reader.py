@@ -109,7 +109,29 @@ def test_cli_results_reads_without_the_service(tmp_path: Path, home: Path):
     top = max((g["standings"] for g in expected), key=len)  # --limit applies per division
     assert len(top) >= 2
     assert top[0]["label"] in table.stdout and top[1]["label"] not in table.stdout
-    assert f"{len(top) - 1} more (ranks 2-{len(top)})" in table.stdout
+    assert f"{len(top) - 1} more (rows 2-{len(top)})" in table.stdout
     for ref in ("nope", "div_nope"):
         proc = run_cli("results", ref, env=env)
         assert proc.returncode == 2 and "unknown" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_only_rated_entrants_have_a_rank(tmp_path: Path, home: Path):
+    """An entrant with no rated episode is listed below the ranked ones with no rank, in the JSON
+    and the table (it used to show as rank n+1 with the prior's rating, or rank 1 in a new league)."""
+    url = f"sqlite:///{tmp_path / 'league.db'}"
+    svc = LeagueService(url, home)
+    _graduated_league(svc)
+    rows = [r for g in svc.standings("L") for r in g.standings]
+    svc.close()
+    late = next(r for r in rows if r.label == "late:v1")
+    assert late.section == "unrated" and late.rank is None and late.to_json()["rank"] is None
+    for g in read_standings(url, "L") or []:
+        ranked = [r.rank for r in g.standings if r.section == "ranked"]
+        assert ranked == list(range(1, len(ranked) + 1))
+        assert all(r.rank is None for r in g.standings if r.section != "ranked")
+    env = {**os.environ, "COWORLD_DATABASE_URL": url, "COWORLD_HOME": str(home), "COLUMNS": "200"}
+    table = run_cli("results", "L", env=env)
+    assert table.returncode == 0, table.stderr
+    late_line = next(line for line in table.stdout.splitlines() if "late:v1" in line)
+    assert late_line.split("│")[1].strip() == "-", late_line
+    assert "1 not ranked yet (-): no rated episode; the rating shown is the prior" in table.stdout

@@ -153,7 +153,7 @@ def standings_metadata(
     for div in divisions:
         rows = [
             [
-                r.rank,
+                "-" if r.rank is None else r.rank,
                 r.label,
                 round(r.rating, 2),
                 _settled(r.settled),
