@@ -134,19 +134,35 @@ def test_player_egress_is_opt_in(tmp_path: Path, docker_images: None) -> None:
             assert networks[name]["Internal"] is False
 
 
-def test_public_network_is_shared_and_recreated_when_pruned(tmp_path: Path, docker_images: None) -> None:
-    """Episodes share one public network; a runtime survives it being removed between episodes."""
+def test_public_network_is_shared_and_recreated_when_pruned(
+    tmp_path: Path, docker_images: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Episodes share one public network; a runtime survives it being removed between episodes.
+
+    On a network of its own: the engine's `coworld-public` is shared with anything else on this
+    machine, and an engine that was stopped while a container was attached to it keeps a stale
+    endpoint that makes it impossible to remove ("has active endpoints", no container attached).
+    """
+    name = f"coworld-public-test-{secrets.token_hex(4)}"
+    monkeypatch.setattr(docker_runtime, "PUBLIC_NETWORK", name)
     client = docker.from_env()
     runtime = make_runtime("docker")
     request = certification_request(load_manifest(TESTKIT_DIR / "coworld_manifest.json"))
-    first = run_episode(request, tmp_path / "a", runtime, EpisodeOptions(timeout_seconds=60))
-    assert first.ok, first.error
-    (public,) = client.networks.list(names=["coworld-public"])
-    public.remove()  # what `docker network prune` does to an unused network
-    second = run_episode(request, tmp_path / "b", runtime, EpisodeOptions(timeout_seconds=60))
-    assert second.ok, second.error
-    (again,) = client.networks.list(names=["coworld-public"])
-    assert again.id != public.id
+    try:
+        first = run_episode(request, tmp_path / "a", runtime, EpisodeOptions(timeout_seconds=60))
+        assert first.ok, first.error
+        # Every container of the episode is gone when it returns (this process owns no other).
+        assert not client.containers.list(all=True, filters={"label": f"{LABEL_OWNER}={owner_label()}"})
+        (public,) = client.networks.list(names=[name])
+        assert public.attrs["Labels"] == {"io.coworld.shared": "public"}
+        public.remove()  # what `docker network prune` does to an unused network
+        second = run_episode(request, tmp_path / "b", runtime, EpisodeOptions(timeout_seconds=60))
+        assert second.ok, second.error
+        (again,) = client.networks.list(names=[name])
+        assert again.id != public.id
+    finally:
+        for network in client.networks.list(names=[name]):
+            network.remove()
 
 
 def _until(condition: Callable[[], bool], seconds: float = 30.0) -> bool:
