@@ -8,6 +8,7 @@ named `[bold]x` would be shown as something else. Cells and titles are therefore
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -101,6 +102,13 @@ def more_rows(shown: int, total: int) -> None:
         )
 
 
+# Why the rows of a section below the ranked ones have no rank (standings_reader.SECTIONS).
+UNRANKED = {
+    "unrated": "not ranked yet (-): no rated episode; the rating shown is the prior",
+    "inactive": "not ranked (-): quarantined or retired, listed with their last rating",
+}
+
+
 def standings_tables(groups: Iterable[DivisionStandings], limit: int | None) -> None:
     for g in groups:
         shown = first(g.standings, limit)
@@ -139,20 +147,17 @@ def standings_tables(groups: Iterable[DivisionStandings], limit: int | None) -> 
             ],
         )
         more_rows(len(shown), len(g.standings))
-        ranked = sum(1 for r in g.standings if r.section == "ranked")
+        sections = Counter(r.section for r in g.standings)
         unsettled = sum(1 for r in g.standings if r.settled is False)
         if unsettled:
             line(
                 "{} of {} ranked places not settled at 95%: more episodes would still change them",
                 unsettled,
-                ranked,
+                sections["ranked"],
             )
-        unrated = sum(1 for r in g.standings if r.section == "unrated")
-        if unrated:
-            line("{} not ranked yet (-): no rated episode; the rating shown is the prior", unrated)
-        inactive = sum(1 for r in g.standings if r.section == "inactive")
-        if inactive:
-            line("{} not ranked (-): quarantined or retired, listed with their last rating", inactive)
+        for section, why in UNRANKED.items():
+            if sections[section]:
+                line("{} " + why, sections[section])
 
 
 def rankings_table(title: str, rows: Iterable[RankingView], episodes: dict[str, int] | None = None) -> None:
