@@ -579,7 +579,7 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def janitor(as_json: bool = JSON_OPTION) -> None:
-        """Remove containers, networks and processes left by platform processes that died."""
+        """Remove what platform processes that died left: containers, networks, processes, scratch dirs."""
         from coworld_pipeline.runtime.janitor import reap_orphans
 
         reaped = reap_orphans()
@@ -587,5 +587,6 @@ def register(app: typer.Typer) -> None:
             print_json(reaped)
         else:
             output.console.print(
-                f"reaped {reaped['processes']} process group(s), {reaped['docker']} container(s)/network(s)"
+                f"reaped {reaped['processes']} process group(s), {reaped['docker']} container(s)/network(s), "
+                f"{reaped['firewall_rules']} firewall rule(s), {reaped['scratch_dirs']} scratch dir(s)"
             )

@@ -45,7 +45,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -59,6 +58,7 @@ from dagster._core.launcher.default_run_launcher import DefaultRunLauncher
 from dagster._serdes import ConfigurableClass, ConfigurableClassData, deserialize_value, serialize_value
 
 from coworld_pipeline.defs import alembic_heads
+from coworld_pipeline.runtime.scratch import make_scratch_dir
 
 alembic_heads.install()  # every process that launches or runs our runs (alembic_heads.py says why)
 
@@ -215,7 +215,7 @@ class _ForkServerHandle:
 
     @classmethod
     def start(cls, preload: Sequence[str]) -> _ForkServerHandle:
-        directory = Path(tempfile.mkdtemp(prefix="coworld-prefork-"))  # 0700: only this user connects
+        directory = make_scratch_dir("prefork")  # 0700: only this user connects
         path = directory / "sock"
         proc = subprocess.Popen(
             [sys.executable, "-m", "coworld_pipeline.defs.prefork", str(path), *preload],

@@ -1,8 +1,9 @@
-"""Reap what a dead platform process left behind: labelled containers/networks and host processes.
+"""Reap what a dead platform process left behind: labelled containers/networks, host processes,
+host-firewall rules and scratch directories.
 
 Sandboxes remove their own runnables on every exit path they can see. SIGKILL is the one they cannot:
-then the docker labels (owner host + pid) and the process registry files let any later platform
-process find and remove the leftovers.
+then the docker labels (owner host + pid), the process registry files and the scratch directories'
+names (scratch.py) let any later platform process find and remove the leftovers.
 """
 
 from __future__ import annotations
@@ -126,10 +127,13 @@ def reap_containers() -> int:
 
 def reap_orphans() -> dict[str, int]:
     from coworld_pipeline.runtime.firewall import reap_orphan_rules
+    from coworld_pipeline.runtime.scratch import reap_scratch_dirs
 
     # Rules go after the networks: an episode's host-firewall rule outlives its network only here.
+    # Scratch directories go last: the containers they were mounted into are gone by then.
     return {
         "processes": reap_processes(),
         "docker": reap_containers(),
         "firewall_rules": reap_orphan_rules(),
+        "scratch_dirs": reap_scratch_dirs(),
     }

@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import contextlib
 import shutil
-import tempfile
 from pathlib import Path
+
+from coworld_pipeline.runtime.scratch import make_scratch_dir
 
 UPLOAD_URL_ENV = "COWORLD_PLAYER_ARTIFACT_UPLOAD_URL"
 CONTAINER_DIR = "/coworld-artifact"
@@ -32,7 +33,7 @@ class PlayerArtifacts:
 
     def dir_for(self, slot: int) -> Path:
         if self._root is None:
-            self._root = Path(tempfile.mkdtemp(prefix="coworld-player-artifacts-"))
+            self._root = make_scratch_dir("player-artifacts")
         directory = self._root / f"slot-{slot}"
         directory.mkdir(exist_ok=True)
         # A player image may run as any user: the directory must be writable by it (as the reference).

@@ -23,6 +23,8 @@ import tempfile
 import threading
 from pathlib import Path
 
+from coworld_pipeline.runtime.scratch import make_scratch_dir
+
 GATE_PATH = "/.coworld-gate"  # where the binary is mounted in a player container
 GATE_DIR = "/.coworld-gate.d"  # where the per-episode directory holding `open` is mounted
 OPEN_FILE = "open"
@@ -97,7 +99,7 @@ class StartGate:
 
     def __init__(self, binary: Path):
         self.binary = binary
-        self.directory = Path(tempfile.mkdtemp(prefix="coworld-gate-"))
+        self.directory = make_scratch_dir("gate")
         self.directory.chmod(0o755)  # players may run as any user: they must see `open`
         self._opened = False
 

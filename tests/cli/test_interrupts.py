@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -101,9 +102,14 @@ def test_janitor_reaps_containers_of_a_sigkilled_cli(tmp_path: Path, docker_imag
     proc.kill()
     proc.wait(timeout=30)
     assert managed_docker_objects(), "SIGKILL leaves containers: only the janitor can remove them"
+    scratch = list(Path(tempfile.gettempdir()).glob(f"coworld-*-{proc.pid}-*"))
+    assert scratch, "SIGKILL leaves the start gate's directory behind as well"
     janitor = subprocess.run(
         [*COWORLD, "janitor", "--json"], cwd=REPO, capture_output=True, text=True, timeout=60
     )
     assert janitor.returncode == 0, janitor.stderr
-    assert json.loads(janitor.stdout)["docker"] >= 4
+    reaped = json.loads(janitor.stdout)
+    assert reaped["docker"] >= 4
+    assert reaped["scratch_dirs"] >= len(scratch)
     assert managed_docker_objects() == []
+    assert [path for path in scratch if path.exists()] == []

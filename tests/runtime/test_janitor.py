@@ -1,13 +1,16 @@
-"""The janitor kills the process groups a dead platform process left, and counts only real kills."""
+"""The janitor kills the process groups a dead platform process left, and counts only real kills;
+it removes the scratch directories of dead owners only."""
 
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
 from pathlib import Path
 
 from coworld_pipeline.runtime.janitor import group_has_live_member, process_registry_dir, reap_processes
+from coworld_pipeline.runtime.scratch import make_scratch_dir, reap_scratch_dirs, scratch_owner
 from tests.conftest import wait_for
 
 
@@ -36,3 +39,32 @@ def test_zombie_groups_are_not_counted_as_killed() -> None:
             if p.poll() is None:
                 p.kill()
             p.wait(timeout=10)
+
+
+def test_only_scratch_directories_of_dead_owners_are_removed(tmp_path: Path) -> None:
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    gone = tmp_path / f"coworld-gate-{dead.pid}-x1y2z3"
+    (gone / "slot-0").mkdir(parents=True)
+    (gone / "slot-0" / "policy_artifact_0.zip").write_bytes(b"half an upload")
+    kept = {
+        "live owner": tmp_path / f"coworld-player-artifacts-{os.getpid()}-a1b2c3",
+        "a user's output": tmp_path / f"coworld-play-{dead.pid}-d4e5f6",  # `play` keeps its workspace
+        "made before owners were named": tmp_path / "coworld-prefork-abc123",
+    }
+    for path in kept.values():
+        path.mkdir()
+    assert reap_scratch_dirs(tmp_path) == 1
+    assert not gone.exists()
+    assert {what: path.exists() for what, path in kept.items()} == dict.fromkeys(kept, True)
+    assert reap_scratch_dirs(tmp_path) == 0
+
+
+def test_scratch_directories_carry_their_owner() -> None:
+    made = make_scratch_dir("gate")
+    try:
+        assert scratch_owner(made.name) == os.getpid()
+        assert made.stat().st_mode & 0o777 == 0o700
+        assert reap_scratch_dirs(made.parent) >= 0 and made.exists()  # this process is alive
+    finally:
+        made.rmdir()
