@@ -44,7 +44,7 @@ MODELS = ("plackett-luce", "thurstone")
 DIVISION = "D"
 VARIANT = "sim"
 # Gumbel scale giving P(a beats b) = logistic((a − b) / (√2·beta)), openskill PL's 2-player likelihood.
-_GUMBEL_SCALE = math.sqrt(2.0) * BETA
+GUMBEL_SCALE = math.sqrt(2.0) * BETA
 
 
 def synthetic_skills(n: int, rng: random.Random, spread: float = 1.0, prefix: str = "p") -> dict[str, float]:
@@ -60,7 +60,7 @@ def draw_scores(skills: Sequence[float], rng: random.Random, model: str = "plack
     """Per-seat scores of one synthetic episode: slots − 1 − place, place 0 the best performance."""
     if model == "plackett-luce":
         # skill + Gumbel noise, sorted, is exactly a Plackett-Luce draw with weights exp(skill / scale)
-        perf = [s - _GUMBEL_SCALE * math.log(-math.log(1.0 - rng.random())) for s in skills]
+        perf = [s - GUMBEL_SCALE * math.log(-math.log(1.0 - rng.random())) for s in skills]
     elif model == "thurstone":
         perf = [rng.gauss(s, BETA) for s in skills]
     else:
@@ -95,7 +95,7 @@ def game_information(skills: Sequence[float]) -> float:
     (Σ over m = 2..slots of (1 − 1/m), over scale²) and falls off quickly with the skill gaps, which
     is why pairing near neighbours beats playing everyone (see `information_floor`).
     """
-    weights = [math.exp(s / _GUMBEL_SCALE) for s in skills]
+    weights = [math.exp(s / GUMBEL_SCALE) for s in skills]
     memo: dict[int, float] = {}
 
     def expected(remaining: int) -> float:  # bitmask of players not yet placed
@@ -110,7 +110,7 @@ def game_information(skills: Sequence[float]) -> float:
             memo[remaining] = here + after
         return memo[remaining]
 
-    return expected((1 << len(weights)) - 1) / (_GUMBEL_SCALE * _GUMBEL_SCALE)
+    return expected((1 << len(weights)) - 1) / (GUMBEL_SCALE * GUMBEL_SCALE)
 
 
 def information_floor(skills: Mapping[str, float], slots: int) -> float:
@@ -143,6 +143,9 @@ class Simulation:
     rejected: int = 0
     per_round: list[int] = field(default_factory=list)
     last_complete: dict[str, Any] | None = None
+    # every rated episode as (entrant → credited score), in rating order: for estimators other than
+    # the league's (benchmarks/map_estimate.py)
+    history: list[dict[str, float]] = field(default_factory=list)
 
     def standings(self) -> list[tuple[str, float, float]]:
         """(key, mu, sigma) in the league's rank order: mu − 3 sigma, then key; unrated at the prior."""
@@ -276,7 +279,9 @@ def simulate(
             ep = in_flight.pop()
             pvs = ep["policy_version_ids"]
             scores = draw_scores([skills[pv] for pv in pvs], rng, model)
-            apply_episode(sim.table, credit(pvs, scores))
+            credited = credit(pvs, scores)
+            if apply_episode(sim.table, credited):
+                sim.history.append(credited)
             sim.episodes += 1
             stopped = stop is not None and stop(sim)
             if stopped or sim.episodes >= max_episodes:

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from coworld_pipeline.contract.commissioner import ScheduleEpisodes
-from coworld_pipeline.league.ratings import BETA
+from coworld_pipeline.league.ratings import BETA, recompute
 from coworld_pipeline.league.simulator import (
     Simulation,
     _validate_schedule,
@@ -70,6 +70,12 @@ def test_round_robin_round_through_the_real_commissioner_and_ratings():
     assert [r["policy_version_id"] for r in ranked] == ["a", "b", "c", "d"]
     again = simulate("round-robin", skills, seed=1, max_rounds=2).sim
     assert again.standings() == sim.standings()  # the same seed plays the same league
+    # the history replays into the same table (what another estimator is fed)
+    assert len(sim.history) == 24 and all(len(credited) == 2 for credited in sim.history)
+    replayed = recompute(([*c], [*c.values()]) for c in sim.history)
+    assert {k: (r.mu, r.sigma) for k, r in replayed.items()} == {
+        k: (r.mu, r.sigma) for k, r in sim.table.items()
+    }
 
 
 @pytest.mark.parametrize(
@@ -130,3 +136,17 @@ def test_information_floor():
     wide = synthetic_skills(16, random.Random(3), spread=3.0)
     for slots in (2, 4):  # the wider the field, the less a random game tells
         assert 0.0 < information_floor(wide, slots) < information_floor(narrow, slots) < 1.0
+
+
+def test_the_benchmarks_map_fit_ranks_simulated_episodes_at_least_as_well_as_the_league():
+    from benchmarks.map_estimate import MapRanking
+
+    skills = synthetic_skills(8, random.Random(6), spread=2.0)
+    sim = simulate("round-robin", skills, slots=4, seed=2, max_episodes=60).sim
+    fit = MapRanking(skills)
+    for credited in sim.history:
+        fit.add(credited)
+    fit.fit(max_steps=20)
+    assert kendall_tau(fit.ranking(), skills) >= kendall_tau(sim.ranking(), skills)
+    assert kendall_tau(fit.ranking(), skills) > 0.7
+    assert all(abs(s - 25.0) < 4 * 25.0 for s in fit.skills)  # the prior keeps the fit finite
