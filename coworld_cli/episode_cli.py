@@ -111,7 +111,10 @@ def default_output_dir(ref: str) -> Path:
 
 
 def looks_like_request(value: str) -> bool:
-    return value.endswith(".json") or Path(value).is_file()
+    try:
+        return value.endswith(".json") or Path(value).is_file()
+    except OSError:  # not a name a file can have (too long): an image reference, checked as one
+        return False
 
 
 def build_request(

@@ -7,6 +7,7 @@ import os
 import sys
 import threading
 from collections.abc import Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
@@ -105,6 +106,28 @@ def fail_usage(message: str, as_json: bool = False, problems: list[dict[str, str
         for p in problems or []:
             err_console.print(f"  [red]-[/] [bold]{escape(p['path'])}[/]: {escape(p['message'])}")
     raise typer.Exit(EXIT_USAGE)
+
+
+def usable_path(value: str | os.PathLike[str], what: str, as_json: bool = False) -> Path:
+    """`value` as a path that can be looked at (it may not exist), or exit 2 naming why it cannot.
+
+    `Path.is_dir()` and friends answer False for a missing path but raise for one the system refuses
+    to look at (a name longer than the file system allows, a directory that may not be searched).
+    """
+    path = Path(value).expanduser()
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        pass
+    except OSError as exc:
+        fail_usage(f"{what} {shortened(str(value))}: {exc.strerror or exc}", as_json)
+    return path
+
+
+def shortened(text: str, limit: int = 120) -> str:
+    """`text` whole when short, else its head and tail and its length: an error names a 5000-character
+    argument without burying the message under it."""
+    return text if len(text) <= limit else f"{text[:60]}…{text[-20:]} ({len(text)} characters)"
 
 
 def limits_or_exit(

@@ -14,6 +14,7 @@ from coworld_cli.output import (
     fail_contract,
     fail_usage,
     print_json,
+    usable_path,
 )
 from coworld_pipeline.contract.problems import ContractError
 
@@ -31,8 +32,10 @@ def register(app: typer.Typer) -> None:
         from coworld_pipeline.runtime.build import BuildError
         from coworld_pipeline.runtime.build import build as run_build
 
-        if not compose_file.is_file():
+        if not usable_path(compose_file, "compose file", as_json).is_file():
             fail_usage(f"no compose file at {compose_file}", as_json)
+        usable_path(template, "manifest template", as_json)
+        usable_path(output, "output", as_json)
         try:
             result = run_build(compose_file, template, version, output)
         except ContractError as exc:

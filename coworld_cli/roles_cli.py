@@ -32,6 +32,7 @@ from coworld_cli.output import (
     err_console,
     fail_usage,
     print_json,
+    usable_path,
 )
 
 DB_OPTION = typer.Option(None, "--db", envvar="COWORLD_DATABASE_URL", help="League database URL.")
@@ -57,7 +58,7 @@ class Episode:
 
 
 def resolve_episode(ref: str, db: str | None, home: str | None, as_json: bool) -> Episode:
-    path = Path(ref).expanduser()
+    path = usable_path(ref, "episode", as_json)
     if path.is_dir():
         return Episode(path.resolve(), None, True)
     if path.exists():

@@ -11,13 +11,14 @@ answers from `standings_reader` without them, and its start-up time is most of w
 from __future__ import annotations
 
 import contextlib
+import errno
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import typer
 
-from coworld_cli.output import EXIT_FAILED, err_console, fail_usage, print_json
+from coworld_cli.output import EXIT_FAILED, err_console, fail_usage, print_json, shortened
 
 if TYPE_CHECKING:
     from coworld_pipeline.league.service import LeagueService
@@ -50,7 +51,7 @@ def league_service(
         # and a bad one is a LeagueError like any other bad input.
         from coworld_pipeline.league.service import LeagueService
 
-        svc = LeagueService(database_url=db, home=Path(home) if home else None)
+        svc = open_service(LeagueService, db, home, as_json)
         yield svc
     except LeagueError as exc:
         fail_usage(str(exc), as_json, exc.problems)
@@ -63,6 +64,20 @@ def league_service(
     finally:
         if svc is not None:
             svc.close()
+
+
+def open_service(cls: type[LeagueService], db: str | None, home: str | None, as_json: bool) -> LeagueService:
+    """The service on `home`; a home the system refuses (a file in the way, a name too long, no
+    permission to create it) is bad input naming it, not a traceback."""
+    try:
+        return cls(database_url=db, home=Path(home) if home else None)
+    except OSError as exc:
+        from coworld_pipeline.home import platform_home
+
+        where = str(home) if home else f"{platform_home()} (COWORLD_HOME or the default)"
+        # mkdir(exist_ok=True) on a file says "File exists": the problem is that it is no directory
+        reason = "not a directory" if exc.errno == errno.EEXIST else exc.strerror or str(exc)
+        fail_usage(f"cannot use the league home {shortened(where)}: {reason}", as_json)
 
 
 def fail_database(detail: str, as_json: bool) -> NoReturn:
