@@ -102,6 +102,9 @@ def runtime_or_exit(
         fail_usage(exc.message, as_json)
 
 
+WORKSPACE = "workspace (--output-dir)"
+
+
 def default_output_dir(ref: str) -> Path:
     """Mirrors the reference: next to a local manifest, else ./coworld-results."""
     if urlparse(ref).scheme in ("http", "https"):
@@ -405,6 +408,7 @@ def register(app: typer.Typer) -> None:
         secrets_map = resolve_secret_env(secret_env, secret_env_file, as_json)
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
+        workspace = output.output_directory(output_dir or default_output_dir(manifest), WORKSPACE, as_json)
         limits = output.limits_or_exit(
             game_cpus, game_memory, player_cpus, player_memory, pids_limit, as_json
         )
@@ -416,7 +420,6 @@ def register(app: typer.Typer) -> None:
             allow_player_egress=allow_player_egress,
             package_dir=manifest_dir(manifest),
         )
-        workspace = output_dir or default_output_dir(manifest)
         outcome = execute(request, workspace, rt, options, as_json, f"{m.label} on {rt.name}")
         report_outcome(outcome, as_json)
 
@@ -446,7 +449,11 @@ def register(app: typer.Typer) -> None:
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
         rt = runtime_or_exit(runtime, manifest, as_json)
-        workspace = output_dir or Path(tempfile.mkdtemp(prefix="coworld-play-"))
+        workspace = (
+            output.output_directory(output_dir, WORKSPACE, as_json)
+            if output_dir
+            else Path(tempfile.mkdtemp(prefix="coworld-play-"))
+        )
 
         def show_links(links: EpisodeLinks) -> None:
             if as_json:
@@ -500,7 +507,11 @@ def register(app: typer.Typer) -> None:
         except ContractError as exc:
             fail_usage(f"{exc.subject} is invalid", as_json, [p.as_dict() for p in exc.problems])
         rt = runtime_or_exit(runtime, manifest, as_json)
-        workspace = output_dir or Path(tempfile.mkdtemp(prefix="coworld-cert-"))
+        workspace = (
+            output.output_directory(output_dir, WORKSPACE, as_json)
+            if output_dir
+            else Path(tempfile.mkdtemp(prefix="coworld-cert-"))
+        )
         display = PhaseDisplay(f"certifying {m.label} on {rt.name}", enabled=not as_json)
         try:
             with display:

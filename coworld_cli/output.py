@@ -124,6 +124,73 @@ def usable_path(value: str | os.PathLike[str], what: str, as_json: bool = False)
     return path
 
 
+def output_directory(value: str | os.PathLike[str], what: str, as_json: bool = False) -> Path:
+    """`value` as a directory to write into (made later when missing), or exit 2 before anything runs
+    when it cannot be one: a file there or in the way, a name the system refuses."""
+    path = _writable_place(value, what, as_json)
+    if path.exists() and not path.is_dir():
+        fail_usage(f"{what} {shortened(str(value))} is a file, not a directory", as_json)
+    return path
+
+
+# What a command writes, by its first bytes or its text: an existing file of that kind may be replaced,
+# any other file is left alone (a mistyped `-o README.md` must not lose it).
+_OUTPUT_KINDS = {"zip": "a zip archive", "json": "a JSON document"}
+_JSON_REPLACE_LIMIT = 64 * 1024 * 1024
+
+
+def output_file(value: str | os.PathLike[str], what: str, kind: str, as_json: bool = False) -> Path:
+    """`value` as a file to write (`kind`: "zip" or "json"), or exit 2 before anything runs: a
+    directory there, a file in the way of its parent, or an existing file of another kind."""
+    path = _writable_place(value, what, as_json)
+    if path.is_dir():
+        fail_usage(f"{what} {shortened(str(value))} is a directory: give a file name", as_json)
+    if path.exists() and not _is_kind(path, kind):
+        fail_usage(
+            f"{what} {shortened(str(value))} exists and is not {_OUTPUT_KINDS[kind]}: not replaced "
+            "(remove it, or give another path)",
+            as_json,
+        )
+    return path
+
+
+def write_output(path: Path, data: bytes, what: str, as_json: bool = False) -> None:
+    """Write `data` to `path` whole or not at all (a temporary file beside it, then renamed)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        fail_usage(f"cannot write {what} {shortened(str(path))}: {exc.strerror or exc}", as_json)
+
+
+def _writable_place(value: str | os.PathLike[str], what: str, as_json: bool) -> Path:
+    path = usable_path(value, what, as_json)
+    for parent in path.absolute().parents:  # the nearest existing ancestor must be a directory
+        if parent.exists():
+            if not parent.is_dir():
+                fail_usage(f"{what} {shortened(str(value))}: {parent} is a file, not a directory", as_json)
+            break
+    return path
+
+
+def _is_kind(path: Path, kind: str) -> bool:
+    try:
+        if path.stat().st_size == 0:
+            return True  # nothing to lose
+        if kind == "zip":
+            with path.open("rb") as fh:
+                return fh.read(4) in (b"PK\x03\x04", b"PK\x05\x06")
+        if path.stat().st_size > _JSON_REPLACE_LIMIT:
+            return False
+        json.loads(path.read_bytes())
+        return True
+    except (OSError, ValueError):
+        return False
+
+
 def shortened(text: str, limit: int = 120) -> str:
     """`text` whole when short, else its head and tail and its length: an error names a 5000-character
     argument without burying the message under it."""

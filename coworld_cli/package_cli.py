@@ -13,8 +13,10 @@ from coworld_cli.output import (
     JSON_OPTION,
     fail_contract,
     fail_usage,
+    output_file,
     print_json,
     usable_path,
+    write_output,
 )
 from coworld_pipeline.contract.problems import ContractError
 
@@ -35,7 +37,7 @@ def register(app: typer.Typer) -> None:
         if not usable_path(compose_file, "compose file", as_json).is_file():
             fail_usage(f"no compose file at {compose_file}", as_json)
         usable_path(template, "manifest template", as_json)
-        usable_path(output, "output", as_json)
+        output_file(output, "output", "json", as_json)
         try:
             result = run_build(compose_file, template, version, output)
         except ContractError as exc:
@@ -67,6 +69,7 @@ def register(app: typer.Typer) -> None:
 
         if contract not in TARGETS:
             fail_usage(f"--contract must be one of {', '.join(TARGETS)} (got {contract!r})", as_json)
+        output = output_file(output, "--output", "json", as_json)
         m = load_manifest_or_exit(manifest, as_json)
         try:
             result = run_convert(m, contract)
@@ -74,8 +77,7 @@ def register(app: typer.Typer) -> None:
             fail_contract(exc, as_json)
         except ValueError as exc:
             fail_usage(str(exc), as_json)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(json.dumps(result.manifest, indent=2) + "\n")
+        write_output(output, (json.dumps(result.manifest, indent=2) + "\n").encode(), "--output", as_json)
         if as_json:
             print_json({"ok": True, "output": str(output), **result.to_json()})
             return

@@ -31,6 +31,8 @@ from coworld_cli.output import (
     console,
     err_console,
     fail_usage,
+    output_directory,
+    output_file,
     print_json,
     usable_path,
 )
@@ -69,9 +71,12 @@ def resolve_episode(ref: str, db: str | None, home: str | None, as_json: bool) -
         from coworld_pipeline.league.service import LeagueService
 
         service = LeagueService(database_url=db, home=Path(home) if home else None)
-        view = service.episode(ref)
-        directory = Path(view.workspace)
-        manifest_json, source_dir = service.store.read(lambda s: reads.league_manifest(s, view.league_id))
+        try:
+            view = service.episode(ref)
+            directory = Path(view.workspace)
+            manifest_json, source_dir = service.store.read(lambda s: reads.league_manifest(s, view.league_id))
+        finally:
+            service.close()  # the role runs for minutes: no database connection held open meanwhile
     except LeagueError as exc:
         fail_usage(f"{ref} is neither an episode directory nor a known league episode ({exc})", as_json)
     except Exception as exc:  # a missing/unreadable database is bad input here, not a traceback
@@ -121,9 +126,9 @@ def _manifest(episode: Episode, ref: str | None, as_json: bool) -> tuple[Any, Pa
         fail_usage(f"{exc.subject} is invalid", as_json, [p.as_dict() for p in exc.problems])
 
 
-def _run_dir(episode: Episode, kind: str, runnable_id: str, output: Path | None) -> Path:
+def _run_dir(episode: Episode, kind: str, runnable_id: str, output: Path | None, as_json: bool) -> Path:
     if output is not None:
-        return output.resolve()
+        return output_directory(output, "--output-dir", as_json).resolve()
     from coworld_pipeline.home import platform_home
 
     key = episode.episode_id
@@ -175,7 +180,7 @@ def run_role_command(
         runtime = make_runtime(name, base_dir=base_dir)
     except EpisodeFailure as exc:
         fail_usage(exc.message, as_json)
-    run_dir = _run_dir(episode, kind, runnable.id, output)
+    run_dir = _run_dir(episode, kind, runnable.id, output, as_json)
     if run_dir == episode.directory or episode.directory in run_dir.parents:
         fail_usage(f"-o {run_dir} is inside the episode directory: roles never write there", as_json)
     with tempfile.TemporaryDirectory(prefix="coworld-bundle-") as tmp:
@@ -257,6 +262,7 @@ def register(app: typer.Typer) -> None:
         except ValueError as exc:
             fail_usage(str(exc), as_json)
         slots = _slots_or_exit(slot or [], as_json)
+        output = output_file(output, "--output", "zip", as_json)
         ep = resolve_episode(episode, db, home, as_json)
         made = _make_bundle(ep, output, tokens, slots, operator, as_json)
         if as_json:

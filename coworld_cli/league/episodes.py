@@ -23,7 +23,7 @@ from coworld_cli.league.options import (
     limit,
 )
 from coworld_cli.league.session import league_service
-from coworld_cli.output import console, err_console, fail_usage, print_json
+from coworld_cli.output import console, err_console, fail_usage, output_file, print_json, write_output
 from coworld_pipeline.league.status import EpisodeStatus
 
 if TYPE_CHECKING:
@@ -105,14 +105,15 @@ def episode_results(
     as_json: AsJson = False,
 ) -> None:
     """The raw results.json of an episode (it is JSON either way)."""
+    target = output_file(output, "--output", "json", as_json) if output else None
     with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
         files = EpisodeArtifacts.of(svc.episode(episode_id, league))
     data = files.read("results.json")
     if data is None:
         fail_usage(f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json)
-    if output:
-        Path(output).write_bytes(data)
-        render.line("wrote {}", output)
+    if target:
+        write_output(target, data, "--output", as_json)
+        render.line("wrote {}", str(target))
     else:
         print_json(json.loads(data))
 

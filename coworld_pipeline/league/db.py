@@ -18,9 +18,10 @@ from typing import TypeVar
 
 from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
+from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -30,7 +31,38 @@ T = TypeVar("T")
 _RETRYABLE_PG_CODES = {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock not available
 
 
+# SQLAlchemy 2.1 reads a bare postgresql:// as psycopg 3, which we do not ship; postgres:// (Heroku's
+# and many providers' spelling) it does not know at all. Both mean the driver we ship.
+_POSTGRES_SCHEMES = ("postgresql://", "postgres://")
+URL_FORMS = "sqlite:///PATH or postgresql://USER:PASSWORD@HOST:PORT/DATABASE"
+
+
+def engine_url(url: str) -> str:
+    """`url` with a bare Postgres scheme given our driver (psycopg2); any other URL unchanged."""
+    for scheme in _POSTGRES_SCHEMES:
+        if url.startswith(scheme):
+            return "postgresql+psycopg2://" + url[len(scheme) :]
+    return url
+
+
 def make_engine(url: str) -> Engine:
+    """The engine for `url`; a URL no engine can be made of is a LeagueError saying which forms work.
+
+    The message never repeats the URL: it may carry a password.
+    """
+    try:
+        return _make_engine(engine_url(url))
+    except ArgumentError as exc:  # unparseable, or an unknown dialect
+        raise LeagueError(
+            f"the league database URL is not one we can open ({exc}); give {URL_FORMS}"
+        ) from None
+    except ImportError as exc:  # a dialect whose driver is not installed (mysql://, postgresql+asyncpg://)
+        raise LeagueError(
+            f"the league database URL needs a driver that is not installed ({exc.name}); give {URL_FORMS}"
+        ) from None
+
+
+def _make_engine(url: str) -> Engine:
     if is_sqlite(url):
         path = sqlite_path(url)
         if path and path != ":memory:":

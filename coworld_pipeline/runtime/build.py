@@ -14,6 +14,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 import subprocess
@@ -154,5 +155,11 @@ def build(compose: Path, template_path: Path, version: str, output: Path) -> Bui
         _run(["bash", str(script), str(bundle)], template_path.parent, "build_replay_viewer.sh")
     manifest = parse_manifest(data, source=f"hydrated {template_path.name}")
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(manifest.to_json_dict(), indent=2) + "\n")
+    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # written whole or not at all
+    try:
+        tmp.write_text(json.dumps(manifest.to_json_dict(), indent=2) + "\n")
+        tmp.replace(output)
+    except OSError:
+        tmp.unlink(missing_ok=True)
+        raise
     return result

@@ -242,8 +242,12 @@ def write_bundle(request: BundleRequest, dest: Path) -> EpisodeBundle:
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    tmp.write_bytes(data)
-    tmp.replace(dest)
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(dest)
+    except OSError:
+        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind, the old file included
+        raise
     return EpisodeBundle(dest, manifest, hashlib.sha256(data).hexdigest(), len(data), dropped)
 
 

@@ -245,6 +245,16 @@ def test_episode_tables_and_files(cli: LeagueCli, tmp_path: Path) -> None:
     assert "[orchard]" in cli.run("episode-logs", good["id"], "--game", plain=False).stdout
 
 
+def test_episode_results_never_replaces_what_is_not_json(cli: LeagueCli, tmp_path: Path) -> None:
+    good = next(e for e in cli.json("episodes", "-l", LEAGUE) if e["status"] == "succeeded")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("mine\n")
+    for out, needle in ((notes, "exists and is not a JSON document"), (tmp_path, "is a directory")):
+        proc = cli.run("episode-results", good["id"], "-o", str(out), code=2)
+        assert proc.stderr.startswith(f"error: --output {out}") and needle in proc.stderr, proc.stderr
+    assert notes.read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+
+
 def test_events_table(cli: LeagueCli) -> None:
     out = cli.run("events", "-l", LEAGUE, "--limit", "100").stdout
     for kind in ("league_created", "round_opened", "policy_quarantined", "standings_updated"):

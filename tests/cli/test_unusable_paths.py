@@ -28,10 +28,10 @@ CASES = {
     "build-compose": (("build", LONG, MANIFEST, "1.0.0", "{tmp}/out.json"), "compose file"),
     "build-template": (("build", COMPOSE, LONG, "1.0.0", "{tmp}/out.json"), "manifest template"),
     "leagues-long-home": (("leagues", "--home", LONG), "cannot use the league home"),
-    "leagues-home-is-a-file": (("leagues", "--home", "/etc/passwd"), "/etc/passwd: not a directory"),
+    "leagues-home-is-a-file": (("leagues", "--home", "{tmp}/a-file"), "/a-file: not a directory"),
     "results-home-under-a-file": (
-        ("results", "some-league", "--home", "/etc/passwd/league"),
-        "/etc/passwd/league: Not a directory",
+        ("results", "some-league", "--home", "{tmp}/a-file/league"),
+        "/a-file/league: Not a directory",
     ),
     "overview-long-home": (
         ("league", "overview", "some-league", "--home", LONG),
@@ -44,6 +44,7 @@ CASES = {
 def test_an_unusable_path_is_a_usage_error(args: tuple[str, ...], named: str, tmp_path: Path) -> None:
     env = {**os.environ, "COWORLD_HOME": str(tmp_path / "home")}
     env.pop("COWORLD_DATABASE_URL", None)
+    (tmp_path / "a-file").write_text("not a directory\n")  # (a file of our own: a bug must not hit /etc)
     proc = run_cli(*(arg.replace("{tmp}", str(tmp_path)) for arg in args), env=env, timeout=60)
     assert proc.returncode == 2, (proc.returncode, proc.stdout[-2000:], proc.stderr[-2000:])
     assert "Traceback" not in proc.stderr + proc.stdout, proc.stderr[-3000:]
@@ -53,8 +54,10 @@ def test_an_unusable_path_is_a_usage_error(args: tuple[str, ...], named: str, tm
 
 def test_a_home_that_is_a_file_is_named_whichever_way_it_was_given(tmp_path: Path) -> None:
     """COWORLD_HOME is an argument too, named like --home."""
-    env = {**os.environ, "COWORLD_HOME": "/etc/passwd"}
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a directory\n")
+    env = {**os.environ, "COWORLD_HOME": str(a_file)}
     env.pop("COWORLD_DATABASE_URL", None)
     proc = run_cli("leagues", "--json", env=env, timeout=60)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
-    assert json.loads(proc.stdout)["error"] == "cannot use the league home /etc/passwd: not a directory"
+    assert json.loads(proc.stdout)["error"] == f"cannot use the league home {a_file}: not a directory"
