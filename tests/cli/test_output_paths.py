@@ -25,6 +25,13 @@ def episode(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return play_orchard(tmp_path_factory.mktemp("output-paths") / "episode")
 
 
+@pytest.fixture
+def precious(tmp_path: Path) -> Path:
+    path = tmp_path / "notes.txt"
+    path.write_text(PRECIOUS)
+    return path
+
+
 def run(*args: str, home: Path):
     env = {**os.environ, "COWORLD_HOME": str(home), "COLUMNS": "1000"}
     env.pop("COWORLD_DATABASE_URL", None)
@@ -39,6 +46,7 @@ def assert_refused(proc, needle: str, precious: Path) -> None:
     assert precious.read_text() == PRECIOUS
 
 
+ROLE = ("--manifest", str(ORCHARD_MANIFEST), "--runtime", "process", "-o")
 # (arguments with {file} where the command writes, what the error names)
 DIRECTORY_OUTPUTS = {
     "run-episode": (
@@ -46,45 +54,16 @@ DIRECTORY_OUTPUTS = {
         "workspace",
     ),
     "certify": (("certify", str(ORCHARD_MANIFEST), "--runtime", "process", "-o", "{file}/sub"), "workspace"),
-    "report": (
-        ("report", "{episode}", "--manifest", str(ORCHARD_MANIFEST), "--runtime", "process", "-o", "{file}"),
-        "--output-dir",
-    ),
-    "grade": (
-        (
-            "grade",
-            "{episode}",
-            "--manifest",
-            str(ORCHARD_MANIFEST),
-            "--runtime",
-            "process",
-            "-o",
-            "{file}/sub",
-        ),
-        "--output-dir",
-    ),
-    "episode-stats": (
-        (
-            "episode-stats",
-            "{episode}",
-            "--manifest",
-            str(ORCHARD_MANIFEST),
-            "--runtime",
-            "process",
-            "-o",
-            "{file}",
-        ),
-        "--output-dir",
-    ),
+    "report": (("report", "{episode}", *ROLE, "{file}"), "--output-dir"),
+    "grade": (("grade", "{episode}", *ROLE, "{file}/sub"), "--output-dir"),
+    "episode-stats": (("episode-stats", "{episode}", *ROLE, "{file}"), "--output-dir"),
 }
 
 
 @pytest.mark.parametrize(("args", "named"), list(DIRECTORY_OUTPUTS.values()), ids=list(DIRECTORY_OUTPUTS))
 def test_a_file_where_a_directory_must_be(
-    args: tuple[str, ...], named: str, episode: Path, tmp_path: Path
+    args: tuple[str, ...], named: str, episode: Path, precious: Path, tmp_path: Path
 ) -> None:
-    precious = tmp_path / "notes.txt"
-    precious.write_text(PRECIOUS)
     argv = [a.replace("{file}", str(precious)).replace("{episode}", str(episode)) for a in args]
     proc = run(*argv, home=tmp_path / "home")
     assert_refused(proc, f"{named}", precious)
@@ -100,10 +79,8 @@ FILE_OUTPUTS = {
 
 @pytest.mark.parametrize(("args", "kind"), list(FILE_OUTPUTS.values()), ids=list(FILE_OUTPUTS))
 def test_a_file_of_another_kind_or_a_directory_is_not_replaced(
-    args: tuple[str, ...], kind: str, episode: Path, tmp_path: Path
+    args: tuple[str, ...], kind: str, episode: Path, precious: Path, tmp_path: Path
 ) -> None:
-    precious = tmp_path / "notes.txt"
-    precious.write_text(PRECIOUS)
     for out, needle in (
         (precious, f"exists and is not a {kind}: not replaced"),
         (tmp_path, "is a directory"),
