@@ -23,7 +23,15 @@ from coworld_cli.league.options import (
     limit,
 )
 from coworld_cli.league.session import league_service
-from coworld_cli.output import console, err_console, fail_usage, output_file, print_json, write_output
+from coworld_cli.output import (
+    console,
+    err_console,
+    fail_usage,
+    output_directory,
+    output_file,
+    print_json,
+    write_output,
+)
 from coworld_pipeline.league.status import EpisodeStatus
 
 if TYPE_CHECKING:
@@ -154,6 +162,7 @@ def episode_logs(
     as_json: AsJson = False,
 ) -> None:
     """List, print or download an episode's game and player logs."""
+    out = output_directory(download_dir, "--download-dir", as_json) if download_dir else None
     with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
         episode = svc.episode(episode_id, league)
     files = EpisodeArtifacts.of(episode)
@@ -181,11 +190,10 @@ def episode_logs(
         _print_failure(episode)
         return
     logs = [n for n in files.names("logs/") if n.endswith(".log")]
-    if download_dir:
-        out = Path(download_dir)
-        out.mkdir(parents=True, exist_ok=True)
+    if out:
         for name in logs:
-            (out / f"{files.episode_id}-{Path(name).name}").write_bytes(files.read(name) or b"")
+            dest = out / f"{files.episode_id}-{Path(name).name}"
+            write_output(dest, files.read(name) or b"", "log", as_json)
     if as_json:
         print_json({"episode_request_id": files.episode_id, "logs": [files.location(n) for n in logs]})
         return
@@ -208,6 +216,7 @@ def replays(
     as_json: AsJson = False,
 ) -> None:
     """Episodes with a replay; optionally download them (decompressed) with an index.json."""
+    out = output_directory(download_dir, "--download-dir", as_json) if download_dir else None
     with league_service(
         db, home, as_json, {"--league": league, "--round": round_id, "--policy": policy}
     ) as svc:
@@ -233,18 +242,16 @@ def replays(
             "local_path": None,
             "command": f"coworld replay-open {e.key or e.id}",
         }
-        if download_dir:
-            out = Path(download_dir)
-            out.mkdir(parents=True, exist_ok=True)
+        if out:
             data = files.replay_bytes()
             if data is None:
                 fail_usage(f"the replay of {e.id} is neither on disk nor in the artifact store", as_json)
             dest = out / f"{e.id}.json"
-            dest.write_bytes(data)
+            write_output(dest, data, "replay", as_json)
             entry["local_path"] = str(dest)
         index.append(entry)
-    if download_dir:
-        (Path(download_dir) / "index.json").write_text(json.dumps(index, indent=2))
+    if out:
+        write_output(out / "index.json", json.dumps(index, indent=2).encode(), "index", as_json)
     if as_json:
         print_json(index)
         return

@@ -35,7 +35,10 @@ PolicyFilter = Annotated[
     str | None, typer.Option("--policy", "-p", help="Policy: NAME, NAME:vN or a policy version id.")
 ]
 DivisionFilter = Annotated[str | None, typer.Option("--division", "-d", help="Division id (div_…).")]
-Offset = Annotated[int, typer.Option("--offset", min=0, help="Skip this many rows first (paging).")]
+# The bound keeps the number inside what the databases take (SQLite: 64-bit), far above any league's rows.
+Offset = Annotated[
+    int, typer.Option("--offset", min=0, max=10**9, help="Skip this many rows first (paging).")
+]
 
 
 def limit(maximum: int, what: str = "rows") -> Any:

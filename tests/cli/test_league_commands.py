@@ -245,14 +245,32 @@ def test_episode_tables_and_files(cli: LeagueCli, tmp_path: Path) -> None:
     assert "[orchard]" in cli.run("episode-logs", good["id"], "--game", plain=False).stdout
 
 
-def test_episode_results_never_replaces_what_is_not_json(cli: LeagueCli, tmp_path: Path) -> None:
+def test_downloads_never_replace_a_file_of_another_kind(cli: LeagueCli, tmp_path: Path) -> None:
+    """episode-results -o, episode-logs -d and replays -o check where they write before they read."""
     good = next(e for e in cli.json("episodes", "-l", LEAGUE) if e["status"] == "succeeded")
     notes = tmp_path / "notes.txt"
     notes.write_text("mine\n")
-    for out, needle in ((notes, "exists and is not a JSON document"), (tmp_path, "is a directory")):
-        proc = cli.run("episode-results", good["id"], "-o", str(out), code=2)
-        assert proc.stderr.startswith(f"error: --output {out}") and needle in proc.stderr, proc.stderr
+    refused = {
+        ("episode-results", good["id"], "-o", str(notes)): "--output {} exists and is not a JSON document",
+        ("episode-results", good["id"], "-o", str(tmp_path)): "--output {} is a directory",
+        ("episode-logs", good["id"], "-d", str(notes)): "--download-dir {} is a file, not a directory",
+        ("replays", "-l", LEAGUE, "-o", str(notes)): "--download-dir {} is a file, not a directory",
+    }
+    for args, needle in refused.items():
+        proc = cli.run(*args, code=2)
+        assert proc.stderr.startswith("error: " + needle.format(args[-1])), proc.stderr
     assert notes.read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    downloads = tmp_path / "downloads"
+    cli.run_many(
+        ("episode-logs", good["id"], "-d", str(downloads)), ("replays", "-l", LEAGUE, "-o", str(downloads))
+    )
+    names = sorted(p.name for p in downloads.iterdir())
+    assert "index.json" in names and f"{good['id']}.json" in names and not [n for n in names if "tmp" in n]
+
+
+def test_paging_past_what_a_database_can_count_is_a_usage_error(cli: LeagueCli) -> None:
+    proc = cli.run("rounds", "-l", LEAGUE, "--offset", str(10**20), code=2)
+    assert "--offset" in proc.stderr and "OverflowError" not in proc.stderr
 
 
 def test_events_table(cli: LeagueCli) -> None:
