@@ -84,6 +84,18 @@ def coworlds(store: Store) -> list[CoworldView]:
     )
 
 
+# Far above any sensible setting, and inside every integer the platform stores or compares.
+FAILURE_POLICY_BOUNDS = {
+    "infra_retries": (0, 100),
+    "quarantine_after": (1, 10_000),
+    "failed_slot_budget": (0, 10**6),
+}
+
+
+def is_whole(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 MAX_LEAGUE_NAME_CHARS = 100
 MAX_INTERVAL_MINUTES = 366 * 24 * 60
 MAX_EPISODE_TIMEOUT_SECONDS = 7 * 24 * 3600
@@ -216,6 +228,12 @@ def _check_league_settings(
     unknown = set(policy) - set(DEFAULT_FAILURE_POLICY)
     if unknown:
         raise LeagueError(f"unknown failure policy keys: {', '.join(sorted(unknown))}")
+    for key, (low, high) in FAILURE_POLICY_BOUNDS.items():
+        value = policy[key]
+        if value is None and key == "failed_slot_budget":
+            continue
+        if not is_whole(value) or not low <= value <= high:
+            raise LeagueError(f"{key} must be a whole number from {low} to {high:,} (got {value!r})")
     timeout = (failure_policy or {}).get("episode_timeout_seconds")
     number = isinstance(timeout, (int, float)) and not isinstance(timeout, bool)
     if timeout is not None and not (number and 1 <= timeout <= MAX_EPISODE_TIMEOUT_SECONDS):  # NaN, inf

@@ -51,6 +51,7 @@ STRATEGIES = ("round-robin", "swiss", "elimination", "adaptive")
 GRADUATIONS = ("none", "percentile", "win-streak")
 TWO_SLOT_ONLY = ("swiss", "elimination")
 MAX_EPISODES_PER_PAIR = 1000
+MAX_STREAK = 10_000  # wins in a row (and top places) for win-streak graduation
 
 DEFAULT_CONFIG: dict[str, Any] = {
     "strategy": "round-robin",
@@ -79,6 +80,10 @@ def normalize_config(config: dict[str, Any] | None) -> dict[str, Any]:
         not isinstance(epp, int) or isinstance(epp, bool) or not 1 <= epp <= MAX_EPISODES_PER_PAIR
     ):
         raise ValueError(f"episodes_per_pair must be an integer from 1 to {MAX_EPISODES_PER_PAIR}")
+    for key in ("streak_length", "streak_top_k"):
+        value = out[key]
+        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_STREAK:
+            raise ValueError(f"{key} must be a whole number from 1 to {MAX_STREAK:,} (got {value!r})")
     for key in ("promote_top_pct", "relegate_bottom_pct"):
         if not 0 <= float(out[key]) <= 100:
             raise ValueError(f"{key} must be between 0 and 100")

@@ -79,6 +79,12 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
         ({"failure_policy": {"episode_timeout_seconds": float("inf")}}, "episode timeout must be from 1"),
         ({"failure_policy": {"episode_timeout_seconds": "soon"}}, "episode timeout must be from 1"),
         ({"commissioner_config": {"episodes_per_pair": 5000}}, "episodes_per_pair must be an integer"),
+        # Counts past what the platform stores or compares (once stored as given, 10**20 included).
+        ({"failure_policy": {"quarantine_after": 10**20}}, "quarantine_after must be a whole number from 1"),
+        ({"failure_policy": {"infra_retries": -1}}, "infra_retries must be a whole number from 0 to 100"),
+        ({"failure_policy": {"failed_slot_budget": 2.5}}, "failed_slot_budget must be a whole number"),
+        ({"failure_policy": {"quarantine_after": True}}, "quarantine_after must be a whole number"),
+        ({"commissioner_config": {"streak_length": 10**20}}, "streak_length must be a whole number from 1"),
     ]:
         with pytest.raises(LeagueError, match=why):
             svc.create_league("L6", "orchard", **settings)
