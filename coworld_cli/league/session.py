@@ -67,16 +67,28 @@ def league_service(
 
 
 def open_service(cls: type[LeagueService], db: str | None, home: str | None, as_json: bool) -> LeagueService:
-    """The service on `home`; a home the system refuses (a file in the way, a name too long, no
-    permission to create it) is bad input naming it, not a traceback."""
+    """The service on `home` and `db`; a home or database file the system refuses (a file in the way,
+    a name too long, no permission to create it) is bad input naming it, not a traceback, and so is
+    an in-memory SQLite database (gone when the command exits, with everything it was told)."""
+    from coworld_pipeline.league.location import is_sqlite, league_location, sqlite_path
+
+    home_dir, url = league_location(db, home)  # paths only: nothing is created or opened yet
+    database = Path(sqlite_path(url).partition("?")[0]) if is_sqlite(url) else None
+    if database is not None and str(database) in ("", ".", ":memory:"):
+        fail_usage(
+            "the league database URL names an in-memory SQLite database, which is gone when the "
+            "command exits: give sqlite:///PATH",
+            as_json,
+        )
     try:
         return cls(database_url=db, home=Path(home) if home else None)
     except OSError as exc:
-        from coworld_pipeline.home import platform_home
-
-        where = str(home) if home else f"{platform_home()} (COWORLD_HOME or the default)"
         # mkdir(exist_ok=True) on a file says "File exists": the problem is that it is no directory
         reason = "not a directory" if exc.errno == errno.EEXIST else exc.strerror or str(exc)
+        failed = Path(exc.filename) if isinstance(exc.filename, str) else None
+        if failed is not None and database is not None and failed not in (home_dir, *home_dir.parents):
+            fail_usage(f"cannot use the league database file {shortened(str(database))}: {reason}", as_json)
+        where = str(home) if home else f"{home_dir} (COWORLD_HOME or the default)"
         fail_usage(f"cannot use the league home {shortened(where)}: {reason}", as_json)
 
 

@@ -44,6 +44,21 @@ def test_the_json_error_says_the_same(tmp_path: Path) -> None:
     assert error.startswith("the league database URL is not one we can open") and "hunter2" not in error
 
 
+@pytest.mark.parametrize("url", ["sqlite://", "sqlite:///", "sqlite:///:memory:"])
+def test_an_in_memory_database_is_refused(url: str, tmp_path: Path) -> None:
+    """Each command is a process of its own: an in-memory league would be empty every time."""
+    proc = leagues(url, tmp_path)
+    assert proc.returncode == 2 and "in-memory SQLite database" in proc.stderr, proc.stderr
+
+
+def test_a_database_file_the_system_refuses_is_named(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("in the way\n")
+    proc = leagues(f"sqlite:///{tmp_path / 'a-file' / 'league.db'}", tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    expected = f"cannot use the league database file {tmp_path / 'a-file' / 'league.db'}: not a directory"
+    assert expected in proc.stderr, proc.stderr
+
+
 @pytest.mark.parametrize("scheme", ["postgresql", "postgres"])
 def test_bare_postgres_schemes_open_with_our_driver(scheme: str, tmp_path: Path) -> None:
     url = postgres_url()
