@@ -29,11 +29,11 @@ def postgres_url() -> str | None:
         return url
     if IN_CI:
         pytest.fail(
-            "CI must set COWORLD_TEST_POSTGRES_URL (Debian postgresql is installed and started there)"
+            "CI must set COWORLD_TEST_POSTGRES_URL (scripts/test.sh starts scripts/postgres-up.sh's server)"
         )
     pytest.skip(
-        "set COWORLD_TEST_POSTGRES_URL to run the Postgres variant (e.g. "
-        "postgresql+psycopg2://coworld:coworld@localhost/coworld_test)"
+        "set COWORLD_TEST_POSTGRES_URL to run the Postgres variant "
+        '(export COWORLD_TEST_POSTGRES_URL="$(bash scripts/postgres-up.sh)")'
     )
     return None
 
