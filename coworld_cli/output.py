@@ -155,14 +155,12 @@ def output_file(value: str | os.PathLike[str], what: str, kind: str, as_json: bo
 
 
 def write_output(path: Path, data: bytes, what: str, as_json: bool = False) -> None:
-    """Write `data` to `path` whole or not at all (a temporary file beside it, then renamed)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    """Write `data` to `path` whole or not at all; a path the system refuses is exit 2 naming it."""
+    from coworld_pipeline.runtime.files import write_whole
+
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_bytes(data)
-        tmp.replace(path)
+        write_whole(path, data)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
         fail_usage(f"cannot write {what} {shortened(str(path))}: {exc.strerror or exc}", as_json)
 
 

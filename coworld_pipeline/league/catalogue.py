@@ -17,7 +17,7 @@ from coworld_pipeline.contract import CoworldManifest
 from coworld_pipeline.contract.manifest import check_game_config, load_manifest, manifest_dir
 from coworld_pipeline.contract.os_limits import policy_problems
 from coworld_pipeline.league import reads, resolve
-from coworld_pipeline.league.commissioners import TWO_SLOT_ONLY, normalize_config
+from coworld_pipeline.league.commissioners import TWO_SLOT_ONLY, is_whole, normalize_config
 from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.models import (
     CoworldVersion,
@@ -90,10 +90,6 @@ FAILURE_POLICY_BOUNDS = {
     "quarantine_after": (1, 10_000),
     "failed_slot_budget": (0, 10**6),
 }
-
-
-def is_whole(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 MAX_LEAGUE_NAME_CHARS = 100

@@ -64,6 +64,11 @@ DEFAULT_CONFIG: dict[str, Any] = {
 }
 
 
+def is_whole(value: Any) -> bool:
+    """An int that is not a bool (JSON's true is no count)."""
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
 def normalize_config(config: dict[str, Any] | None) -> dict[str, Any]:
     out = {**DEFAULT_CONFIG, **(config or {})}
     strategy = str(out["strategy"]).replace("_", "-")
@@ -76,13 +81,11 @@ def normalize_config(config: dict[str, Any] | None) -> dict[str, Any]:
         raise ValueError(f"unknown graduation {out['graduation']!r} (choose: {', '.join(GRADUATIONS)})")
     out["graduation"] = graduation
     epp = out.get("episodes_per_pair")
-    if epp is not None and (
-        not isinstance(epp, int) or isinstance(epp, bool) or not 1 <= epp <= MAX_EPISODES_PER_PAIR
-    ):
+    if epp is not None and not (is_whole(epp) and 1 <= epp <= MAX_EPISODES_PER_PAIR):
         raise ValueError(f"episodes_per_pair must be an integer from 1 to {MAX_EPISODES_PER_PAIR}")
     for key in ("streak_length", "streak_top_k"):
         value = out[key]
-        if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_STREAK:
+        if not (is_whole(value) and 1 <= value <= MAX_STREAK):
             raise ValueError(f"{key} must be a whole number from 1 to {MAX_STREAK:,} (got {value!r})")
     for key in ("promote_top_pct", "relegate_bottom_pct"):
         if not 0 <= float(out[key]) <= 100:

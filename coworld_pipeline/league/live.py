@@ -10,7 +10,6 @@ the host that holds the workspaces).
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from sqlalchemy.orm import Session
@@ -19,16 +18,14 @@ from coworld_pipeline.league import ids
 from coworld_pipeline.league.models import EpisodeRequestRow
 from coworld_pipeline.league.status import EpisodeStatus
 from coworld_pipeline.league.unit import Store
+from coworld_pipeline.runtime.files import write_whole
 
 LIVE_FILE = "live.json"
 
 
 def record_live_url(workspace: Path, attempt: int, global_url: str) -> None:
     """Note the live viewer of this attempt, atomically (a reader never sees half a file)."""
-    workspace.mkdir(parents=True, exist_ok=True)
-    tmp = workspace / f".{LIVE_FILE}.{os.getpid()}"
-    tmp.write_text(json.dumps({"attempt": attempt, "global_url": global_url}))
-    tmp.replace(workspace / LIVE_FILE)
+    write_whole(workspace / LIVE_FILE, json.dumps({"attempt": attempt, "global_url": global_url}).encode())
 
 
 def live_url(store: Store, ereq_id: str) -> str | None:

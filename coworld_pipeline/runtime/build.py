@@ -14,7 +14,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -24,6 +23,7 @@ from typing import Any
 
 from coworld_pipeline.contract.manifest import parse_manifest
 from coworld_pipeline.contract.problems import ContractError, Problem
+from coworld_pipeline.runtime.files import write_whole
 
 PLACEHOLDER = re.compile(r"^\{\{([A-Z0-9_]+)\}\}$")
 
@@ -154,12 +154,5 @@ def build(compose: Path, template_path: Path, version: str, output: Path) -> Bui
         bundle = (output.resolve().parent / viewer["bundle"]).resolve()
         _run(["bash", str(script), str(bundle)], template_path.parent, "build_replay_viewer.sh")
     manifest = parse_manifest(data, source=f"hydrated {template_path.name}")
-    output.parent.mkdir(parents=True, exist_ok=True)
-    tmp = output.with_name(f".{output.name}.{os.getpid()}.tmp")  # written whole or not at all
-    try:
-        tmp.write_text(json.dumps(manifest.to_json_dict(), indent=2) + "\n")
-        tmp.replace(output)
-    except OSError:
-        tmp.unlink(missing_ok=True)
-        raise
+    write_whole(output, (json.dumps(manifest.to_json_dict(), indent=2) + "\n").encode())
     return result

@@ -33,7 +33,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import zipfile
 import zlib
@@ -44,6 +43,7 @@ from typing import Any
 
 # The built-in roles carry the one deterministic zip writer: they must run without this package.
 from coworld_pipeline.runtime.default_roles.common import zip_bytes
+from coworld_pipeline.runtime.files import write_whole
 
 INCLUDE_TOKENS = ("results", "replay", "config", "error_info", "game_logs", "player_logs")
 _PLAYER_LOG = re.compile(r"^logs/policy_agent_(\d+)\.log$")
@@ -240,14 +240,7 @@ def write_bundle(request: BundleRequest, dest: Path) -> EpisodeBundle:
     """Build the bundle and write it atomically to `dest` (parent directories created)."""
     data, manifest, dropped = build_bundle(request)
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_bytes(data)
-        tmp.replace(dest)
-    except OSError:
-        tmp.unlink(missing_ok=True)  # a failed write leaves nothing behind, the old file included
-        raise
+    write_whole(dest, data)
     return EpisodeBundle(dest, manifest, hashlib.sha256(data).hexdigest(), len(data), dropped)
 
 

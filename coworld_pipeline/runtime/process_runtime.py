@@ -25,6 +25,7 @@ from pathlib import Path
 
 from coworld_pipeline.runtime.base import Launched, LaunchSpec, Runtime, Sandbox, copy_capped
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+from coworld_pipeline.runtime.files import write_whole
 from coworld_pipeline.runtime.janitor import process_registry_dir
 
 _PR_SET_PDEATHSIG = 1
@@ -216,10 +217,7 @@ class ProcessSandbox(Sandbox):
         with self._lock:
             self.launched.append(launched)
             record = {"owner_pid": os.getpid(), "pgids": [p.proc.pid for p in self.launched]}
-            self._registry.parent.mkdir(parents=True, exist_ok=True)
-            tmp = self._registry.with_suffix(".tmp")
-            tmp.write_text(json.dumps(record))
-            tmp.replace(self._registry)
+            write_whole(self._registry, json.dumps(record).encode())
 
     def start(self, spec: LaunchSpec) -> Launched:
         if not spec.run:

@@ -1,0 +1,25 @@
+"""Files written whole or not at all.
+
+Readers (a viewer polling live.json, a user opening a bundle, the janitor reading a registry) must see
+the old file or the new one, never half of either, and a write that fails must not leave its
+temporary behind: data goes to a temporary beside the file (same file system, so the rename is
+atomic) and is renamed over it. Temporaries end in `.tmp`, which the artifact listings skip.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write `data` to `path` (parent directories made); raises OSError with nothing left behind."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
+    try:
+        tmp.write_bytes(data)
+        tmp.replace(path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
