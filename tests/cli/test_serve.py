@@ -155,13 +155,13 @@ def test_index_escapes_names_and_links_replays(league: League, serve: Serve) -> 
 
 
 def test_live_redirects_to_the_global_viewer_while_the_episode_plays(league: League, serve: Serve) -> None:
-    """A slow duel (ticks at 10/s) played in the background: /live finds its global viewer."""
+    """A slow duel (8 s: ticks at 10/s) played in the background: /live finds its global viewer."""
     svc = LeagueService(league.db, league.home)
     svc.create_league(
         "live",
         "orchard",
         variants=["duel"],
-        config_overrides={**FAST, "max_ticks": 150, "tick_rate": 10},
+        config_overrides={**FAST, "max_ticks": 80, "tick_rate": 10},
         commissioner_config={"episodes_per_pair": 1},
     )
     for name in ("greedy", MARKUP_NAME):

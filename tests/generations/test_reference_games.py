@@ -21,7 +21,7 @@ from coworld_pipeline.runtime.process_runtime import ProcessRuntime
 from coworld_pipeline.runtime.replay_server import serve_replay
 from tests.conftest import COWORLD, REPO, run_cli
 from tests.generations.packages import VERSIONS, image, make_package, require_reference
-from tests.generations.reference import FAST, fast_request
+from tests.generations.reference import FAST, fast_request, shorten_certification
 
 
 def printed_json(proc: subprocess.Popen[str]) -> dict:
@@ -64,6 +64,8 @@ def test_run_episode_certify_and_replay_on_docker(version: str, tmp_path: Path) 
         )
     )
     assert out["status"] == "success" and len(out["scores"]) == 2
+    if version != "0.1.64":  # same checks, 16 s sooner; 0.1.64 certifies as shipped
+        shorten_certification(manifest)
     cert = ok_json(run_cli("certify", str(manifest), "--json", "-o", str(tmp_path / "cert"), timeout=180))
     assert cert["ok"], cert
     checks = {c["check"] for c in cert["checks"]}
