@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from coworld_pipeline.contract.problems import ContractError
+from coworld_pipeline.runtime.files import write_whole
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -156,8 +157,6 @@ def output_file(value: str | os.PathLike[str], what: str, kind: str, as_json: bo
 
 def write_output(path: Path, data: bytes, what: str, as_json: bool = False) -> None:
     """Write `data` to `path` whole or not at all; a path the system refuses is exit 2 naming it."""
-    from coworld_pipeline.runtime.files import write_whole
-
     try:
         write_whole(path, data)
     except OSError as exc:

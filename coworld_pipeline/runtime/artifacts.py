@@ -41,6 +41,7 @@ from typing import Any, Protocol, runtime_checkable
 import httpx
 
 from coworld_pipeline.home import platform_home
+from coworld_pipeline.runtime.files import replace_whole
 
 # Files the game itself writes (CONTRACT §3.1): output name as run_episode knows it -> workspace file name.
 GAME_OUTPUTS = {"results": "results.json", "replay": "replay.json"}
@@ -141,11 +142,8 @@ class LocalArtifactStore:
         same_place = workspace == target
         for name, path in _workspace_files(workspace):
             dest = target / name
-            if not same_place:
-                dest.parent.mkdir(parents=True, exist_ok=True)
-                tmp = dest.with_name(f"{dest.name}.tmp-{os.getpid()}-{threading.get_ident()}")
-                shutil.copyfile(path, tmp)
-                os.replace(tmp, dest)
+            if not same_place:  # streamed, not read whole: logs run to 64 MiB each
+                replace_whole(dest, lambda tmp, src=path: shutil.copyfile(src, tmp))
             uris[name] = dest.as_uri()
         return uris
 

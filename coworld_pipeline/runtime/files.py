@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 
-def write_whole(path: Path, data: bytes) -> None:
-    """Write `data` to `path` (parent directories made); raises OSError with nothing left behind."""
+def replace_whole(path: Path, write: Callable[[Path], object]) -> None:
+    """Have `write` fill a temporary beside `path`, then rename it over `path` (parent directories
+    made); raises what `write` or the rename raised, with nothing left behind."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}.tmp")
     try:
-        tmp.write_bytes(data)
+        write(tmp)
         tmp.replace(path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
+
+def write_whole(path: Path, data: bytes) -> None:
+    """Write `data` to `path` whole or not at all (replace_whole)."""
+    replace_whole(path, lambda tmp: tmp.write_bytes(data))

@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from coworld_pipeline.runtime.artifacts import ArtifactStore, LocalArtifactStore, S3ArtifactStore
+from coworld_pipeline.runtime.files import replace_whole
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -309,12 +310,9 @@ def write_round_stats(root: Path, round_id: str, tables: Iterable[pa.Table]) -> 
         ]
     )
     table = pa.concat_tables([t.cast(schema) for t in parts]) if parts else schema.empty_table()
-    directory = Path(root) / f"round={round_id}"
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{STATS_FILE}.tmp"
-    pq.write_table(table, tmp)
-    tmp.replace(directory / STATS_FILE)
-    return directory / STATS_FILE, table.num_rows
+    path = Path(root) / f"round={round_id}" / STATS_FILE
+    replace_whole(path, lambda tmp: pq.write_table(table, tmp))
+    return path, table.num_rows
 
 
 def duckdb_view_sql(root: Path) -> str:
