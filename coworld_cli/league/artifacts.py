@@ -15,14 +15,17 @@ class EpisodeArtifacts:
     """An episode's files: the local workspace when it is there, else the configured artifact store
     (COWORLD_ARTIFACT_STORE=s3 ...), so inspection commands work wherever the league kept them."""
 
-    def __init__(self, episode_id: str, workspace: Path):
+    def __init__(self, episode_id: str, workspace: Path, under: str = ""):
         self.episode_id = episode_id
         self.workspace = workspace
+        self.under = under  # `previous_attempts/attempt-N/` for an earlier attempt's files
         self._store: ArtifactStore | None = None
 
     @classmethod
-    def of(cls, episode: EpisodeView) -> EpisodeArtifacts:
-        return cls(episode.id, Path(episode.workspace))
+    def of(cls, episode: EpisodeView, attempt: int | None = None) -> EpisodeArtifacts:
+        """The files of the episode's last attempt, or of an earlier `attempt` (1-based)."""
+        earlier = attempt is not None and attempt < episode.attempts
+        return cls(episode.id, Path(episode.workspace), f"previous_attempts/attempt-{attempt}/" * earlier)
 
     @property
     def store(self) -> ArtifactStore:
@@ -33,23 +36,28 @@ class EpisodeArtifacts:
         return self._store
 
     def read(self, name: str) -> bytes | None:
-        local = self.workspace / name
+        local = self.workspace / self.under / name
         if local.is_file():
             return local.read_bytes()
-        return self.store.fetch(self.episode_id, name)
+        return self.store.fetch(self.episode_id, self.under + name)
 
     def names(self, prefix: str = "") -> list[str]:
+        """Names (relative to this attempt) of the files under `prefix`."""
+        wanted = self.under + prefix
         if self.workspace.is_dir():
             local = [
                 p.relative_to(self.workspace).as_posix() for p in self.workspace.rglob("*") if p.is_file()
             ]
             if local:
-                return sorted(n for n in local if n.startswith(prefix))
-        return sorted(n for n in self.store.list_files(self.episode_id) if n.startswith(prefix))
+                return sorted(n[len(self.under) :] for n in local if n.startswith(wanted))
+        files = self.store.list_files(self.episode_id)
+        return sorted(n[len(self.under) :] for n in files if n.startswith(wanted))
 
     def location(self, name: str) -> str:
-        local = self.workspace / name
-        return local.as_uri() if local.is_file() else self.store.uri_for(self.episode_id, name)
+        local = self.workspace / self.under / name
+        if local.is_file():
+            return local.as_uri()
+        return self.store.uri_for(self.episode_id, self.under + name)
 
     def replay_bytes(self) -> bytes | None:
         """The decompressed replay, from replay.json or replay.json.z."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 
@@ -135,15 +135,35 @@ def _print_log(name: str, data: bytes, episode: EpisodeView) -> None:
     err_console.print(f"{name} of {episode.key} is empty", markup=False)
 
 
-def _print_failure(episode: EpisodeView) -> None:
-    """Why the episode failed, on stderr after its log: a crashed player's log rarely says it."""
-    if not episode.error:
+def _print_failure(episode: EpisodeView, error: dict[str, Any] | None = None) -> None:
+    """Why the episode (or the attempt of `error`) failed, on stderr after its log: a crashed
+    player's log rarely says it."""
+    error = episode.error if error is None else error
+    if not error:
         return
-    slot = episode.error.get("slot")
+    slot = error.get("slot")
     where = f" (slot {slot})" if slot is not None else ""
-    message = str(episode.error.get("message") or "").strip()
-    blame = f" [blame: {episode.error['blame']}]" if episode.error.get("blame") else ""
-    err_console.print(f"episode error: {episode.error_type}{where}: {message}{blame}", markup=False)
+    message = str(error.get("message") or "").strip()
+    blame = f" [blame: {error['blame']}]" if error.get("blame") else ""
+    kind = error.get("error_type") or episode.error_type
+    err_console.print(f"episode error: {kind}{where}: {message}{blame}", markup=False)
+
+
+def _attempt_error(episode: EpisodeView, attempt: int | None) -> dict[str, Any] | None:
+    """The error of an earlier attempt (None: the last attempt's is the episode's own)."""
+    if attempt is None or attempt >= episode.attempts:
+        return None
+    found = [e for e in episode.attempt_errors if e.get("attempt") == attempt]
+    return found[-1] if found else {}
+
+
+def _no_logs(episode: EpisodeView, what: str, as_json: bool) -> NoReturn:
+    name = episode.key or episode.id
+    if episode.attempts == 0:
+        reason = str((episode.error or {}).get("message") or "").strip()
+        why = f": {reason}" if reason else ""
+        fail_usage(f"{name} has no {what}: it was never played ({episode.status}{why})", as_json)
+    fail_usage(f"no {what} for {name} (status {episode.status})", as_json)
 
 
 def episode_logs(
@@ -154,6 +174,12 @@ def episode_logs(
     agent: Annotated[
         int | None, typer.Option("--agent", min=0, help="Print the log of this slot's player.")
     ] = None,
+    attempt: Annotated[
+        int | None,
+        typer.Option(
+            "--attempt", min=1, help="An earlier attempt's logs (1 = the first; default: the last attempt)."
+        ),
+    ] = None,
     download_dir: Annotated[
         str | None, typer.Option("--download-dir", "-d", help="Copy every log into this directory.")
     ] = None,
@@ -161,44 +187,68 @@ def episode_logs(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """List, print or download an episode's game and player logs."""
+    """List, print or download an episode's game and player logs (of its last attempt, or --attempt N)."""
     out = output_directory(download_dir, "--download-dir", as_json) if download_dir else None
     with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
         episode = svc.episode(episode_id, league)
-    files = EpisodeArtifacts.of(episode)
+    name = episode.key or episode.id
+    if attempt is not None and attempt > episode.attempts:
+        played = f"1-{episode.attempts}" if episode.attempts else "none: it was never played"
+        fail_usage(f"{name} has {episode.attempts} attempt(s): --attempt {played}", as_json)
+    files = EpisodeArtifacts.of(episode, attempt)
+    error = _attempt_error(episode, attempt)
     if game:
         found = False
-        for name in ("logs/game.stdout.log", "logs/game.stderr.log"):
-            data = files.read(name)
+        for log in ("logs/game.stdout.log", "logs/game.stderr.log"):
+            data = files.read(log)
             if data is not None:
                 found = True
-                console.print(f"[bold]== {Path(name).name}[/]")
-                _print_log(Path(name).name, data, episode)
+                console.print(f"[bold]== {Path(log).name}[/]")
+                _print_log(Path(log).name, data, episode)
         if not found:
-            fail_usage(f"no game logs for {episode.id} (status {episode.status})", as_json)
-        _print_failure(episode)
+            _no_logs(episode, "game logs", as_json)
+        _print_failure(episode, error)
         return
     if agent is not None:
         if agent >= len(episode.seats):
-            fail_usage(
-                f"{episode.id} has {len(episode.seats)} seats: --agent 0-{len(episode.seats) - 1}", as_json
-            )
+            fail_usage(f"{name} has {len(episode.seats)} seats: --agent 0-{len(episode.seats) - 1}", as_json)
         data = files.read(f"logs/policy_agent_{agent}.log")
         if data is None:
-            fail_usage(f"no log for agent {agent} in {episode.id} (status {episode.status})", as_json)
+            _no_logs(episode, f"log for agent {agent}", as_json)
         _print_log(f"the log of agent {agent}", data, episode)
-        _print_failure(episode)
+        _print_failure(episode, error)
         return
     logs = [n for n in files.names("logs/") if n.endswith(".log")]
+    if not logs and episode.attempts == 0:
+        _no_logs(episode, "logs", as_json)
     if out:
-        for name in logs:
-            dest = out / f"{files.episode_id}-{Path(name).name}"
-            write_output(dest, files.read(name) or b"", "log", as_json)
+        prefix = files.episode_id + (f"-attempt-{attempt}" if files.under else "")
+        for log in logs:
+            write_output(out / f"{prefix}-{Path(log).name}", files.read(log) or b"", "log", as_json)
+    shown = attempt if files.under else episode.attempts
     if as_json:
-        print_json({"episode_request_id": files.episode_id, "logs": [files.location(n) for n in logs]})
+        print_json(
+            {
+                "episode_request_id": files.episode_id,
+                "attempt": shown,
+                "attempts": episode.attempts,
+                "logs": [files.location(n) for n in logs],
+            }
+        )
         return
-    for name in logs:
-        render.line("{}", files.location(name))
+    for log in logs:
+        render.line("{}", files.location(log))
+    if not logs:
+        err_console.print(f"no logs stored for {name} (status {episode.status})", markup=False)
+    if episode.attempts > 1:
+        others = ", ".join(str(n) for n in range(1, episode.attempts + 1) if n != shown)
+        render.line(
+            "(attempt {} of {}; the logs of attempt {} too: coworld episode-logs {} --attempt N)",
+            shown,
+            episode.attempts,
+            others,
+            name,
+        )
 
 
 def replays(

@@ -245,7 +245,7 @@ def render_overview(o: LeagueOverview) -> None:
     )
     if o.failures:
         render.table(
-            "failed episodes (last rounds)",
+            o.failures_title,
             ["episode", "error", "blame", "policy", "reason"],
             [[f.episode, f.error_type, f.blame, f.policy, f.message] for f in o.failures],
         )

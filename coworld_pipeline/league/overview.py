@@ -9,11 +9,12 @@ metadata.
 
 from __future__ import annotations
 
+import shlex
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from coworld_pipeline.league import ids, readable, resolve
@@ -108,9 +109,22 @@ class LeagueOverview:
     current_round: RoundStatusLine | None  # the newest round, open or not
     next_round_at: datetime | None  # the schedule tick expected to open it (None: none expected)
     next_round: str  # the same in words, or why no round will open
-    failures: tuple[FailureLine, ...]
+    failures: tuple[FailureLine, ...]  # the newest MAX_FAILURES of `failures_total`
     quarantines: tuple[QuarantineLine, ...]
     entrants: dict[str, int]  # membership status -> count
+    failures_total: int = 0  # failed episodes of the last RECENT_ROUNDS rounds
+
+    @property
+    def failures_title(self) -> str:
+        """`failed episodes (last 2 rounds: 10 of 12 shown; coworld episodes ... for all)`."""
+        shown, total = len(self.failures), max(self.failures_total, len(self.failures))
+        count = f"{shown} of {total} shown" if shown < total else f"{total}"
+        more = (
+            f"; coworld episodes --league {shlex.quote(self.league)} --status failed lists all"
+            if shown < total
+            else ""
+        )
+        return f"failed episodes (last {RECENT_ROUNDS} rounds: {count}{more})"
 
     @property
     def headline(self) -> str:
@@ -133,6 +147,7 @@ class LeagueOverview:
             "next_round_at": iso(self.next_round_at),
             "next_round": self.next_round,
             "failures": [f.to_json() for f in self.failures],
+            "failures_total": max(self.failures_total, len(self.failures)),
             "quarantines": [q.to_json() for q in self.quarantines],
             "entrants": dict(self.entrants),
             "headline": self.headline,
@@ -176,6 +191,21 @@ def _next_round(league: League, last: Round | None, now: datetime) -> tuple[date
     due = now if last is None else last.started_at + timedelta(minutes=league.interval_minutes) - DUE_SLACK
     at = _next_tick(max(due, now))
     return at, f"~{at:%H:%M} UTC (cadence {league.interval_minutes:g} min)"
+
+
+def _failures_total(s: Session, rounds: list[Round]) -> int:
+    if not rounds:
+        return 0
+    return int(
+        s.execute(
+            select(func.count())
+            .select_from(EpisodeRequestRow)
+            .where(
+                EpisodeRequestRow.round_id.in_([r.id for r in rounds]),
+                EpisodeRequestRow.status == EpisodeStatus.FAILED,
+            )
+        ).scalar_one()
+    )
 
 
 def _failures(s: Session, league: League, rounds: list[Round]) -> list[FailureLine]:
@@ -247,6 +277,7 @@ def league_overview(s: Session, league_ref: str, now: datetime | None = None) ->
         next_round_at=next_at,
         next_round=next_words,
         failures=tuple(_failures(s, league, recent)),
+        failures_total=_failures_total(s, recent),
         quarantines=tuple(
             QuarantineLine(
                 labels.get(m.policy_version_id, m.policy_version_id), m.status_reason or "", m.updated_at

@@ -35,7 +35,7 @@ from coworld_pipeline.league.models import (
 from coworld_pipeline.league.standings import division_rows
 from coworld_pipeline.league.status import ELIGIBLE, OPEN, TERMINAL, EpisodeStatus, RoundStatus
 from coworld_pipeline.league.unit import Store, json_text, lock_league, record_event
-from coworld_pipeline.league.verdicts import cancel_episode
+from coworld_pipeline.league.verdicts import cancel_episodes
 from coworld_pipeline.league.views import RoundOpening, RoundProgress, RoundView
 
 # A schedule ticks on minute boundaries and opens a round a moment after its tick; without slack the
@@ -279,16 +279,7 @@ def _maybe_close(s: Session, league: League, rnd: Round) -> None:
         return
     pending = [e for e in open_rows if e.status == EpisodeStatus.PENDING]
     if pending:  # the commissioner is finished: what it left unplayed is cancelled
-        for e in pending:
-            cancel_episode(e, "the commissioner completed the round without it")
-        record_event(
-            s,
-            "episodes_cancelled",
-            f"{len(pending)} pending episode(s) cancelled: round_complete already received",
-            league_id=league.id,
-            round_id=rnd.id,
-            ereq_ids=[ids.public("ereq", e.id) for e in pending],
-        )
+        cancel_episodes(s, league, pending, "the commissioner completed the round without it")
     if any(e.status == EpisodeStatus.RUNNING for e in open_rows):
         return
     complete = RoundComplete.model_validate({k: v for k, v in rnd.complete_message.items() if k != "type"})
@@ -441,8 +432,8 @@ def _fail_round(s: Session, league: League, rnd: Round, reason: str) -> None:
             )
         ).scalars()
     )
+    cancel_episodes(s, league, pending, f"round failed: {reason}")
     for e in pending:
-        cancel_episode(e, f"round failed: {reason}")
         e.reported = True
     rnd.status = RoundStatus.FAILED
     rnd.open_marker = None

@@ -58,6 +58,36 @@ def cancel_episode(e: EpisodeRequestRow, reason: str) -> None:
     e.finished_at = utcnow()
 
 
+NAMED_IN_HEADLINE = 20  # cancelled episodes a headline names; the payload lists them all
+
+
+def cancel_episodes(s: Session, league: League, rows: list[EpisodeRequestRow], reason: str) -> list[str]:
+    """Cancel `rows` and write one `episodes_cancelled` event per round naming them (a cancellation
+    is a scheduler decision like any other: `coworld events --round` says which and why). Returns
+    their public ids."""
+    for e in rows:
+        cancel_episode(e, reason)
+    keys = resolve.episode_keys(s, rows)
+    by_round: dict[str, list[EpisodeRequestRow]] = {}
+    for e in rows:
+        by_round.setdefault(e.round_id, []).append(e)
+    for round_id, members in by_round.items():
+        names = [keys.get(e.id) or ids.public("ereq", e.id) or e.id for e in members]
+        shown = ", ".join(names[:NAMED_IN_HEADLINE])
+        more = f" and {len(names) - NAMED_IN_HEADLINE} more" if len(names) > NAMED_IN_HEADLINE else ""
+        record_event(
+            s,
+            "episodes_cancelled",
+            f"{len(members)} pending episode(s) cancelled ({reason}): {shown}{more}",
+            league_id=league.id,
+            round_id=round_id,
+            reason=reason,
+            episodes=names,
+            ereq_ids=[ids.public("ereq", e.id) for e in members],
+        )
+    return [ids.public("ereq", e.id) or e.id for e in rows]
+
+
 def record_outcome(store: Store, ereq_id: str, attempt: int, outcome: EpisodeOutcome) -> EpisodeView:
     """Record one attempt's outcome and return the episode as it now stands.
 
@@ -299,15 +329,13 @@ def _quarantine(s: Session, league: League, m: Membership, label: str, failure: 
             EpisodeRequestRow.league_id == league.id, EpisodeRequestRow.status == EpisodeStatus.PENDING
         )
     ).scalars()
-    cancelled = []
-    for e in pending:
-        if m.policy_version_id in e.policy_version_ids:
-            cancel_episode(e, f"{label} was quarantined")
-            cancelled.append(ids.public("ereq", e.id))
+    mine = [e for e in pending if m.policy_version_id in e.policy_version_ids]
+    cancelled = cancel_episodes(s, league, mine, f"{label} was quarantined")
     record_event(
         s,
         "policy_quarantined",
-        f"{label} quarantined in {league.name}: {m.status_reason}",
+        f"{label} quarantined in {league.name}: {m.status_reason}"
+        + (f"; {len(cancelled)} pending episode(s) of it cancelled" if cancelled else ""),
         league_id=league.id,
         policy_version_id=m.policy_version_id,
         division_id=m.division_id,

@@ -48,23 +48,29 @@ class Unavailable(Exception):
         self.title, self.reason, self.links, self.status = title, reason, links, status
 
 
+def readable_name(ep: EpisodeView) -> str:
+    """`league.rN.eM` where the league has it, else the episode's id."""
+    return getattr(ep, "key", None) or ep.id
+
+
 def no_replay_reason(ep: EpisodeView) -> tuple[str, tuple[tuple[str, str], ...]]:
     """Why this episode has no replay to show, in words (and where to look instead)."""
     error = ep.error or {}
+    name = readable_name(ep)
     detail = ": ".join(str(x) for x in (error.get("error_type"), error.get("message")) if x)
     if ep.status == "failed":
-        return f"Episode {ep.id} failed ({detail or 'no error recorded'}), so it has no replay.", ()
+        return f"Episode {name} failed ({detail or 'no error recorded'}), so it has no replay.", ()
     if ep.status == "cancelled":
         why = f" ({detail})" if detail else ""
-        return f"Episode {ep.id} was cancelled before it was played to the end{why}: no replay.", ()
+        return f"Episode {name} was cancelled before it was played to the end{why}: no replay.", ()
     if ep.status == "running":
         return (
-            f"Episode {ep.id} is being played right now; its replay appears when it ends.",
+            f"Episode {name} is being played right now; its replay appears when it ends.",
             (("watch it live", episode_path("live", ep.id)),),
         )
     if ep.status == "pending":
-        return f"Episode {ep.id} has not been played yet; its replay appears when it ends.", ()
-    return f"Episode {ep.id} ({ep.status}) has no stored replay.", ()
+        return f"Episode {name} has not been played yet; its replay appears when it ends.", ()
+    return f"Episode {name} ({ep.status}) has no stored replay.", ()
 
 
 class ViewerApp:
@@ -112,25 +118,26 @@ class ViewerApp:
         ep = self.service.episode(ref)
         if not ep.replay_path:
             reason, links = no_replay_reason(ep)
-            raise Unavailable(f"No replay for {ep.id}", reason, links)
+            raise Unavailable(f"No replay for {readable_name(ep)}", reason, links)
         return Answer(HTTPStatus.FOUND, location=self.replays.viewer_url(self.replay_source(ep)))
 
     def live(self, ref: str) -> Answer:
         from coworld_pipeline.league.live import live_url
 
         ep = self.service.episode(ref)
+        name = readable_name(ep)
         if ep.status == "running":
             url = live_url(self.service.store, ep.id)
             if url:
                 return Answer(HTTPStatus.FOUND, location=url)
             raise Unavailable(
-                f"{ep.id} is starting",
-                f"Episode {ep.id} is being set up; its live viewer is not up yet. Reload in a moment.",
+                f"{name} is starting",
+                f"Episode {name} is being set up; its live viewer is not up yet. Reload in a moment.",
             )
         if ep.replay_path:  # it has ended: its replay is the closest thing to watching it
             return Answer(HTTPStatus.FOUND, location=episode_path("replay", ep.id))
         reason, links = no_replay_reason(ep)
-        raise Unavailable(f"{ep.id} is not being played", reason, links)
+        raise Unavailable(f"{name} is not being played", reason, links)
 
     def index(self) -> bytes:
         leagues = self.service.leagues()
@@ -146,7 +153,7 @@ class ViewerApp:
         ]
         episode_rows = [
             [
-                text(getattr(ep, "key", None) or ep.id),  # readable `league.rN.eM` where the league has it
+                text(readable_name(ep)),
                 text(names.get(ep.league_id, ep.league_id)),
                 text(ep.status),
                 text(", ".join(s.label or s.policy_version_id for s in ep.seats)),

@@ -54,3 +54,46 @@ def test_episode_logs_of_a_crashed_player_print_its_log_and_the_failure_reason(t
     assert "[blame: player]" in reason
     game = run_cli("episode-logs", episode.id, "--game", env=env)
     assert game.returncode == 0 and "episode error: player_crashed" in game.stderr
+
+
+def test_episode_logs_reach_earlier_attempts_and_explain_a_never_played_episode(tmp_path: Path):
+    """Each attempt's logs stay reachable (`--attempt N`; the listing says there are others), and an
+    episode that never played says why it has no logs (exit 2), instead of printing nothing."""
+    from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+    from tests.league.conftest import FakeOutcome, orchard_league
+
+    home = tmp_path / "home"
+    svc = LeagueService(home=home)
+    orchard_league(svc, "L", players=("random", "greedy", "planner"))
+    attempt = iter(range(1, 10))
+
+    def runner(request, workspace, secrets):
+        (workspace / "logs").mkdir(parents=True, exist_ok=True)
+        (workspace / "logs" / "game.stdout.log").write_text(f"game log of attempt {next(attempt)}\n")
+        return FakeOutcome(workspace, error=EpisodeFailure(ErrorType.GAME_CRASHED, "the game exited"))
+
+    round_id = svc.open_round(svc.resolve_league_id("L")).round_id
+    first, *rest = svc.pending_episodes(round_id)
+    for _ in range(3):  # one try and two retries, each an infrastructure failure
+        svc.execute_episode(first, episode_runner=runner)
+    svc.cancel_round(round_id)
+    played, never = svc.episode(first), svc.episode(rest[0])
+    svc.close()
+    assert played.attempts == 3 and never.attempts == 0 and never.status == "cancelled"
+    env = {**os.environ, "COWORLD_HOME": str(home)}
+
+    listing = run_cli("episode-logs", played.key, env=env)
+    assert listing.returncode == 0, listing.stderr
+    assert "/previous_attempts/" not in listing.stdout
+    assert "attempt 3 of 3" in listing.stdout and "--attempt N" in listing.stdout
+    for n in (1, 2, 3):
+        log = run_cli("episode-logs", played.key, "--attempt", str(n), "--game", env=env)
+        assert log.returncode == 0, log.stderr
+        assert f"game log of attempt {n}" in log.stdout
+        assert "episode error: game_crashed" in log.stderr
+    beyond = run_cli("episode-logs", played.key, "--attempt", "4", env=env)
+    assert beyond.returncode == 2 and "has 3 attempt(s): --attempt 1-3" in beyond.stderr
+
+    nothing = run_cli("episode-logs", never.key, env=env)
+    assert nothing.returncode == 2, nothing
+    assert f"{never.key} has no logs: it was never played (cancelled" in " ".join(nothing.stderr.split())

@@ -136,7 +136,9 @@ def test_failed_episode_answers_404_with_its_reason(league: League, serve: Serve
     for route in ("replay", "live"):
         response = serve.get(f"/{route}/{quote(episode_id)}")
         assert response.status_code == 404, response.text
-        assert f"Episode {episode_id} failed (player_crashed" in response.text, response.text
+        # Named as the operator knows it (`league.rN.eM`), whether opened by id or by that key.
+        assert f"Episode {failed[0].key} failed (player_crashed" in response.text, response.text
+        assert response.text == serve.get(f"/{route}/{quote(failed[0].key)}").text
         assert "None" not in response.text
     assert not serve.replay_servers()
     unknown = serve.get("/replay/ereq_00000000-0000-0000-0000-000000000000")

@@ -511,3 +511,97 @@ def test_failed_episodes_are_failed_partitions_with_their_reason(league_home):
         evaluation = check.event.dagster_event.event_specific_data
         assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert {e.status for e in service.episodes(round_ref=f"round_{round_id}")} == {"failed"}
+
+
+def test_a_run_whose_attempt_will_be_retried_fails_naming_the_error(league_home):
+    """An infrastructure failure (here the episode timeout) sends the episode back to pending for a
+    retry. Its run must still not show green: it fails, the log and the failure name the error type,
+    and the results check does not pass over an attempt that failed."""
+    service = LeagueService(home=league_home)
+    service.upload_coworld(ORCHARD_MANIFEST)
+    for name in ("random", "greedy"):
+        service.upload_policy("coworld/orchard:0.1.0", name, run=["python", "-m", f"orchard.players.{name}"])
+    league = service.create_league(
+        "slowpoke",
+        "orchard",
+        variants=["duel"],
+        commissioner_config={"episodes_per_pair": 1},
+        config_overrides={**FAST, "max_ticks": 10_000, "tick_rate": 10},  # far longer than the timeout
+        failure_policy={"episode_timeout_seconds": 1, "infra_retries": 1},
+    )
+    for name in ("random", "greedy"):
+        service.submit(name, "slowpoke")
+    round_id = service.open_round(league.id).round_id
+    assert round_id is not None
+    keys = [f"ereq_{e}" for e in service.pending_episodes(round_id)]
+    defs = make_defs(league_home)
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions("episodes", keys)
+        job = defs.resolve_job_def("play_episodes")
+        result = job.execute_in_process(
+            instance=instance, tags={TAG_RANGE_START: keys[0], TAG_RANGE_END: keys[-1]}, raise_on_error=False
+        )
+        assert not result.success, "a run with a failed attempt shows as failed"
+        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data
+        assert f"{len(keys)} attempt(s) failed and will be retried" in failure.description
+        retried = failure.metadata["retried_episodes"].value
+        assert retried.count("attempt 1 failed — game_") == len(keys), retried
+        logs = instance.all_logs(result.run_id)
+        errors = [r.user_message for r in logs if r.level >= 40]
+        assert any("attempt 1 failed — game_" in m and "will be retried" in m for m in errors), errors
+        statuses = instance.get_status_by_partition(EPISODES, keys, episodes.partitions_def)
+        assert set(statuses.values()) == {dg.AssetPartitionStatus.FAILED}, statuses
+        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
+            [dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
+        )[dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
+        evaluation = check.event.dagster_event.event_specific_data
+        assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
+        assert evaluation.metadata["retried_attempts"].value == len(keys)
+    assert {e.status for e in service.episodes(round_ref=f"round_{round_id}")} == {"pending"}
+
+
+def test_episodes_cancelled_in_a_failed_run_do_not_stay_failed_partitions(league_home):
+    """The crasher is quarantined after its first failure, which cancels its other episode while the
+    batch plays. Dagster marks that never-played partition failed with the run; once the round is
+    closed, the sensor removes it (with a league event), so the UI's failed count is the league's."""
+    service = LeagueService(home=league_home)
+    service.upload_coworld(ORCHARD_MANIFEST)
+    service.upload_policy("coworld/orchard:0.1.0", "random", run=["python", "-m", "orchard.players.random"])
+    service.upload_policy("coworld/orchard:0.1.0", "crasher", run=["python", "-c", "raise SystemExit(7)"])
+    league = service.create_league(
+        "quarantiny",
+        "orchard",
+        variants=["duel"],
+        commissioner_config={"episodes_per_pair": 2},
+        config_overrides=FAST,
+        failure_policy={"quarantine_after": 1},
+    )
+    for name in ("random", "crasher"):
+        service.submit(name, "quarantiny")
+    settings = OrchestrationSettings(episodes_per_run=8, parallelism=1)  # one at a time: one is cancelled
+    defs = make_defs(league_home, parallelism=1)
+    with dg.instance_for_test() as instance:
+        round_id = service.open_round(league.id).round_id
+        assert round_id is not None
+        result, _ = commissioner_tick(instance, service, settings, LocalArtifactStore(league_home))
+        apply_partition_requests(instance, result)
+        (request,) = [r for r in result.run_requests if r.tags.get(TAG_KIND) == "episodes"]
+        assert not execute(defs, instance, request).success
+        episodes_now = {e.key: e for e in service.episodes(round_ref=f"round_{round_id}")}
+        cancelled = [k for k, e in episodes_now.items() if e.status == "cancelled"]
+        failed = [k for k, e in episodes_now.items() if e.status == "failed"]
+        assert len(cancelled) == 1 and len(failed) == 1, episodes_now
+        keys = instance.get_dynamic_partitions("episodes")
+        statuses = instance.get_status_by_partition(EPISODES, keys, episodes.partitions_def)
+        assert statuses[cancelled[0]] == dg.AssetPartitionStatus.FAILED  # Dagster's doing, for now
+
+        _, report = commissioner_tick(instance, service, settings, LocalArtifactStore(league_home))
+        assert report.removed == 1
+        keys = instance.get_dynamic_partitions("episodes")
+        assert cancelled[0] not in keys and failed[0] in keys
+        statuses = instance.get_status_by_partition(EPISODES, keys, episodes.partitions_def)
+        assert statuses == {failed[0]: dg.AssetPartitionStatus.FAILED}
+        (event,) = service.events("quarantiny", event_type="partitions_archived")
+        assert event.payload["keys"] == cancelled and "never played" in event.headline
+        _, again = commissioner_tick(instance, service, settings, LocalArtifactStore(league_home))
+        assert again.removed == 0, "once per round"

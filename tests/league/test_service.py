@@ -237,8 +237,17 @@ def test_failures_never_touch_ratings_and_quarantine(svc: LeagueService):
     assert counts["failed"] == 2 and counts["succeeded"] == 2 and counts["cancelled"] == 2
     member = svc.memberships("L", policy_ref="planner")[0]
     assert member.status == "quarantined" and "2 consecutive player failures" in str(member.status_reason)
-    q = svc.events("L", event_type="policy_quarantined")[0].payload
+    quarantined = svc.events("L", event_type="policy_quarantined")[0]
+    q = quarantined.payload
     assert len(q["failing_episodes"]) == 2 and all(f["log"].endswith(".log") for f in q["failing_episodes"])
+    assert "2 pending episode(s) of it cancelled" in quarantined.headline
+    # The cancellation is a decision of its own, filed under the round and naming the episodes.
+    (cancelled,) = svc.events("L", event_type="episodes_cancelled")
+    cancelled_keys = sorted(e.key for e in svc.episodes(round_ref=rid) if e.status == "cancelled")
+    assert sorted(cancelled.payload["episodes"]) == cancelled_keys and len(cancelled_keys) == 2
+    assert "planner:v1 was quarantined" in cancelled.headline
+    assert all(key in cancelled.headline for key in cancelled_keys)
+    assert svc.events("L", round_ref=rid, event_type="episodes_cancelled") == [cancelled]
     table = by_label(svc, "L")
     assert table["planner:v1"].episodes == 0 and table["planner:v1"].mu == 25.0
     assert table["random:v1"].episodes == table["greedy:v1"].episodes == 2
@@ -426,3 +435,31 @@ def test_a_round_beyond_the_bounds_fails_saying_why(svc: LeagueService, monkeypa
         "the round already has 4 episodes, the most a round may schedule"
     }
     assert len(rejected.payload["errors"]) == 2
+
+
+def test_overview_says_how_many_failures_it_leaves_out(svc: LeagueService, monkeypatch):
+    """The overview lists the newest failures only; its title says how many there are in all and how
+    to list them, in the CLI and in the Dagster markdown (which also shows names literally)."""
+    from coworld_pipeline.defs.league.overview_metadata import overview_markdown, overview_metadata
+    from coworld_pipeline.league import overview
+
+    monkeypatch.setattr(overview, "MAX_FAILURES", 2)
+    orchard_league(svc, "L", players=("random", "greedy", "planner"), failure_policy={"infra_retries": 0})
+
+    def runner(request, workspace, secrets):
+        workspace.mkdir(parents=True, exist_ok=True)
+        return FakeOutcome(workspace, error=EpisodeFailure(ErrorType.GAME_CRASHED, "**boom** <b>x</b>"))
+
+    rid = svc.open_round(svc.resolve_league_id("L")).round_id
+    for e in svc.pending_episodes(rid)[:3]:
+        svc.execute_episode(e, episode_runner=runner)
+    o = svc.overview("L")
+    assert len(o.failures) == 2 and o.failures_total == 3 and o.to_json()["failures_total"] == 3
+    assert o.failures_title == (
+        "failed episodes (last 2 rounds: 2 of 3 shown; coworld episodes --league L --status failed lists all)"
+    )
+    markdown = overview_markdown(o)
+    assert "2 of 3 shown" in markdown
+    assert r"\*\*boom\*\* &lt;b&gt;x&lt;/b&gt;" in markdown and "<b>" not in markdown
+    meta = overview_metadata(o)
+    assert meta["failed_episodes"] == 3 and meta["failed_episodes_recent_rounds"] == 3

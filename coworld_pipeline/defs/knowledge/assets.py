@@ -33,7 +33,7 @@ from coworld_pipeline.defs.knowledge.core import (
 )
 from coworld_pipeline.defs.knowledge.partitions import policy_partitions, split_policy_key
 from coworld_pipeline.defs.knowledge.resources import KnowledgeResource
-from coworld_pipeline.defs.league.metadata import md_table
+from coworld_pipeline.defs.league.metadata import md_code, md_table, md_text
 from coworld_pipeline.defs.league.partitions import episode_partitions, round_partitions
 from coworld_pipeline.defs.league.settings import decimal, whole_number
 
@@ -92,9 +92,7 @@ def fail_role(run: RoleRun) -> NoReturn:
             "runnable": outcome.runnable_id,
             "logs": dg.MetadataValue.path(str(outcome.logs_dir)),
             "error_info": dg.MetadataValue.path(str(outcome.run_dir / "error_info.json")),
-            "stderr_tail": dg.MetadataValue.md(
-                f"```\n{str(error.details.get('stderr_tail', ''))[-1500:]}\n```"
-            ),
+            "stderr_tail": dg.MetadataValue.md(md_code(str(error.details.get("stderr_tail", ""))[-1500:])),
         },
         allow_retries=True,
     )
@@ -262,8 +260,10 @@ def diagnoser_advice(
     league_id, pv_id = split_policy_key(context.partition_key)
     ref = _enabled_ref(kn, league_id, "diagnoser")
     rows, texts, failures = [], [], []
+    policy_label = pv_id  # the partition key is ids; the UI also shows who it is for (`name:vN`)
     for episode in kn.recent_episodes(league_id, pv_id, knowledge.recent_episodes):
-        slot = next(s.position for s in episode.seats if s.policy_version_id == pv_id)
+        seat = next(s for s in episode.seats if s.policy_version_id == pv_id)
+        slot, policy_label = seat.position, seat.label or policy_label
         name = kn.diagnosis_name(episode.id, slot)
         if name is None:  # not diagnosed yet (an earlier round's advice is reused)
             run = kn.run_role(episode, "diagnoser", ref, slot)
@@ -272,8 +272,10 @@ def diagnoser_advice(
                 continue
             name = next(iter(run.stored))
         text = advice_text(kn.stored(episode.id, name) or b"{}")
-        texts.append(f"### {episode.id} (slot {slot})\n\n{text}")
-        rows.append([episode.id, episode.round_id, slot, (text.strip().splitlines() or [""])[0][:200]])
+        texts.append(f"### {md_text(episode.key or episode.id)} (slot {slot})\n\n{text}")
+        round_key = (episode.key or "").rpartition(".")[0] or episode.round_id
+        first = (text.strip().splitlines() or [""])[0][:200]
+        rows.append([episode.key or episode.id, round_key, slot, first])
     if failures and not rows:
         fail_role(failures[0])
     for run in failures:
@@ -282,6 +284,7 @@ def diagnoser_advice(
         metadata={
             "league": league_id,
             "policy_version": pv_id,
+            "policy": policy_label,
             "episodes": len(rows),
             "failed_episodes": dg.MetadataValue.json([r.episode_id for r in failures]),
             "summary": dg.MetadataValue.md(md_table(["episode", "round", "slot", "first advice"], rows)),
@@ -328,7 +331,7 @@ def optimizer_plans(
     group_name=GROUP,
     kinds={"parquet", "duckdb"},
     description="One pyarrow dataset over every event log of a league, partitioned by round "
-    "(hive-style `round=<id>/part-0.parquet` under $COWORLD_HOME/stats/<league id>/), with each "
+    "(hive-style `round=<id>/part-0.parquet` under `$COWORLD_HOME/stats/LEAGUE_ID/`), with each "
     "row's episode and policy. Requested by the `knowledge` sensor once a closed round's reports are "
     "done; query it with `coworld league stats L --sql ...`.",
 )
@@ -380,7 +383,8 @@ def best_graded_metadata(kn: Knowledge, league_id: str, rounds: int = 5, top: in
         graded.sort(key=lambda pair: -pair[0])
         for score, episode in graded[:top]:
             seats = " vs ".join(s.label or s.policy_version_id for s in episode.seats)
-            rows.append([rnd.round_number, episode.id, score, seats, f"coworld replay-open {episode.id}"])
+            name = episode.key or episode.id
+            rows.append([rnd.round_number, name, score, seats, f"coworld replay-open {name}"])
     if not rows:
         return {}
     return {

@@ -13,6 +13,13 @@ Nothing of an episode's history is lost:
   `fetch_materializations(... asset_partitions=[key])` and the runs that played it still show them;
 * a `partitions_archived` league event per round records which keys were archived (the keys and
   their count), so `coworld events` tells why a partition is no longer in the UI's partition bar.
+
+Once a round is closed and idle, the keys of its episodes that were cancelled before any attempt
+(`remove_never_played_partitions`) are removed as well, whatever the count: Dagster marks every
+partition of a failed run that it did not materialize as failed, so an episode cancelled while its
+batch played (its entrant was quarantined, the round failed) would show red, as if it had been played
+and failed. It never was, and never will be; `coworld episodes --status cancelled` lists it with its
+reason, and the same league event records the removal.
 """
 
 from __future__ import annotations
@@ -100,3 +107,24 @@ def _closed_and_idle(
     if rnd.status == RoundStatus.RUNNING or not may_archive_round(rnd.id):
         return False
     return not round_episode_runs_in_flight(instance, rnd.id)
+
+
+def remove_never_played_partitions(
+    instance: dg.DagsterInstance, service: LeagueService, round_id: str, keys: set[str]
+) -> list[str]:
+    """Delete the partition keys (of `keys`, the existing ones) of this closed round's episodes that
+    were cancelled before any attempt; returns them. The caller checked that no run of the round is
+    in flight. A key of another round is never touched, so no in-flight range changes (a run's range
+    only spans one round's adjacent keys: planning.py)."""
+    never = [
+        e.key if e.key in keys else e.id
+        for e in service.episodes(round_ref=round_id, status="cancelled", limit=100_000)
+        if e.attempts == 0 and (e.key in keys or e.id in keys)
+    ]
+    for key in never:
+        instance.delete_dynamic_partition(episode_partitions.name, key)
+    if never:
+        service.partitions_archived(
+            round_id, never, "cancelled before they were played (never played: not failed)"
+        )
+    return never

@@ -14,7 +14,7 @@ from typing import Any
 import dagster as dg
 
 from coworld_pipeline.defs.league.closing import closed_round_materializations, league_standings_metadata
-from coworld_pipeline.defs.league.metadata import episode_metadata, md_table, round_metadata
+from coworld_pipeline.defs.league.metadata import episode_metadata, md_table, md_text, round_metadata
 from coworld_pipeline.defs.league.partitions import episode_partitions, league_partitions, round_partitions
 from coworld_pipeline.defs.league.recovery import worker_tag
 from coworld_pipeline.defs.league.resources import (
@@ -56,7 +56,8 @@ class ResultsCheck:
     """Collects the per-episode rows of the `results_match_manifest` check of one run.
 
     It fails with ERROR (blocking) when a succeeded episode's results are not stored as recorded, and
-    with WARN when episodes of the batch failed: the round is degraded, and the UI says so.
+    with WARN when episodes of the batch failed or have an attempt to retry: the round is degraded,
+    and the UI says so.
     """
 
     def __init__(self) -> None:
@@ -69,19 +70,25 @@ class ResultsCheck:
         ]
         self.rows.append([episode.key or episode.id, word, why])
 
+    def add_retry(self, episode: EpisodeView) -> None:
+        error = (episode.attempt_errors or ({},))[-1] or {}
+        why = f"attempt {episode.attempts} failed ({error.get('error_type') or 'unknown'}): retried"
+        self.rows.append([episode.key or episode.id, "RETRY", why])
+
     def count(self, word: str) -> int:
         return sum(1 for r in self.rows if r[1] == word)
 
     def result(self) -> dg.AssetCheckResult:
-        invalid, failed = self.count("INVALID"), self.count("FAILED")
+        invalid, failed, retried = self.count("INVALID"), self.count("FAILED"), self.count("RETRY")
         return dg.AssetCheckResult(
             check_name=RESULTS_CHECK,
-            passed=invalid == 0 and failed == 0,
+            passed=invalid == 0 and failed == 0 and retried == 0,
             severity=dg.AssetCheckSeverity.ERROR if invalid else dg.AssetCheckSeverity.WARN,
             metadata={
                 "checked": self.count("valid") + invalid,
                 "invalid": invalid,
                 "failed_episodes": failed,
+                "retried_attempts": retried,
                 "skipped_not_played": self.count("skipped"),
                 "episodes": dg.MetadataValue.md(md_table(["episode", "results", "detail"], self.rows)),
             },
@@ -98,16 +105,31 @@ def failure_line(episode: EpisodeView) -> str:
     )
 
 
+def retry_line(episode: EpisodeView) -> str:
+    """`league.rN.e3: attempt 1 failed — game_crashed (blame game): ...; it will be retried`."""
+    error = (episode.attempt_errors or ({},))[-1] or {}
+    return (
+        f"{episode.key or episode.id}: attempt {episode.attempts} failed — "
+        f"{error.get('error_type') or 'unknown error'} (blame {error.get('blame') or 'unknown'}): "
+        f"{str(error.get('message') or '')[:300]}; it will be retried (not rated, nobody charged)"
+    )
+
+
 def _log_unfinished(
-    context: dg.AssetExecutionContext, played: Played, key: str, errors: dict[str, str]
+    context: dg.AssetExecutionContext,
+    played: Played,
+    key: str,
+    errors: dict[str, str],
+    retried: list[EpisodeView],
 ) -> None:
     if played.platform_error:
         errors[key] = played.platform_error
         context.log.error(f"{key}: platform error: {played.platform_error}")
     elif played.episode is None:
         context.log.info(f"{key} is {played.status}: not played again")
-    else:
-        context.log.warning(f"{key}: {played.status} (attempt {played.episode.attempts} will be retried)")
+    else:  # its attempt failed (infrastructure): back to pending, a later run plays it again
+        retried.append(played.episode)
+        context.log.error(retry_line(played.episode))
 
 
 @dg.asset(
@@ -151,6 +173,7 @@ def episodes(
 
     check, errors, rounds = ResultsCheck(), {}, set()
     failed: list[EpisodeView] = []
+    retried: list[EpisodeView] = []  # attempts that failed and go back to pending
     # One materialization per succeeded episode, logged as soon as it is final. A failed episode gets
     # none: the run fails at the end, naming it, so its partition shows failed (red) with the reason.
     # If the run is terminated, the generator closes the batch: nothing new starts, what is playing
@@ -160,7 +183,9 @@ def episodes(
         if played.episode is not None:
             rounds.add(played.episode.round_id)
         if played.episode is None or not played.final:
-            _log_unfinished(context, played, key, errors)
+            _log_unfinished(context, played, key, errors, retried)
+            if played.episode is not None and not played.platform_error:
+                check.add_retry(played.episode)
             continue
         check.add(played.episode)
         if played.status != EpisodeStatus.SUCCEEDED:
@@ -190,14 +215,22 @@ def episodes(
         if progress.closed_now:
             yield from closed_round_materializations(context.instance, service, store, round_id)
     yield check.result()
-    if failed or errors:
+    # A run with any episode not played to success fails, so it never shows green: a failed episode's
+    # partition stays failed; a retried one's until a later run plays it to success.
+    if failed or errors or retried:
         raise dg.Failure(
             "; ".join(
                 [f"{len(failed)} episode(s) failed (not rated)"] * bool(failed)
+                + [f"{len(retried)} attempt(s) failed and will be retried"] * bool(retried)
                 + [f"{len(errors)} hit a platform error (the commissioner requeues them)"] * bool(errors)
             ),
             metadata={
-                "failed_episodes": dg.MetadataValue.md("\n".join(f"- {failure_line(e)}" for e in failed)),
+                "failed_episodes": dg.MetadataValue.md(
+                    "\n".join(f"- {md_text(failure_line(e))}" for e in failed)
+                ),
+                "retried_episodes": dg.MetadataValue.md(
+                    "\n".join(f"- {md_text(retry_line(e))}" for e in retried)
+                ),
                 "error_types": dg.MetadataValue.json({e.key or e.id: e.error_type for e in failed}),
                 "platform_errors": dg.MetadataValue.json(errors),
             },

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import html
+import re
 from typing import Any
 
 import dagster as dg
@@ -21,13 +23,32 @@ LINKED_ARTIFACTS = (
 )
 
 
+# Characters markdown may act on. `_` only at a word's edge, where it can open or close emphasis:
+# inside identifiers (`player_crashed`) it is literal and stays unescaped, as API readers expect.
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|~]|(?<![0-9A-Za-z])_|_(?![0-9A-Za-z]))")
+
+
+def md_text(value: Any) -> str:
+    """`value` as literal markdown text on one line: names and messages are untrusted (a policy named
+    `<b>x</b>` or `**x**` must show as typed, not bold; an `<img>` tag must not vanish)."""
+    text = html.escape(str(value), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text).replace("\r", " ").replace("\n", " ")
+
+
+def md_code(text: str) -> str:
+    """`text` as a fenced code block whose fence no run of backticks inside it can close."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return f"{fence}\n{text}\n{fence}"
+
+
 def md_table(headers: list[str], rows: list[list[Any]]) -> str:
     def cell(value: Any) -> str:
         if value is None:
             return ""
         if isinstance(value, float):
             return f"{value:.3f}".rstrip("0").rstrip(".")
-        return str(value).replace("|", "\\|").replace("\n", " ")
+        return md_text(value)
 
     lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
@@ -56,11 +77,13 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
         "seats": dg.MetadataValue.md(md_table(["slot", "policy", "score"], seats)),
         "duration_seconds": float(episode.wall_seconds or 0.0),
         "error_type": episode.error_type or "",
-        "replay_command": dg.MetadataValue.md(
-            f"```\ncoworld replay-open {episode.key or episode.id}\n```\n"
-            f"or download: `coworld replays --round {episode.round_id}`"
-        ),
     }
+    if episode.replay_path:  # a failed or cancelled episode has none: no command that would say so
+        round_ref = (episode.key or "").rpartition(".")[0] or episode.round_id
+        meta["replay_command"] = dg.MetadataValue.md(
+            md_code(f"coworld replay-open {episode.key or episode.id}")
+            + f"\nor download: `coworld replays --round {round_ref}`"
+        )
     meta.update(episode_links(episode))  # replay (or live) in `coworld serve`, only when there is one
     for key, value in (episode.played_by or {}).items():  # which worker and engine played it
         meta[key] = str(value)
@@ -72,11 +95,13 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
         kind, blame = error.get("error_type") or "unknown error", error.get("blame") or "unknown"
         where = f", slot {error['slot']}" if error.get("slot") is not None else ""
         meta["error"] = dg.MetadataValue.md(
-            f"**{kind}** (blame {blame}{where}): {str(error.get('message') or '')[:1500]}"
+            f"**{md_text(kind)}** (blame {md_text(blame)}{where}): "
+            + md_text(str(error.get("message") or "")[:1500])
         )
     if artifacts and "error" not in artifacts:
         meta["artifacts"] = dg.MetadataValue.json(artifacts)
-        for name in LINKED_ARTIFACTS:
+        player_logs = [f"logs/policy_agent_{seat.position}.log" for seat in episode.seats]
+        for name in (*LINKED_ARTIFACTS, *player_logs):
             if name in artifacts:
                 meta[f"artifact:{name}"] = _link(artifacts[name])
     elif "error" in artifacts:
@@ -166,7 +191,8 @@ def standings_metadata(
             for r in div.standings
         ]
         sections.append(
-            f"### {div.league.name} / {div.division.name}\n\n" + md_table(STANDINGS_COLUMNS, rows)
+            f"### {md_text(div.league.name)} / {md_text(div.division.name)}\n\n"
+            + md_table(STANDINGS_COLUMNS, rows)
         )
         for r in div.standings:
             order.append(r.label)

@@ -10,20 +10,20 @@ from typing import Any
 
 import dagster as dg
 
-from coworld_pipeline.defs.league.metadata import md_table
+from coworld_pipeline.defs.league.metadata import md_table, md_text
 from coworld_pipeline.league.overview import LeagueOverview
 
 
 def overview_markdown(o: LeagueOverview) -> str:
     r = o.current_round
     lines = [
-        f"**{o.league}**: "
-        + (f"round {r.number} ({r.key}) {r.status}: {r.progress}" if r else "no round yet")
+        f"**{md_text(o.league)}**: "
+        + (f"round {r.number} ({md_text(r.key)}) {r.status}: {r.progress}" if r else "no round yet")
     ]
-    lines.append(f"next round: {o.next_round}")
+    lines.append(f"next round: {md_text(o.next_round)}")
     if o.failures:
         lines.append(
-            "\n**failed episodes**\n\n"
+            f"\n**{md_text(o.failures_title)}**\n\n"
             + md_table(
                 ["episode", "error", "blame", "policy", "reason"],
                 [
@@ -48,7 +48,8 @@ def overview_metadata(o: LeagueOverview) -> dict[str, Any]:
         "current_round": r.key if r else "",
         "round_progress": r.progress if r else "",
         "next_round": o.next_round,
-        "failed_episodes": r.failed if r else 0,
+        "failed_episodes": r.failed if r else 0,  # of the current round
+        "failed_episodes_recent_rounds": max(o.failures_total, len(o.failures)),
         "quarantined": len(o.quarantines),
     }
     if o.failures:

@@ -34,7 +34,10 @@ from dataclasses import dataclass, field
 
 import dagster as dg
 
-from coworld_pipeline.defs.league.archive import archive_old_episode_partitions
+from coworld_pipeline.defs.league.archive import (
+    archive_old_episode_partitions,
+    remove_never_played_partitions,
+)
 from coworld_pipeline.defs.league.jobs import (
     COLLATE_ROUND,
     REFRESH_STANDINGS,
@@ -92,6 +95,7 @@ class TickReport:
     requested_episodes: int = 0
     deferred_episodes: int = 0
     backfilled: int = 0
+    removed: int = 0  # keys of never-played (cancelled) episodes
     archived: int = 0
     seconds: float = 0.0
 
@@ -105,6 +109,7 @@ class TickReport:
             + (f"; reported {self.backfilled} missing episode materialization(s)" if self.backfilled else "")
             + (f"; closed {', '.join(self.closed_rounds)}" if self.closed_rounds else "")
             + (f"; archived {self.archived} old episode partition(s)" if self.archived else "")
+            + (f"; removed {self.removed} never-played episode partition(s)" if self.removed else "")
             + f" ({self.seconds:.2f}s)"
         )
 
@@ -282,6 +287,10 @@ def commissioner_tick(
         report.backfilled += backfill_episode_materializations(
             instance, service, store, round_id, order, materialized
         )
+        removed = remove_never_played_partitions(instance, service, round_id, set(order.keys))
+        if removed:
+            report.removed += len(removed)
+            order = KeyOrder([k for k in order.keys if k not in set(removed)])
         swept.add(round_id)
         if already_collated:
             continue
