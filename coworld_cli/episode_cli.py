@@ -31,6 +31,7 @@ from coworld_pipeline.contract.episode_request import (
     validate_request,
     with_seed,
 )
+from coworld_pipeline.contract.limits import MAX_INTEGER_DIGITS
 from coworld_pipeline.contract.manifest import (
     CoworldManifest,
     Role,
@@ -176,6 +177,8 @@ def build_request(
                     )
             request = validate_request(EpisodeRequest(manifest=manifest, game_config=config, players=players))
         if seed is not None:
+            if len(str(abs(seed))) > MAX_INTEGER_DIGITS:  # as in a request file: the game reads it too
+                fail_usage(f"--seed has {len(str(abs(seed)))} digits; at most {MAX_INTEGER_DIGITS}", as_json)
             request = with_seed(request, seed)
         return request
     except ContractError as exc:
@@ -213,14 +216,17 @@ class PhaseDisplay:
 
     def render(self) -> Table:
         from rich.table import Table
+        from rich.text import Text
 
-        table = Table(title=self.title, show_header=True, header_style="bold")
+        # The title and details quote the manifest and the user's input (a game named `[red]x[/]`, an
+        # image, a path): plain Text, never parsed as markup. Only status and time are ours.
+        table = Table(title=Text(self.title), show_header=True, header_style="bold")
         table.add_column("phase")
         table.add_column("detail")
         table.add_column("status")
         table.add_column("at", justify="right")
-        for row in self.rows:
-            table.add_row(*row)
+        for phase, detail, status, at in self.rows:
+            table.add_row(Text(phase), Text(detail), status, at)
         return table
 
     def __call__(self, phase: str, detail: str) -> None:
@@ -239,15 +245,15 @@ def report_outcome(outcome: EpisodeOutcome, as_json: bool) -> None:
         output.console.print(
             f"[bold green]episode succeeded[/] in {outcome.wall_seconds:.2f}s — scores {outcome.scores}"
         )
-        output.console.print(f"artifacts: {outcome.workspace}")
+        output.console.print(f"artifacts: {outcome.workspace}", markup=False)
         for name in sorted(outcome.files()):
-            output.console.print(f"  {name}")
+            output.console.print(f"  {name}", markup=False)
     else:
         err = outcome.error
         assert err is not None
-        output.console.print(f"[bold red]episode failed[/]: {err}")
-        output.console.print(f"error info: {outcome.workspace / 'error_info.json'}")
-        output.console.print(f"logs kept in: {outcome.workspace / 'logs'}")
+        output.console.print(f"[bold red]episode failed[/]: {escape(str(err))}")
+        output.console.print(f"error info: {outcome.workspace / 'error_info.json'}", markup=False)
+        output.console.print(f"logs kept in: {outcome.workspace / 'logs'}", markup=False)
     if not outcome.ok:
         raise typer.Exit(EXIT_FAILED)
 
@@ -344,11 +350,12 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def schema(
         kind: str = typer.Argument(..., help="manifest | episode-request"),
+        as_json: bool = typer.Option(False, "--json", help="Accepted for symmetry: the schema is JSON."),
     ) -> None:
         """Print the JSON Schema generated from our models."""
         models = {"manifest": CoworldManifest, "episode-request": EpisodeRequest}
         if kind not in models:
-            fail_usage(f"unknown schema {kind!r}: choose manifest or episode-request")
+            fail_usage(f"unknown schema {kind!r}: choose manifest or episode-request", as_json)
         print_json(models[kind].model_json_schema(by_alias=True))
 
     @app.command("run-episode")
@@ -525,12 +532,13 @@ def register(app: typer.Typer) -> None:
             print_json(report.to_json())
         else:
             from rich.table import Table
+            from rich.text import Text
 
-            table = Table("", "check", "detail", title=f"certification of {m.label}")
-            for check, ok, detail in report.checks:
-                table.add_row("[green]✔[/]" if ok else "[red]✘[/]", check, detail)
+            table = Table("", "check", "detail", title=Text(f"certification of {m.label}"))
+            for check, ok, detail in report.checks:  # checks quote the manifest: never markup
+                table.add_row("[green]✔[/]" if ok else "[red]✘[/]", Text(check), Text(detail))
             output.console.print(table)
-            output.console.print(f"workspace: {workspace}")
+            output.console.print(f"workspace: {workspace}", markup=False)
             output.console.print("[bold green]CERTIFIED[/]" if report.ok else "[bold red]NOT CERTIFIED[/]")
         if not report.ok:
             raise typer.Exit(EXIT_FAILED)

@@ -69,8 +69,26 @@ def register_league_commands() -> None:
     league.register(app)
 
 
+def json_usage_errors(args: list[str]) -> None:
+    """With `--json`, a command-line error that Click finds before any command runs (an option out
+    of range, a missing argument) is printed as JSON on stdout like every other error, not as Rich's
+    usage box; the exit code stays 2."""
+    if "--json" not in (args[: args.index("--")] if "--" in args else args):
+        return
+    from typer import rich_utils
+
+    from coworld_cli.output import print_json
+
+    def as_json(error: Exception) -> None:
+        message = error.format_message() if hasattr(error, "format_message") else str(error)
+        print_json({"ok": False, "error": message, "problems": []})
+
+    rich_utils.rich_format_error = as_json  # typer.core looks it up at each error
+
+
 def main() -> None:
     signals.install()
+    json_usage_errors(sys.argv[1:])
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command is None or command.startswith("-") or command in EPISODE_COMMANDS:
         register_episode_commands()

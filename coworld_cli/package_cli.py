@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import typer
+from rich.markup import escape
 
 from coworld_cli import output as out  # its consoles are made on first use: `out.console`
 from coworld_cli.output import (
@@ -46,14 +47,14 @@ def register(app: typer.Typer) -> None:
             if as_json:
                 print_json({"ok": False, "error": str(exc)})
             else:
-                out.err_console.print(f"[bold red]build failed:[/] {exc}", markup=True)
+                out.err_console.print(f"[bold red]build failed:[/] {escape(str(exc))}")
             raise typer.Exit(EXIT_FAILED) from None
         if as_json:
             print_json(result.to_json())
             return
         for before, after in result.images.items():
-            out.console.print(f"{before} -> {after}")
-        out.console.print(f"[bold green]wrote[/] {result.output}")
+            out.console.print(f"{before} -> {after}", markup=False)
+        out.console.print(f"[bold green]wrote[/] {escape(str(result.output))}")
 
     @app.command()
     def convert(
@@ -81,6 +82,6 @@ def register(app: typer.Typer) -> None:
         if as_json:
             print_json({"ok": True, "output": str(output), **result.to_json()})
             return
-        out.console.print(f"[bold green]wrote[/] {output} for contract {contract}")
+        out.console.print(f"[bold green]wrote[/] {escape(str(output))} for contract {escape(contract)}")
         for note in result.notes:
             out.console.print(f"  - {note}", markup=False)

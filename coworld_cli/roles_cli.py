@@ -59,9 +59,22 @@ class Episode:
     source_dir: str | None = None
 
 
+# What `run-episode -o DIR` always leaves in DIR (an episode that failed early has only error_info.json
+# and episode.json): a directory with none of them is not an episode, whatever else it holds.
+EPISODE_MARKERS = ("episode.json", "results.json", "error_info.json", "replay.json", "replay.json.z")
+
+
 def resolve_episode(ref: str, db: str | None, home: str | None, as_json: bool) -> Episode:
+    if not ref.strip():
+        fail_usage("the episode is empty: give a run-episode -o directory or a league episode id", as_json)
     path = usable_path(ref, "episode", as_json)
     if path.is_dir():
+        if not any((path / name).is_file() for name in EPISODE_MARKERS):
+            fail_usage(
+                f"{ref} is not an episode directory: it has none of {', '.join(EPISODE_MARKERS)} "
+                "(give a run-episode -o directory or a league episode id)",
+                as_json,
+            )
         return Episode(path.resolve(), None, True)
     if path.exists():
         fail_usage(f"{ref} is a file, not an episode directory or a league episode id", as_json)
@@ -199,7 +212,8 @@ def run_role_command(
         try:
             outcome = run_role(request, run_dir, runtime, RoleOptions(timeout_seconds=timeout))
         except (KeyboardInterrupt, Terminated):
-            err_console.print(f"[bold red]interrupted[/]: everything was removed; logs are in {run_dir}")
+            where = escape(str(run_dir))
+            err_console.print(f"[bold red]interrupted[/]: everything was removed; logs are in {where}")
             raise typer.Exit(EXIT_INTERRUPTED) from None
     if not outcome.ok:
         if as_json:
@@ -208,7 +222,7 @@ def run_role_command(
             err_console.print(
                 f"[bold red]{kind} {escape(outcome.runnable_id)} failed[/]: {escape(str(outcome.error))}"
             )
-            err_console.print(f"logs kept in: {outcome.logs_dir}")
+            err_console.print(f"logs kept in: {outcome.logs_dir}", markup=False)
         raise typer.Exit(EXIT_FAILED)
     return outcome
 
@@ -269,10 +283,12 @@ def register(app: typer.Typer) -> None:
             info = {"ok": True, "path": str(made.path), "size": made.size, "sha256": made.sha256}
             print_json({**info, "dropped": list(made.dropped), "manifest": made.manifest})
             return
-        console.print(f"[bold green]wrote[/] {made.path} ({made.size} bytes, {made.status} episode)")
-        console.print(f"included: {', '.join(made.manifest['include']) or 'nothing'}")
+        wrote = escape(str(made.path))
+        console.print(f"[bold green]wrote[/] {wrote} ({made.size} bytes, {made.status} episode)")
+        console.print(f"included: {', '.join(made.manifest['include']) or 'nothing'}", markup=False)
         if made.dropped:
-            console.print(f"[yellow]not included[/] (absent or not permitted): {', '.join(made.dropped)}")
+            dropped = escape(", ".join(made.dropped))
+            console.print(f"[yellow]not included[/] (absent or not permitted): {dropped}")
 
     @app.command()
     def report(
@@ -292,9 +308,9 @@ def register(app: typer.Typer) -> None:
         )
         if _printed_json(outcome, as_json):
             return
-        console.print(f"report: {outcome.outputs['report']}")
+        console.print(f"report: {outcome.outputs['report']}", markup=False)
         if "stats" in outcome.outputs:
-            console.print(f"stats:  {outcome.outputs['stats']} ({outcome.stats_rows} rows)")
+            console.print(f"stats:  {outcome.outputs['stats']} ({outcome.stats_rows} rows)", markup=False)
         text = _zip_text(outcome.outputs["report"], outcome.report.render)
         if text is not None:
             console.print()
@@ -345,7 +361,7 @@ def register(app: typer.Typer) -> None:
         if _printed_json(outcome, as_json):
             return
         path = outcome.outputs["diagnosis"]
-        console.print(f"advice: {path}")
+        console.print(f"advice: {path}", markup=False)
         diagnosis = outcome.diagnosis
         if diagnosis.kind == "zip":
             render = diagnosis.manifest.get("render")

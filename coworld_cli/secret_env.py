@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 from collections.abc import MutableMapping
 from pathlib import Path
 from typing import Annotated
@@ -84,7 +85,12 @@ def _unquote(value: str) -> str:
 def parse_secret_file(path: Path, as_json: bool = False) -> dict[str, str]:
     """`KEY=VALUE` lines of one file; every error names the file and the line number."""
     try:
-        size = path.stat().st_size
+        info = path.stat()
+        size = info.st_size
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):  # a FIFO or a device would block the read, or never end
+            fail_usage(f"--secret-env-file {path}: not a regular file", as_json)
         if size > MAX_SECRET_FILE_BYTES:
             fail_usage(
                 f"--secret-env-file {path}: {size} bytes, more than a secrets file can be (1 MiB)", as_json
@@ -148,6 +154,11 @@ def resolve_secret_env(
         if key in merged:
             fail_usage(f"secret {key!r} is given twice ({sources[key]} and --secret-env)", as_json)
         merged[key] = value
+    from coworld_pipeline.contract.os_limits import runnable_problems
+
+    for key, value in merged.items():  # what the OS would refuse when the player starts: refused now
+        for problem in runnable_problems([], {key: value}, "secrets"):
+            fail_usage(f"secret {_shown(key)}: {problem.message}", as_json)
     for pair in pairs or []:
         if "=" not in pair:
             env.pop(pair, None)  # the host processes the CLI starts must not inherit it

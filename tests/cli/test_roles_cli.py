@@ -57,6 +57,10 @@ def test_bundle_command(coworld: Path, tmp_path: Path) -> None:
     assert "unknown include token 'logs'" in proc.stderr and "Traceback" not in proc.stderr
     proc = run_cli("bundle", str(episode), "-o", str(tmp_path / "h.zip"))
     assert proc.returncode == 0 and "included: results, replay, config, game_logs, player_logs" in proc.stdout
+    # A directory that run-episode did not write is not an episode (here: the game's own source).
+    for not_an_episode in (str(coworld / "orchard"), ""):
+        out = cli_json("bundle", not_an_episode, "-o", str(tmp_path / "no.zip"), code=2)
+        assert "episode" in out["error"] and not (tmp_path / "no.zip").exists()
 
 
 def test_bad_episode_references_exit_2(tmp_path: Path, coworld: Path) -> None:

@@ -262,6 +262,13 @@ def test_secret_env_file_rules(tmp_path: Path, capsys: pytest.CaptureFixture[str
         assert FILE_SECRET not in message
     assert "no such file" in resolve_or_exit(capsys, [], [tmp_path / "absent.env"], {})
     assert "is a directory" in resolve_or_exit(capsys, [], [tmp_path], {})
+    fifo = tmp_path / "fifo.env"
+    os.mkfifo(fifo)  # opening it would block until a writer comes: refused without opening
+    assert "not a regular file" in resolve_or_exit(capsys, [], [fifo], {})
+    huge = tmp_path / "huge.env"
+    huge.write_text("BIG=" + "x" * 200_000 + "\n")  # the OS refuses an env entry over 128 KiB
+    message = resolve_or_exit(capsys, [], [huge], {})
+    assert "secret 'BIG'" in message and "at most 131072 bytes" in message and "xxxx" not in message
     dup = tmp_path / "dup.env"
     dup.write_text("A_KEY=1\n")
     assert "'A_KEY' is given twice" in resolve_or_exit(capsys, ["A_KEY=2"], [dup], {})

@@ -1,0 +1,61 @@
+"""What the CLI prints: `run-episode`'s human output (the live phase table on stderr, the outcome on
+stdout) shows the manifest's names and the user's own input as text, whatever markup they hold; and
+with --json even a command-line error is JSON."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from tests.conftest import run_cli
+from tests.league.conftest import orchard_copy
+
+NAME = "[bold red]EVIL[/][link=http://x]click[/link]"
+RUN = "/nonexistent/[bold red]x[/]"
+
+
+def test_run_episode_prints_markup_in_names_and_errors_verbatim(tmp_path: Path) -> None:
+    manifest = orchard_copy(tmp_path / "cw")
+    data = json.loads(manifest.read_text())
+    data["game"]["name"] = NAME
+    manifest.write_text(json.dumps(data))
+    env = {**os.environ, "COLUMNS": "400", "COWORLD_HOME": str(tmp_path / "home")}
+    proc = run_cli(
+        "run-episode", str(manifest), "coworld/orchard:0.1.0", "--run", RUN,
+        "--runtime", "process", "-o", str(tmp_path / "out"), env=env,
+    )  # fmt: skip
+    assert proc.returncode == 1, proc
+    assert "Traceback" not in proc.stderr
+    assert f"{NAME}:" in proc.stderr, proc.stderr  # the phase table's title
+    assert RUN in proc.stdout, proc.stdout  # "episode failed: ... '/nonexistent/[bold red]x[/]'"
+
+
+def test_command_line_errors_are_json_under_json(tmp_path: Path) -> None:
+    env = {**os.environ, "COWORLD_HOME": str(tmp_path / "home")}
+    for args, where in (
+        (("run-episode", "m.json", "--timeout", "0"), "'--timeout'"),
+        (
+            ("league", "create", "l", "--coworld", "orchard", "--episodes-per-pair", "0"),
+            "--episodes-per-pair",
+        ),
+        (("episodes", "--limit", "x"), "'--limit'"),
+    ):
+        proc = run_cli(*args, "--json", env=env)
+        assert proc.returncode == 2, proc
+        answer = json.loads(proc.stdout)
+        assert answer["ok"] is False and where in answer["error"], answer
+        assert "╭" not in proc.stderr and "Traceback" not in proc.stderr
+        human = run_cli(*args, env=env)  # without --json: Click's usage box, as before
+        assert human.returncode == 2 and "Usage:" in human.stderr and not human.stdout
+
+
+def test_seed_is_bounded_as_in_a_request_file_and_schema_takes_json(tmp_path: Path) -> None:
+    env = {**os.environ, "COWORLD_HOME": str(tmp_path / "home")}
+    manifest = str(orchard_copy(tmp_path / "cw"))
+    seed = "9" * 40  # Python's int takes it; a request file with it is refused, so is the option
+    proc = run_cli("run-episode", manifest, "--seed", seed, "--runtime", "process", "--json", env=env)
+    assert proc.returncode == 2 and "--seed has 40 digits; at most 32" in json.loads(proc.stdout)["error"]
+    assert not (tmp_path / "cw" / "results").exists(), "nothing ran"
+    schema = run_cli("schema", "manifest", "--json", env=env)
+    assert schema.returncode == 0 and "$defs" in json.loads(schema.stdout)
