@@ -59,6 +59,8 @@ class Episode:
     source_dir: str | None = None
 
 
+SHOWN_FIELD_CHARS = 300  # per field of a grade in the human output (--json and grade.json have all)
+
 # What `run-episode -o DIR` always leaves in DIR (an episode that failed early has only error_info.json
 # and episode.json): a directory with none of them is not an episode, whatever else it holds.
 EPISODE_MARKERS = ("episode.json", "results.json", "error_info.json", "replay.json", "replay.json.z")
@@ -337,7 +339,13 @@ def register(app: typer.Typer) -> None:
         console.print(f"[bold]score {outcome.score:g}[/]")
         for key, value in sorted(outcome.grade.items()):
             if key not in ("score", "grader_id"):
-                console.print(f"  {escape(str(key))}: {escape(json.dumps(value))}")
+                text = json.dumps(value)  # a grader may write megabytes: the terminal gets a line
+                shown = (
+                    text
+                    if len(text) <= SHOWN_FIELD_CHARS
+                    else f"{text[:SHOWN_FIELD_CHARS]}… ({len(text):,} chars)"
+                )
+                console.print(f"  {escape(str(key)[:SHOWN_FIELD_CHARS])}: {escape(shown)}")
 
     @app.command()
     def diagnose(

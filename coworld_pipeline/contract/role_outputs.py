@@ -153,7 +153,7 @@ def strict_json(data: bytes, what: str) -> Any:
         return json.loads(data.decode("utf-8"), parse_constant=reject)
     except RoleOutputError:
         raise
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # bad UTF-8 or JSON, an integer of 4300+ digits
         raise RoleOutputError("not_json", f"{what} is not valid UTF-8 JSON ({exc})") from None
 
 
@@ -252,8 +252,13 @@ def validate_grade(data: bytes, limits: OutputLimits | None = None) -> dict[str,
         raise RoleOutputError("bad_grade", "grade has no 'score'")
     if isinstance(score, bool) or not isinstance(score, int | float):
         raise RoleOutputError("bad_grade", f"grade score {score!r} is not a number")
-    if not math.isfinite(score):
-        raise RoleOutputError("bad_grade", f"grade score {score!r} is not finite")
+    try:
+        finite = math.isfinite(score)
+    except OverflowError:  # an integer beyond any float: 1e308 is the largest finite score
+        finite = False
+    if not finite:
+        shown = f"{score!r}" if isinstance(score, float) else f"of {len(str(abs(score)))} digits"
+        raise RoleOutputError("bad_grade", f"grade score {shown} is not a finite number")
     grader_id = doc.get("grader_id")
     if grader_id is not None and not isinstance(grader_id, str):
         raise RoleOutputError("bad_grade", "grade grader_id must be a string")

@@ -154,3 +154,23 @@ def test_a_league_episode_id_runs_its_coworlds_own_roles(tmp_path: Path) -> None
     assert proc.returncode == 0, proc.stdout + proc.stderr
     report = json.loads(proc.stdout)
     assert report["ok"] and report["runnable_id"] == "orchard-reporter" and not report["builtin"]
+
+
+def test_grade_prints_a_huge_field_as_one_short_line(coworld: Path, tmp_path: Path) -> None:
+    """A grader may write megabytes into a field: the human output shows its start and its size (the
+    whole stays in grade.json and --json), so printing it takes no time."""
+    root = tmp_path / "cw"
+    shutil.copytree(coworld, root, symlinks=True)
+    manifest = json.loads((root / "coworld_manifest.json").read_text())
+    writer = (
+        "import os, json; from urllib.parse import urlparse; "
+        "open(urlparse(os.environ['COGAME_GRADE_URI']).path, 'w')"
+        ".write(json.dumps({'score': 0.5, 'notes': 'x' * 3_000_000}))"
+    )
+    manifest["grader"][0]["run"] = ["python", "-c", writer]
+    (root / "coworld_manifest.json").write_text(json.dumps(manifest))
+    proc = run_wide("grade", str(root / "results"), "--runtime", "process", "-o", str(tmp_path / "g"))
+    assert proc.returncode == 0, proc.stderr
+    (notes,) = [line for line in proc.stdout.splitlines() if line.strip().startswith("notes:")]
+    assert len(notes) < 400 and "(3,000,002 chars)" in notes, notes
+    assert "score 0.5" in proc.stdout

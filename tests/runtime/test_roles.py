@@ -390,7 +390,10 @@ def test_grade_plan_and_diagnosis_checks() -> None:
     limits = OutputLimits()
     assert validate_grade(b'{"score": 3}')["score"] == 3
     rejected("not_json", "literal Infinity", validate_grade, b'{"score": Infinity}')
-    rejected("bad_grade", "not finite", validate_grade, b'{"score": 1e999}')
+    rejected("bad_grade", "not a finite number", validate_grade, b'{"score": 1e999}')
+    huge = b'{"score": 1' + b"0" * 400 + b"}"  # an int Python parses, but no float can hold
+    rejected("bad_grade", "of 401 digits is not a finite number", validate_grade, huge)
+    rejected("not_json", "not valid UTF-8 JSON", validate_grade, b'{"score": 1' + b"0" * 5000 + b"}")
     rejected("bad_grade", "no 'score'", validate_grade, b'{"grader_id": "g"}')
     rejected("not_json", "must be a JSON object, got list", validate_grade, b"[0.5]")
     rejected("not_json", "not valid UTF-8 JSON", validate_plan, b"\xff\xfe", limits)
