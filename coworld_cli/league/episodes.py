@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
@@ -30,6 +31,7 @@ from coworld_cli.output import (
     output_directory,
     output_file,
     print_json,
+    visible_controls,
     write_output,
 )
 from coworld_pipeline.league.status import EpisodeStatus
@@ -127,10 +129,17 @@ def episode_results(
 
 
 def _print_log(name: str, data: bytes, episode: EpisodeView) -> None:
-    """A log as it is (stdout); an empty one says so on stderr."""
+    """A log as it is (stdout): piped or redirected byte for byte (Rich would drop BEL, CR and other
+    controls), on a terminal with its control characters shown rather than obeyed; an empty one says
+    so on stderr."""
     if data.strip():
-        text = data.decode(errors="replace")
-        console.out(text, highlight=False, end="" if text.endswith("\n") else "\n")
+        ending = b"" if data.endswith(b"\n") else b"\n"
+        if sys.stdout.isatty():
+            sys.stdout.write(visible_controls(data.decode(errors="replace")) + ending.decode())
+        else:
+            sys.stdout.flush()
+            sys.stdout.buffer.write(data + ending)
+        sys.stdout.flush()
         return
     err_console.print(f"{name} of {episode.key} is empty", markup=False)
 

@@ -97,3 +97,36 @@ def test_episode_logs_reach_earlier_attempts_and_explain_a_never_played_episode(
     nothing = run_cli("episode-logs", never.key, env=env)
     assert nothing.returncode == 2, nothing
     assert f"{never.key} has no logs: it was never played (cancelled" in " ".join(nothing.stderr.split())
+
+
+def test_piped_episode_logs_are_byte_for_byte(tmp_path: Path):
+    """Redirected, a log is what the runnable wrote: BEL, CR and escape sequences included (Rich
+    would drop some of them); `docker logs` does the same."""
+    import subprocess
+
+    from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
+    from tests.conftest import COWORLD
+    from tests.league.conftest import FakeOutcome, orchard_league
+
+    raw = b"bell\x07 cr\r\n esc\x1b[2J back\x08 nul\x00 \xff end"
+    home = tmp_path / "home"
+    svc = LeagueService(home=home)
+    orchard_league(svc, "L", players=("random", "greedy"), failure_policy={"infra_retries": 0})
+
+    def runner(request, workspace, secrets):
+        (workspace / "logs").mkdir(parents=True, exist_ok=True)
+        (workspace / "logs" / "policy_agent_1.log").write_bytes(raw)
+        return FakeOutcome(workspace, error=EpisodeFailure(ErrorType.GAME_CRASHED, "the game exited"))
+
+    first = svc.pending_episodes(svc.open_round(svc.resolve_league_id("L")).round_id)[0]
+    svc.execute_episode(first, episode_runner=runner)
+    key = svc.episode(first).key
+    svc.close()
+    proc = subprocess.run(
+        [*COWORLD, "episode-logs", key, "--agent", "1"],
+        capture_output=True,
+        timeout=60,
+        env={**os.environ, "COWORLD_HOME": str(home)},
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == raw + b"\n"
