@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from coworld_pipeline.contract import CoworldManifest
 from coworld_pipeline.contract.manifest import check_game_config, load_manifest, manifest_dir
 from coworld_pipeline.contract.os_limits import policy_problems
-from coworld_pipeline.league import reads, resolve
+from coworld_pipeline.league import ids, readable, reads, resolve
 from coworld_pipeline.league.commissioners import TWO_SLOT_ONLY, is_whole, normalize_config
 from coworld_pipeline.league.errors import LeagueError
 from coworld_pipeline.league.models import (
@@ -110,6 +110,9 @@ def league_name_problem(name: str) -> str | None:
         return "it cannot contain tabs, newlines, escape sequences or other control characters"
     if "..." in name:
         return "it cannot contain '...' (Dagster reads it as a range of partition keys)"
+    if readable.parse_round(name) or readable.parse_episode(name):
+        # `coworld results x.r1` would be round 1 of league `x`, never this league.
+        return "it cannot look like a round or episode reference (NAME.rN, rN, NAME.rN.eM, rN.eM)"
     return None
 
 
@@ -128,6 +131,10 @@ def upload_policy(
     """Create the next version of policy `name`. An identical runnable is a duplicate (LeagueError)."""
     if not name or not name.strip() or ":" in name:
         raise LeagueError(f"bad policy name {name!r}: it must be non-empty and contain no ':'")
+    if ids.looks_like_uuid(name):
+        # Every command takes a policy by name or by version id: a name that is an id would be read
+        # as that version (maybe another policy's).
+        raise LeagueError(f"bad policy name {name[:80]!r}: it looks like a policy version id")
     if not image or not image.strip():
         raise LeagueError("the policy image must not be empty")
     run, env, secret_env = list(run or []), dict(env or {}), dict(secret_env or {})

@@ -51,6 +51,9 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
         svc.create_league("L", "orchard")
     with pytest.raises(LeagueError, match="duplicate policy version: random:v1"):
         svc.upload_policy("coworld/orchard:0.1.0", "random", run=["python", "-m", "orchard.players.random"])
+    version_id = svc.policies()[0].id  # a name that is an id would be read as that version elsewhere
+    with pytest.raises(LeagueError, match="looks like a policy version id"):
+        svc.upload_policy("coworld/orchard:0.1.0", version_id, run=["python", "-m", "orchard.players.greedy"])
     with pytest.raises(LeagueError, match="2-slot"):
         svc.create_league("L3", "orchard", variants=["four"], commissioner="swiss")
     bad = json.loads(ORCHARD_MANIFEST.read_text())
@@ -70,6 +73,10 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
         (" padded", "whitespace"),
         ("x" * 101, "at most 100 characters"),
         ("a...b", "range of partition keys"),
+        # `coworld results a.r1` is round 1 of league `a`: such a league could never be named.
+        ("a.r1", "look like a round or episode reference"),
+        ("r2", "look like a round or episode reference"),
+        ("a.r1.e2", "look like a round or episode reference"),
     ]:
         with pytest.raises(LeagueError, match=f"bad league name .*{why}"):
             svc.create_league(name, "orchard")
@@ -90,7 +97,7 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
             svc.create_league("L6", "orchard", **settings)
     assert svc.counts() == before
     # What stays allowed: names are printed as text everywhere (markup, dots, unicode, spaces).
-    for name in ("[bold]x[/]", "a.r1", "ünï league"):
+    for name in ("[bold]x[/]", "a.b", "ünï league", "r2d2", "league.r1x"):
         assert svc.create_league(name, "orchard").name == name
 
 
