@@ -110,14 +110,14 @@ class LeagueOverview:
     next_round_at: datetime | None  # the schedule tick expected to open it (None: none expected)
     next_round: str  # the same in words, or why no round will open
     failures: tuple[FailureLine, ...]  # the newest MAX_FAILURES of `failures_total`
+    failures_total: int  # failed episodes of the last RECENT_ROUNDS rounds
     quarantines: tuple[QuarantineLine, ...]
     entrants: dict[str, int]  # membership status -> count
-    failures_total: int = 0  # failed episodes of the last RECENT_ROUNDS rounds
 
     @property
     def failures_title(self) -> str:
         """`failed episodes (last 2 rounds: 10 of 12 shown; coworld episodes ... for all)`."""
-        shown, total = len(self.failures), max(self.failures_total, len(self.failures))
+        shown, total = len(self.failures), self.failures_total
         count = f"{shown} of {total} shown" if shown < total else f"{total}"
         more = (
             f"; coworld episodes --league {shlex.quote(self.league)} --status failed lists all"
@@ -147,7 +147,7 @@ class LeagueOverview:
             "next_round_at": iso(self.next_round_at),
             "next_round": self.next_round,
             "failures": [f.to_json() for f in self.failures],
-            "failures_total": max(self.failures_total, len(self.failures)),
+            "failures_total": self.failures_total,
             "quarantines": [q.to_json() for q in self.quarantines],
             "entrants": dict(self.entrants),
             "headline": self.headline,

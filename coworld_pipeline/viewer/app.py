@@ -50,7 +50,7 @@ class Unavailable(Exception):
 
 def readable_name(ep: EpisodeView) -> str:
     """`league.rN.eM` where the league has it, else the episode's id."""
-    return getattr(ep, "key", None) or ep.id
+    return ep.key or ep.id
 
 
 def no_replay_reason(ep: EpisodeView) -> tuple[str, tuple[tuple[str, str], ...]]:

@@ -472,43 +472,68 @@ def test_a_round_closed_by_its_last_run_is_swept_once_for_missing_materializatio
         assert report.backfilled == 0 and not result.run_requests
 
 
+CRASHER = ["python", "-c", "raise SystemExit(7)"]
+
+
+def duel_league(service: LeagueService, name: str, players: dict[str, list[str]], **league: Any) -> Any:
+    """An Orchard duel league of `players` ({name: run}), every one submitted."""
+    service.upload_coworld(ORCHARD_MANIFEST)
+    for policy, run in players.items():
+        service.upload_policy("coworld/orchard:0.1.0", policy, run=run)
+    created = service.create_league(name, "orchard", variants=["duel"], **league)
+    for policy in players:
+        service.submit(policy, name)
+    return created
+
+
+def play_round_in_one_run(
+    defs: dg.Definitions, instance: dg.DagsterInstance, service: LeagueService, league_id: str
+) -> tuple[str, list[str], dg.ExecuteInProcessResult]:
+    """Open a round and play all its episodes in one `play_episodes` run: (round id, keys, result)."""
+    round_id = service.open_round(league_id).round_id
+    assert round_id is not None
+    keys = [f"ereq_{e}" for e in service.pending_episodes(round_id)]
+    instance.add_dynamic_partitions("episodes", keys)
+    result = defs.resolve_job_def("play_episodes").execute_in_process(
+        instance=instance, tags={TAG_RANGE_START: keys[0], TAG_RANGE_END: keys[-1]}, raise_on_error=False
+    )
+    return round_id, keys, result
+
+
+def step_failure(result: dg.ExecuteInProcessResult) -> Any:
+    return next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data
+
+
+def results_check(instance: dg.DagsterInstance) -> Any:
+    """The latest evaluation of the episodes' results check."""
+    key = dg.AssetCheckKey(EPISODES, RESULTS_CHECK)
+    check = instance.event_log_storage.get_latest_asset_check_execution_by_key([key])[key]
+    return check.event.dagster_event.event_specific_data
+
+
 def test_failed_episodes_are_failed_partitions_with_their_reason(league_home):
     """A player that crashes: its episodes are not materializations but failed partitions, the run
     fails naming the error type and blame, and the results check warns that the batch is degraded."""
     service = LeagueService(home=league_home)
-    service.upload_coworld(ORCHARD_MANIFEST)
-    service.upload_policy("coworld/orchard:0.1.0", "random", run=["python", "-m", "orchard.players.random"])
-    service.upload_policy("coworld/orchard:0.1.0", "crasher", run=["python", "-c", "raise SystemExit(7)"])
-    league = service.create_league(
+    random_run = ["python", "-m", "orchard.players.random"]
+    league = duel_league(
+        service,
         "crashy",
-        "orchard",
-        variants=["duel"],
+        {"random": random_run, "crasher": CRASHER},
         commissioner_config={"episodes_per_pair": 2},
         config_overrides=FAST,
     )
-    for name in ("random", "crasher"):
-        service.submit(name, "crashy")
-    round_id = service.open_round(league.id).round_id
-    assert round_id is not None
-    keys = [f"ereq_{e}" for e in service.pending_episodes(round_id)]
     defs = make_defs(league_home)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("episodes", keys)
-        job = defs.resolve_job_def("play_episodes")
-        result = job.execute_in_process(
-            instance=instance, tags={TAG_RANGE_START: keys[0], TAG_RANGE_END: keys[-1]}, raise_on_error=False
-        )
+        round_id, keys, result = play_round_in_one_run(defs, instance, service, league.id)
         assert not result.success
-        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data
+        failure = step_failure(result)
         assert "2 episode(s) failed" in failure.description
         assert "player_crashed (blame player, slot" in failure.metadata["failed_episodes"].value
         statuses = instance.get_status_by_partition(EPISODES, keys, episodes.partitions_def)
         assert set(statuses.values()) == {dg.AssetPartitionStatus.FAILED}, statuses
         assert instance.get_materialized_partitions(EPISODES) == set()
-        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
-        )[dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
-        evaluation = check.event.dagster_event.event_specific_data
+        evaluation = results_check(instance)
         assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
     assert {e.status for e in service.episodes(round_ref=f"round_{round_id}")} == {"failed"}
 
@@ -518,31 +543,19 @@ def test_a_run_whose_attempt_will_be_retried_fails_naming_the_error(league_home)
     retry. Its run must still not show green: it fails, the log and the failure name the error type,
     and the results check does not pass over an attempt that failed."""
     service = LeagueService(home=league_home)
-    service.upload_coworld(ORCHARD_MANIFEST)
-    for name in ("random", "greedy"):
-        service.upload_policy("coworld/orchard:0.1.0", name, run=["python", "-m", f"orchard.players.{name}"])
-    league = service.create_league(
+    league = duel_league(
+        service,
         "slowpoke",
-        "orchard",
-        variants=["duel"],
+        {name: ["python", "-m", f"orchard.players.{name}"] for name in ("random", "greedy")},
         commissioner_config={"episodes_per_pair": 1},
         config_overrides={**FAST, "max_ticks": 10_000, "tick_rate": 10},  # far longer than the timeout
         failure_policy={"episode_timeout_seconds": 1, "infra_retries": 1},
     )
-    for name in ("random", "greedy"):
-        service.submit(name, "slowpoke")
-    round_id = service.open_round(league.id).round_id
-    assert round_id is not None
-    keys = [f"ereq_{e}" for e in service.pending_episodes(round_id)]
     defs = make_defs(league_home)
     with dg.instance_for_test() as instance:
-        instance.add_dynamic_partitions("episodes", keys)
-        job = defs.resolve_job_def("play_episodes")
-        result = job.execute_in_process(
-            instance=instance, tags={TAG_RANGE_START: keys[0], TAG_RANGE_END: keys[-1]}, raise_on_error=False
-        )
+        round_id, keys, result = play_round_in_one_run(defs, instance, service, league.id)
         assert not result.success, "a run with a failed attempt shows as failed"
-        failure = next(e for e in result.all_events if e.is_step_failure).step_failure_data.user_failure_data
+        failure = step_failure(result)
         assert f"{len(keys)} attempt(s) failed and will be retried" in failure.description
         retried = failure.metadata["retried_episodes"].value
         assert retried.count("attempt 1 failed — game_") == len(keys), retried
@@ -551,10 +564,7 @@ def test_a_run_whose_attempt_will_be_retried_fails_naming_the_error(league_home)
         assert any("attempt 1 failed — game_" in m and "will be retried" in m for m in errors), errors
         statuses = instance.get_status_by_partition(EPISODES, keys, episodes.partitions_def)
         assert set(statuses.values()) == {dg.AssetPartitionStatus.FAILED}, statuses
-        check = instance.event_log_storage.get_latest_asset_check_execution_by_key(
-            [dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
-        )[dg.AssetCheckKey(EPISODES, RESULTS_CHECK)]
-        evaluation = check.event.dagster_event.event_specific_data
+        evaluation = results_check(instance)
         assert not evaluation.passed and evaluation.severity == dg.AssetCheckSeverity.WARN
         assert evaluation.metadata["retried_attempts"].value == len(keys)
     assert {e.status for e in service.episodes(round_ref=f"round_{round_id}")} == {"pending"}
@@ -565,19 +575,14 @@ def test_episodes_cancelled_in_a_failed_run_do_not_stay_failed_partitions(league
     batch plays. Dagster marks that never-played partition failed with the run; once the round is
     closed, the sensor removes it (with a league event), so the UI's failed count is the league's."""
     service = LeagueService(home=league_home)
-    service.upload_coworld(ORCHARD_MANIFEST)
-    service.upload_policy("coworld/orchard:0.1.0", "random", run=["python", "-m", "orchard.players.random"])
-    service.upload_policy("coworld/orchard:0.1.0", "crasher", run=["python", "-c", "raise SystemExit(7)"])
-    league = service.create_league(
+    league = duel_league(
+        service,
         "quarantiny",
-        "orchard",
-        variants=["duel"],
+        {"random": ["python", "-m", "orchard.players.random"], "crasher": CRASHER},
         commissioner_config={"episodes_per_pair": 2},
         config_overrides=FAST,
         failure_policy={"quarantine_after": 1},
     )
-    for name in ("random", "crasher"):
-        service.submit(name, "quarantiny")
     settings = OrchestrationSettings(episodes_per_run=8, parallelism=1)  # one at a time: one is cancelled
     defs = make_defs(league_home, parallelism=1)
     with dg.instance_for_test() as instance:

@@ -33,7 +33,7 @@ from coworld_pipeline.defs.knowledge.core import (
 )
 from coworld_pipeline.defs.knowledge.partitions import policy_partitions, split_policy_key
 from coworld_pipeline.defs.knowledge.resources import KnowledgeResource
-from coworld_pipeline.defs.league.metadata import md_code, md_table, md_text
+from coworld_pipeline.defs.league.metadata import md_code, md_table, md_text, round_name
 from coworld_pipeline.defs.league.partitions import episode_partitions, round_partitions
 from coworld_pipeline.defs.league.settings import decimal, whole_number
 
@@ -273,9 +273,8 @@ def diagnoser_advice(
             name = next(iter(run.stored))
         text = advice_text(kn.stored(episode.id, name) or b"{}")
         texts.append(f"### {md_text(episode.key or episode.id)} (slot {slot})\n\n{text}")
-        round_key = (episode.key or "").rpartition(".")[0] or episode.round_id
         first = (text.strip().splitlines() or [""])[0][:200]
-        rows.append([episode.key or episode.id, round_key, slot, first])
+        rows.append([episode.key or episode.id, round_name(episode), slot, first])
     if failures and not rows:
         fail_role(failures[0])
     for run in failures:

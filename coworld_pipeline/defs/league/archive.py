@@ -24,7 +24,7 @@ reason, and the same league event records the removal.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 
 import dagster as dg
 
@@ -110,7 +110,7 @@ def _closed_and_idle(
 
 
 def remove_never_played_partitions(
-    instance: dg.DagsterInstance, service: LeagueService, round_id: str, keys: set[str]
+    instance: dg.DagsterInstance, service: LeagueService, round_id: str, keys: Container[str]
 ) -> list[str]:
     """Delete the partition keys (of `keys`, the existing ones) of this closed round's episodes that
     were cancelled before any attempt; returns them. The caller checked that no run of the round is

@@ -71,7 +71,7 @@ class ResultsCheck:
         self.rows.append([episode.key or episode.id, word, why])
 
     def add_retry(self, episode: EpisodeView) -> None:
-        error = (episode.attempt_errors or ({},))[-1] or {}
+        error = last_attempt_error(episode)
         why = f"attempt {episode.attempts} failed ({error.get('error_type') or 'unknown'}): retried"
         self.rows.append([episode.key or episode.id, "RETRY", why])
 
@@ -105,9 +105,14 @@ def failure_line(episode: EpisodeView) -> str:
     )
 
 
+def last_attempt_error(episode: EpisodeView) -> dict[str, Any]:
+    """The error of the episode's last attempt (an episode back in pending keeps none of its own)."""
+    return (episode.attempt_errors or ({},))[-1] or {}
+
+
 def retry_line(episode: EpisodeView) -> str:
     """`league.rN.e3: attempt 1 failed — game_crashed (blame game): ...; it will be retried`."""
-    error = (episode.attempt_errors or ({},))[-1] or {}
+    error = last_attempt_error(episode)
     return (
         f"{episode.key or episode.id}: attempt {episode.attempts} failed — "
         f"{error.get('error_type') or 'unknown error'} (blame {error.get('blame') or 'unknown'}): "

@@ -61,6 +61,11 @@ def _link(uri: str) -> dg.MetadataValue:
     return dg.MetadataValue.url(uri)
 
 
+def round_name(episode: EpisodeView) -> str:
+    """The episode's round as the CLI takes it: `league.rN` of its key `league.rN.eM`, else its id."""
+    return (episode.key or "").rpartition(".")[0] or episode.round_id
+
+
 def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, Any]:
     """UI metadata of one episode: seats, scores, duration, error, artifact locations, replay command."""
     seats = [[s.position, s.label or s.policy_version_id, s.score] for s in episode.seats]
@@ -79,10 +84,9 @@ def episode_metadata(episode: EpisodeView, store: ArtifactStore) -> dict[str, An
         "error_type": episode.error_type or "",
     }
     if episode.replay_path:  # a failed or cancelled episode has none: no command that would say so
-        round_ref = (episode.key or "").rpartition(".")[0] or episode.round_id
         meta["replay_command"] = dg.MetadataValue.md(
             md_code(f"coworld replay-open {episode.key or episode.id}")
-            + f"\nor download: `coworld replays --round {round_ref}`"
+            + f"\nor download: `coworld replays --round {round_name(episode)}`"
         )
     meta.update(episode_links(episode))  # replay (or live) in `coworld serve`, only when there is one
     for key, value in (episode.played_by or {}).items():  # which worker and engine played it

@@ -49,7 +49,7 @@ def overview_metadata(o: LeagueOverview) -> dict[str, Any]:
         "round_progress": r.progress if r else "",
         "next_round": o.next_round,
         "failed_episodes": r.failed if r else 0,  # of the current round
-        "failed_episodes_recent_rounds": max(o.failures_total, len(o.failures)),
+        "failed_episodes_recent_rounds": o.failures_total,
         "quarantined": len(o.quarantines),
     }
     if o.failures:

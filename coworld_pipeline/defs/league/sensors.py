@@ -287,10 +287,10 @@ def commissioner_tick(
         report.backfilled += backfill_episode_materializations(
             instance, service, store, round_id, order, materialized
         )
-        removed = remove_never_played_partitions(instance, service, round_id, set(order.keys))
+        removed = set(remove_never_played_partitions(instance, service, round_id, order))
         if removed:
             report.removed += len(removed)
-            order = KeyOrder([k for k in order.keys if k not in set(removed)])
+            order = KeyOrder([k for k in order.keys if k not in removed])
         swept.add(round_id)
         if already_collated:
             continue
