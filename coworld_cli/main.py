@@ -107,6 +107,9 @@ def main() -> None:
         app(prog_name="coworld")
     except SystemExit as exc:
         exit_now(exc.code)
+    except (signals.Terminated, KeyboardInterrupt):  # a signal outside a command's own handling
+        print("coworld: interrupted", file=sys.stderr)
+        exit_now(130)  # as every command that handles it exits (README: CLI interrupted)
     exit_now(0)
 
 

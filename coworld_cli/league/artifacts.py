@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import zlib
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from coworld_pipeline.league.views import EpisodeView
@@ -60,8 +60,25 @@ class EpisodeArtifacts:
         return self.store.uri_for(self.episode_id, self.under + name)
 
     def replay_bytes(self) -> bytes | None:
-        """The decompressed replay, from replay.json or replay.json.z."""
+        """The decompressed replay, from replay.json or replay.json.z.
+
+        Raises InflateError (a ValueError) naming the file when replay.json.z does not decompress
+        or expands beyond MAX_REPLAY_BYTES (a zlib bomb is never inflated whole).
+        """
+        from coworld_pipeline.runtime.default_roles.common import inflate
+
         data = self.read("replay.json")
         if data is None and (packed := self.read("replay.json.z")) is not None:
-            data = zlib.decompress(packed)
+            data = inflate(packed, self.location("replay.json.z"))
         return data
+
+    def read_json(self, name: str) -> Any:
+        """The parsed JSON file `name`, or None when absent; raises ValueError naming the file and
+        what is wrong when it does not parse (a truncated results.json is bad data, not a crash)."""
+        data = self.read(name)
+        if data is None:
+            return None
+        try:
+            return json.loads(data)
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included
+            raise ValueError(f"{self.location(name)} is not valid JSON ({exc})") from None

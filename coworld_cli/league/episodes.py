@@ -23,7 +23,7 @@ from coworld_cli.league.options import (
     Runtime,
     limit,
 )
-from coworld_cli.league.session import league_service
+from coworld_cli.league.session import check_status, league_service
 from coworld_cli.output import (
     console,
     err_console,
@@ -65,6 +65,7 @@ def episodes(
 ) -> None:
     """Episode requests: status, seed, seats, per-seat scores, error, replay."""
     refs = {"the episode id": episode_id, "--league": league, "--round": round_id, "--policy": policy}
+    check_status("--status", status, EpisodeStatus, as_json)
     with league_service(db, home, as_json, {**refs, "--status": status}) as svc:
         if episode_id is not None:
             rows = [svc.episode(episode_id, league)]
@@ -118,14 +119,28 @@ def episode_results(
     target = output_file(output, "--output", "json", as_json) if output else None
     with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
         files = EpisodeArtifacts.of(svc.episode(episode_id, league))
-    data = files.read("results.json")
-    if data is None:
+    try:
+        parsed = files.read_json("results.json")
+    except ValueError as exc:  # a truncated or corrupt file: bad data, named, not a traceback
+        fail_usage(str(exc), as_json)
+    if parsed is None:
         fail_usage(f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json)
     if target:
-        write_output(target, data, "--output", as_json)
+        write_output(target, files.read("results.json") or b"", "--output", as_json)
         render.line("wrote {}", str(target))
     else:
-        print_json(json.loads(data))
+        print_json(parsed)
+
+
+def _replay_or_fail(files: EpisodeArtifacts, episode_id: str, as_json: bool) -> bytes:
+    """The episode's decompressed replay; exit 2 when it is absent or does not decompress."""
+    try:
+        data = files.replay_bytes()
+    except ValueError as exc:  # InflateError: corrupt, truncated or a zlib bomb
+        fail_usage(str(exc), as_json)
+    if data is None:
+        fail_usage(f"the replay of {episode_id} is neither on disk nor in the artifact store", as_json)
+    return data
 
 
 def _print_log(name: str, data: bytes, episode: EpisodeView) -> None:
@@ -302,9 +317,7 @@ def replays(
             "command": f"coworld replay-open {e.key or e.id}",
         }
         if out:
-            data = files.replay_bytes()
-            if data is None:
-                fail_usage(f"the replay of {e.id} is neither on disk nor in the artifact store", as_json)
+            data = _replay_or_fail(files, e.id, as_json)
             dest = out / f"{e.id}.json"
             write_output(dest, data, "replay", as_json)
             entry["local_path"] = str(dest)
@@ -387,11 +400,7 @@ def _serve(
     # Removed on every exit (also Ctrl-C and errors): replay-open leaves no temporary directory behind.
     with replay_workdir() as workdir:
         if not replay_file.is_file():  # kept only in the artifact store (e.g. S3)
-            data = files.replay_bytes()
-            if data is None:
-                fail_usage(
-                    f"the replay of {episode_id} is neither on disk nor in the artifact store", as_json
-                )
+            data = _replay_or_fail(files, episode_id, as_json)
             replay_file = workdir / "replay" / "replay.json"
             replay_file.parent.mkdir(parents=True)
             replay_file.write_bytes(data)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from coworld_pipeline.contract.bounded_io import FetchError, fetch_bounded, read_regular_file
 from coworld_pipeline.contract.problems import ContractError, Problem, json_path
 
 MAX_DOCUMENT_BYTES = 1024 * 1024  # a manifest or an episode request file
@@ -29,6 +30,7 @@ MAX_INTEGER_DIGITS = 32  # comfortably above 128-bit values; Python refuses str(
 MAX_SLOTS = 256  # players of one episode: each is a process or container
 MAX_VARIANTS = 1000
 MAX_ROLE_ENTRIES = 256  # entries of one role list (player, reporter, ...)
+FETCH_DEADLINE_SECONDS = 60.0  # a whole manifest or request download: 1 MiB even over a slow link
 
 # Documents built in-process (a manifest read back from the database, a request assembled by a
 # runner) are measured by an estimate of their JSON size; defaults the models add make that a bit
@@ -237,31 +239,16 @@ def read_json_document(ref: str | Path, what: str) -> Any:
     parsed = urlparse(text_ref)
     try:
         if parsed.scheme in ("http", "https"):
-            raw = _fetch_bounded(text_ref)
+            raw = fetch_bounded(text_ref, MAX_DOCUMENT_BYTES, FETCH_DEADLINE_SECONDS)
         else:
             path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(text_ref)
-            with path.open("rb") as handle:
-                raw = handle.read(MAX_DOCUMENT_BYTES + 1)
-    except (OSError, ValueError) as err:
-        raise ContractError(subject, [Problem("$", f"cannot read: {err}")]) from None
-    except Exception as err:  # httpx errors: report, do not trace back
+            raw = read_regular_file(path, MAX_DOCUMENT_BYTES)
+    except FetchError as err:
         raise ContractError(subject, [Problem("$", f"cannot fetch: {err}")]) from None
+    except (OSError, ValueError) as err:  # NotRegularFile included: a FIFO would block the open
+        raise ContractError(subject, [Problem("$", f"cannot read: {err}")]) from None
     if len(raw) > MAX_DOCUMENT_BYTES:
         raise ContractError(
             subject, [Problem("$", f"the document is larger than {MAX_DOCUMENT_BYTES // 1024} KiB (1 MiB)")]
         )
     return parse_json_text(raw, subject)
-
-
-def _fetch_bounded(url: str) -> bytes:
-    import httpx
-
-    with httpx.stream("GET", url, timeout=30, follow_redirects=True) as resp:
-        resp.raise_for_status()
-        chunks, size = [], 0
-        for chunk in resp.iter_bytes():
-            chunks.append(chunk)
-            size += len(chunk)
-            if size > MAX_DOCUMENT_BYTES:
-                break
-    return b"".join(chunks)

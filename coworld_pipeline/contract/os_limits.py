@@ -16,6 +16,7 @@ import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
+from coworld_pipeline.contract.image_reference import image_reference_problem
 from coworld_pipeline.contract.problems import Problem, json_path
 
 if TYPE_CHECKING:
@@ -112,6 +113,13 @@ def image_problem(image: Any) -> str | None:
     return None
 
 
+def runnable_image_problem(image: Any) -> str | None:
+    """`image_problem`, and the Docker reference grammar for images that are about to run (a policy,
+    a request's player): `/x` or `a//b` would otherwise reach the engine and fail there as a platform
+    error. Manifests are checked by `image_problem` only: templates hold `{{PLACEHOLDERS}}`."""
+    return image_problem(image) or image_reference_problem(image)
+
+
 def policy_name_problem(name: str) -> str | None:
     if len(name) > MAX_POLICY_NAME_CHARS:
         return f"a policy name is at most {MAX_POLICY_NAME_CHARS} characters (got {len(name)})"
@@ -128,7 +136,7 @@ def policy_problems(
     name_message = policy_name_problem(name)
     if name_message:
         problems.append(Problem("$.name", name_message))
-    image_message = image_problem(image)
+    image_message = runnable_image_problem(image)
     if image_message:
         problems.append(Problem("$.image", image_message))
     problems += runnable_problems(run, env, "$")
@@ -143,7 +151,7 @@ def request_problems(request: EpisodeRequest) -> list[Problem]:
     """Every process an episode request starts: the game (with COWORLD_POLICY_NAMES) and each slot."""
     problems: list[Problem] = []
     for i, player in enumerate(request.players):
-        message = image_problem(player.image)
+        message = runnable_image_problem(player.image)
         if message and player.image.strip():
             problems.append(Problem(f"$.players[{i}].image", message))
         problems += runnable_problems(player.run, player.env, f"$.players[{i}]")

@@ -38,9 +38,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-import httpx
-
+from coworld_pipeline.contract.bounded_io import LARGE_DOWNLOAD_SECONDS, FetchError, fetch_bounded
 from coworld_pipeline.home import platform_home
+from coworld_pipeline.runtime.default_roles.common import MAX_REPLAY_BYTES
 from coworld_pipeline.runtime.files import replace_whole
 
 # Files the game itself writes (CONTRACT §3.1): output name as run_episode knows it -> workspace file name.
@@ -326,9 +326,11 @@ def read_uri(uri: str) -> bytes:
     """Bytes behind ``file://``, a bare path, ``http(s)://`` or ``s3://`` (``store_from_env`` settings)."""
     scheme = urllib.parse.urlsplit(uri).scheme.lower()
     if scheme in ("http", "https"):
-        response = httpx.get(uri, timeout=30.0, follow_redirects=True)
-        response.raise_for_status()
-        return response.content
+        # Capped and with an overall deadline: a URI may come from a user or a game's server.
+        data = fetch_bounded(uri, MAX_REPLAY_BYTES, LARGE_DOWNLOAD_SECONDS)
+        if len(data) > MAX_REPLAY_BYTES:
+            raise FetchError(f"{uri}: larger than {MAX_REPLAY_BYTES >> 20} MiB")
+        return data
     if scheme == "s3":
         store = store_from_env()
         if not isinstance(store, S3ArtifactStore):

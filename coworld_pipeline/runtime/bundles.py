@@ -35,14 +35,13 @@ import io
 import json
 import re
 import zipfile
-import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 # The built-in roles carry the one deterministic zip writer: they must run without this package.
-from coworld_pipeline.runtime.default_roles.common import zip_bytes
+from coworld_pipeline.runtime.default_roles.common import InflateError, inflate, zip_bytes
 from coworld_pipeline.runtime.files import write_whole
 
 INCLUDE_TOKENS = ("results", "replay", "config", "error_info", "game_logs", "player_logs")
@@ -144,13 +143,34 @@ def _episode_status(source: BundleSource, names: set[str]) -> tuple[str, str | N
     return ("success" if ok else "failed"), run_id
 
 
+class UnreadableEpisodeFile(ValueError):
+    """An episode file a bundle needs that is corrupt: the message names the file and the fault."""
+
+
 def _replay_bytes(source: BundleSource, names: set[str]) -> bytes | None:
     if "replay.json" in names:
         return source.read("replay.json")
     if "replay.json.z" in names:
         data = source.read("replay.json.z")
-        return zlib.decompress(data) if data is not None else None
+        if data is None:
+            return None
+        try:  # bounded: a few MB of zlib bomb would otherwise expand to gigabytes in memory
+            return inflate(data, f"{source.label}/replay.json.z")
+        except InflateError as exc:
+            raise UnreadableEpisodeFile(str(exc)) from None
     return None
+
+
+def _json_file(source: BundleSource, names: set[str], name: str) -> bytes | None:
+    """A small JSON file of the episode (results, config), refused when it does not parse: a role
+    given a truncated results.json fails far from the cause, or grades garbage."""
+    data = source.read(name) if name in names else None
+    if data is not None:
+        try:
+            json.loads(data)
+        except (ValueError, RecursionError) as exc:  # UnicodeDecodeError and JSONDecodeError included
+            raise UnreadableEpisodeFile(f"{source.label}/{name} is not valid JSON ({exc})") from None
+    return data
 
 
 def assemble(request: BundleRequest) -> tuple[dict[str, bytes], dict[str, Any], tuple[str, ...]]:
@@ -180,11 +200,11 @@ def assemble(request: BundleRequest) -> tuple[dict[str, bytes], dict[str, Any], 
 
     for token in wanted:
         if token == "results":
-            single(token, "results.json", source.read("results.json") if "results.json" in names else None)
+            single(token, "results.json", _json_file(source, names, "results.json"))
         elif token == "replay":
             single(token, "replay.json", _replay_bytes(source, names))
         elif token == "config":
-            single(token, "config.json", source.read("config.json") if "config.json" in names else None)
+            single(token, "config.json", _json_file(source, names, "config.json"))
         elif token == "error_info":
             has = status == "failed" and "error_info.json" in names
             single(token, "error_info.json", source.read("error_info.json") if has else None)

@@ -21,6 +21,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
+from coworld_pipeline.contract.image_reference import image_reference_problem
 from coworld_pipeline.runtime import firewall
 from coworld_pipeline.runtime.base import (
     Launched,
@@ -561,6 +562,8 @@ class DockerRuntime(Runtime):
     def check_image(self, image: str) -> None:
         if image in self._checked:
             return
+        if problem := image_reference_problem(image):  # the engine answers such a name uselessly
+            raise EpisodeFailure(ErrorType.IMAGE_MISSING, problem)
         try:
             info = self.client.image(image)
         except DockerError as exc:
@@ -573,6 +576,8 @@ class DockerRuntime(Runtime):
             raise EpisodeFailure(
                 ErrorType.IMAGE_MISSING, f"image {image!r} cannot be inspected: {exc}"
             ) from None
+        if not isinstance(info, dict):  # an empty answer: never a present image
+            raise EpisodeFailure(ErrorType.IMAGE_MISSING, f"image {image!r} cannot be inspected: no answer")
         host_arch = _ARCH.get(platform.machine(), platform.machine())
         if info.get("Os") != "linux" or info.get("Architecture") != host_arch:
             raise EpisodeFailure(

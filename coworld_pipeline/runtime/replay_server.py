@@ -3,20 +3,24 @@
 from __future__ import annotations
 
 import contextlib
-import gzip
-import io
 import json
 import shutil
 import tempfile
-import zlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlparse
 
+from coworld_pipeline.contract.bounded_io import (
+    LARGE_DOWNLOAD_SECONDS,
+    FetchError,
+    fetch_bounded,
+    read_regular_file,
+)
 from coworld_pipeline.contract.manifest import CoworldManifest
 from coworld_pipeline.runtime import probes
 from coworld_pipeline.runtime.base import Launched, LaunchSpec, Sandbox
+from coworld_pipeline.runtime.default_roles.common import MAX_REPLAY_BYTES, InflateError, inflate
 from coworld_pipeline.runtime.dialects import GameDialect
 from coworld_pipeline.runtime.errors import EpisodeFailure, ErrorType
 from coworld_pipeline.runtime.signals import shielded
@@ -81,7 +85,6 @@ def start_replay_server(
 # suffix, else by its magic bytes) and parse as a JSON object or array. So `coworld replay /etc/passwd`
 # is refused before any server starts, and no other file is ever served.
 REPLAY_SUFFIXES = (".json", ".json.z", ".json.gz")
-MAX_REPLAY_BYTES = 512 << 20  # decompressed; far above any game's replay, far below a zip bomb
 
 
 def _not_a_replay(message: str) -> EpisodeFailure:
@@ -93,17 +96,13 @@ def _decompress(data: bytes, name: str) -> bytes:
     z = name.endswith(".json.z") or (
         not name.endswith((".json", ".json.gz")) and len(data) > 1 and data[0] == 0x78
     )
-    try:
-        if gz:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as stream:
-                data = stream.read(MAX_REPLAY_BYTES + 1)
-        elif z:
-            inflater = zlib.decompressobj()
-            data = inflater.decompress(data, MAX_REPLAY_BYTES + 1)
-    except (zlib.error, OSError, EOFError) as exc:
-        raise _not_a_replay(f"{name} is not a replay: it does not decompress ({exc})") from None
+    if gz or z:
+        try:
+            data = inflate(data, name, MAX_REPLAY_BYTES, "gzip" if gz else "zlib")
+        except InflateError as exc:
+            raise _not_a_replay(f"{name} is not a replay: it {exc.reason}") from None
     if len(data) > MAX_REPLAY_BYTES:
-        raise _not_a_replay(f"{name} is not a replay: larger than {MAX_REPLAY_BYTES >> 20} MiB decompressed")
+        raise _not_a_replay(f"{name} is not a replay: larger than {MAX_REPLAY_BYTES >> 20} MiB")
     return data
 
 
@@ -123,14 +122,13 @@ def materialize_replay(ref: str, workdir: Path) -> Path:
     """
     parsed = urlparse(ref)
     if parsed.scheme in ("http", "https"):
-        import httpx  # only remote replays need it; CLI start-up stays light
-
         try:
-            resp = httpx.get(ref, timeout=60, follow_redirects=True)
-            resp.raise_for_status()
-        except httpx.HTTPError as exc:
-            raise EpisodeFailure(ErrorType.MISSING_REPLAY, f"cannot download {ref}: {exc}") from None
-        data, name = resp.content, Path(parsed.path).name or "replay"
+            data = fetch_bounded(ref, MAX_REPLAY_BYTES, LARGE_DOWNLOAD_SECONDS)
+        except FetchError as exc:
+            raise EpisodeFailure(ErrorType.MISSING_REPLAY, f"cannot download {exc}") from None
+        name = Path(parsed.path).name or "replay"
+        if len(data) > MAX_REPLAY_BYTES:  # refused before decompressing: its download stopped here
+            raise _not_a_replay(f"{ref} is not a replay: larger than {MAX_REPLAY_BYTES >> 20} MiB")
     elif parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # one letter: a Windows drive
         path = Path(unquote(parsed.path)) if parsed.scheme == "file" else Path(ref)
         if not path.name.endswith(REPLAY_SUFFIXES):
@@ -142,7 +140,7 @@ def materialize_replay(ref: str, workdir: Path) -> Path:
             raise EpisodeFailure(ErrorType.MISSING_REPLAY, f"no replay file at {path}")
         if path.stat().st_size > MAX_REPLAY_BYTES:
             raise _not_a_replay(f"{path} is not a replay: larger than {MAX_REPLAY_BYTES >> 20} MiB")
-        data, name = path.read_bytes(), path.name
+        data, name = read_regular_file(path, MAX_REPLAY_BYTES), path.name
     else:
         raise _not_a_replay(f"{ref}: a replay is a local path, a file:// or an http(s):// URL")
     data = _decompress(data, name)

@@ -16,13 +16,13 @@ import shutil
 import tempfile
 import threading
 import time
-import zlib
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from coworld_pipeline.runtime.base import Launched
+from coworld_pipeline.runtime.default_roles.common import InflateError, inflate
 from coworld_pipeline.runtime.process_runtime import tcp_sockets
 
 
@@ -137,7 +137,10 @@ class ReplaySessions:
                 f"the replay of {source.episode_id} is neither on disk nor in the artifact store",
             )
         if data[:1] not in (b"{", b"["):  # replay.json.z from the store
-            data = zlib.decompress(data)
+            try:  # bounded: a zlib bomb in the store must not take the viewer's memory
+                data = inflate(data, f"the stored replay.json.z of {source.episode_id}")
+            except InflateError as exc:
+                raise EpisodeFailure(ErrorType.MISSING_REPLAY, str(exc)) from None
         path = workdir / "replay" / "replay.json"
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)

@@ -12,6 +12,7 @@ import copy
 import glob
 import json
 import random
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -37,7 +38,12 @@ def seed_manifests() -> dict[str, dict[str, Any]]:
     seeds = {}
     for path in paths:
         label = path.relative_to(REPO).as_posix()
-        seeds[label] = json.loads(path.read_text())
+        # Templates name images `{{PAINTARENA_IMAGE}}`: hydrated as `coworld build` would, since a
+        # request's images must be Docker references.
+        text = re.sub(
+            r"\{\{(\w+)\}\}", lambda m: f"coworld/{m[1].lower().replace('_', '-')}:seed", path.read_text()
+        )
+        seeds[label] = json.loads(text)
     return seeds
 
 

@@ -16,6 +16,50 @@ from typing import Any
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
+# Decompressed size of one replay, whoever inflates it (replay server, bundles, viewer, roles): far
+# above any game's replay, far below what a small zlib bomb expands to. Lives here because the
+# built-in roles run without the rest of the package, and everything else imports it from here.
+MAX_REPLAY_BYTES = 512 << 20
+
+
+class InflateError(ValueError):
+    """Compressed data that does not decompress, is truncated, or expands beyond its limit."""
+
+    def __init__(self, name: str, reason: str):
+        super().__init__(f"{name} {reason}")
+        self.name = name
+        self.reason = reason  # "does not decompress (...)" or "is larger than ...": follows a subject
+
+
+_WBITS = {"zlib": 15, "gzip": 31, "auto": 47}  # 47 = 32 + 15: a zlib or a gzip header, detected
+
+
+def inflate(data: bytes, name: str, limit: int = MAX_REPLAY_BYTES, kind: str = "auto") -> bytes:
+    """zlib or gzip `data` (`kind`; gzip members may follow one another) decompressed, holding at
+    most `limit` + 1 bytes of output at any time: `zlib.decompress` would expand a bomb whole first.
+
+    Raises InflateError naming `name` (the file or URL) and what is wrong.
+    """
+    chunks: list[bytes] = []
+    size = 0
+    rest = data
+    while True:
+        inflater = zlib.decompressobj(wbits=_WBITS[kind])
+        try:
+            # max_length must stay >= 1 (0 would mean "no limit"): size <= limit here.
+            chunk = inflater.decompress(rest, limit + 1 - size)
+        except zlib.error as exc:
+            raise InflateError(name, f"does not decompress ({exc})") from None
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise InflateError(name, f"is larger than {limit >> 20} MiB decompressed")
+        if not inflater.eof:  # the output limit was not reached, so the input ran out mid-stream
+            raise InflateError(name, "does not decompress (truncated compressed data)")
+        rest = inflater.unused_data
+        if not rest.strip(b"\0"):  # gzip files may be padded with zeros after the last member
+            return b"".join(chunks)
+
 
 def local_path(uri: str) -> str:
     parts = urllib.parse.urlsplit(uri)
@@ -171,11 +215,11 @@ def _json_entry(archive: zipfile.ZipFile, name: str | None) -> Any:
     if not name or name not in archive.namelist():
         return None
     data = archive.read(name)
-    if name.endswith(".z"):
-        data = zlib.decompress(data)
     try:
+        if name.endswith(".z"):
+            data = inflate(data, name)
         return json.loads(data)
-    except ValueError:
+    except ValueError:  # InflateError included: an unreadable entry is an absent one
         return None
 
 
