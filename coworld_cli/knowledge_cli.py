@@ -42,7 +42,9 @@ def _artifact_store(home: Path) -> Any:
 def optimize(
     league: Annotated[str, typer.Option("--league", "-l", help="League id or name.")],
     policy: Annotated[str, typer.Option("--policy", "-p", help="Policy name, name:vN or version id.")],
-    recent: Annotated[int, typer.Option("--recent", min=1, help="Recent episodes to learn from.")] = 5,
+    recent: Annotated[
+        int, typer.Option("--recent", min=1, max=1000, help="Recent episodes to learn from.")
+    ] = 5,
     optimizer: Annotated[
         str | None, typer.Option("--optimizer", help="Optimizer id in the manifest, or 'default'.")
     ] = None,

@@ -40,14 +40,15 @@ def serve(
 
     if runtime not in RUNTIMES:
         fail_usage(f"--runtime: unknown runtime {runtime!r} (choose: {', '.join(RUNTIMES)})")
-    with league_service(db, home, False) as svc:
+    # "" would listen on every address, while the URL printed below says 127.0.0.1.
+    with league_service(db, home, False, {"--host": host}) as svc:
         replays = ReplaySessions(runtime, idle_seconds, startup_timeout)
         try:
             server = make_server(ViewerApp(svc, replays), host, port)
         except OSError as exc:
             replays.close()
             fail_usage(f"--host {host} --port {port}: cannot listen there ({exc.strerror or exc})")
-        shown = "127.0.0.1" if host in ("0.0.0.0", "") else host
+        shown = "127.0.0.1" if host == "0.0.0.0" else host
         console.print(f"coworld serve: http://{shown}:{port}  (league home {svc.home})", markup=False)
         try:
             server.serve_forever(poll_interval=0.2)

@@ -10,12 +10,34 @@ import typer
 
 from coworld_cli.league import render
 from coworld_cli.league.options import AsJson, Db, DivisionFilter, Home, LeagueFilter, PolicyFilter, limit
-from coworld_cli.league.session import league_service
-from coworld_cli.output import parse_env_pairs, print_json
+from coworld_cli.league.session import check_status, league_service
+from coworld_cli.output import fail_usage, parse_env_pairs, print_json, shortened
 from coworld_pipeline.league.status import MembershipStatus
 
 if TYPE_CHECKING:
     from coworld_pipeline.league.overview import LeagueOverview
+
+
+def _config_value(key: str, raw: str, as_json: bool) -> Any:
+    """One `--config KEY=VALUE`: VALUE as JSON, else (not JSON at all) as the string it is, so
+    `--config mode=fast` means "fast". JSON beyond the contract's bounds (a 5000-digit integer,
+    nesting thousands deep, more than 1 MiB) is refused naming the key: plain json.loads would
+    raise ValueError or RecursionError on it."""
+    from coworld_pipeline.contract.limits import MAX_DEPTH, parse_json_text, text_depth
+    from coworld_pipeline.contract.problems import ContractError
+
+    if text_depth(raw) <= MAX_DEPTH:  # shallow: the syntax check below cannot recurse too deep
+        try:
+            # Syntax only, numbers kept as text: a bare word is a string, not an error.
+            json.loads(raw, parse_int=str, parse_float=str, parse_constant=str)
+        except json.JSONDecodeError:
+            return raw
+    try:
+        return parse_json_text(raw, f"--config {key}")
+    except ContractError as exc:
+        first = exc.problems[0] if exc.problems else None
+        where = "" if first is None or first.path == "$" else f" (at {shortened(first.path)})"
+        fail_usage(f"--config {shortened(key)}: {first.message if first else 'invalid'}{where}", as_json)
 
 
 def league_create(
@@ -87,12 +109,10 @@ def league_create(
     as_json: AsJson = False,
 ) -> None:
     """Create a league on an uploaded Coworld."""
-    overrides: dict[str, Any] = {}
-    for key, raw in parse_env_pairs(config or [], "--config", as_json).items():
-        try:
-            overrides[key] = json.loads(raw)
-        except json.JSONDecodeError:  # a bare word is meant as a string: --config mode=fast
-            overrides[key] = raw
+    overrides = {
+        key: _config_value(key, raw, as_json)
+        for key, raw in parse_env_pairs(config or [], "--config", as_json).items()
+    }
     settings: dict[str, Any] = {
         "graduation": graduation,
         "promote_top_pct": promote_top_pct,
@@ -292,6 +312,7 @@ def memberships(
 ) -> None:
     """League memberships with their status and reason."""
     refs = {"--league": league, "--division": division, "--policy": policy, "--status": status}
+    check_status("--status", status, MembershipStatus, as_json)
     with league_service(db, home, as_json, refs) as svc:
         rows = svc.memberships(
             league_ref=league, division_ref=division, policy_ref=policy, status=status, limit=max_rows

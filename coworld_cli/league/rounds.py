@@ -23,9 +23,18 @@ from coworld_cli.league.options import (
     Runtime,
     limit,
 )
-from coworld_cli.league.session import league_service, quick_standings, reject_empty
-from coworld_cli.output import EXIT_INTERRUPTED, console, err_console, fail_usage, limits_or_exit, print_json
-from coworld_pipeline.league.readable import parse_round
+from coworld_cli.league.session import check_status, league_service, quick_standings, reject_empty
+from coworld_cli.output import (
+    EXIT_FAILED,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    console,
+    err_console,
+    fail_usage,
+    limits_or_exit,
+    print_json,
+)
+from coworld_pipeline.league.readable import looks_like_round
 from coworld_pipeline.league.status import EpisodeStatus, RoundStatus
 
 if TYPE_CHECKING:
@@ -127,6 +136,16 @@ def _play(
         raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
+def _exit_code(run: RoundRun) -> int:
+    """0 unless the round failed: 2 when it failed before any episode of it existed (the commissioner
+    refused the league's settings, e.g. more episodes than a round may schedule: nothing ran, fix the
+    settings), else 1 (it ran and failed, e.g. its failed-seat budget was spent)."""
+    progress = run.progress
+    if run.round_id is None or progress is None or progress.status != RoundStatus.FAILED:
+        return 0
+    return EXIT_FAILED if sum(progress.counts.values()) else EXIT_USAGE
+
+
 def round_run(
     league: LeagueRequired,
     parallel: Annotated[int, typer.Option("--parallel", min=1, max=64, help="Episodes at once.")] = 1,
@@ -140,7 +159,9 @@ def round_run(
     home: Home = None,
     as_json: AsJson = False,
 ) -> None:
-    """Run one round of a league now (or finish its open round) and print the rankings."""
+    """Run one round of a league now (or finish its open round) and print the rankings.
+
+    Exit 1 when the round failed after episodes were scheduled, 2 when it failed before any was."""
     from coworld_pipeline.runtime import RUNTIMES
 
     if runtime not in RUNTIMES:
@@ -161,7 +182,7 @@ def round_run(
             out["rankings"] = [r.to_json() for r in rankings]
             out["standings"] = [g.to_json() for g in standings]
         print_json(out)
-        return
+        raise typer.Exit(_exit_code(run))
     if run.round_id is None:
         render.line("no round opened: {}", run.refused)
         return
@@ -175,6 +196,7 @@ def round_run(
     )
     render.rankings_table("round rankings", rankings, played.episodes)
     render.standings_tables(standings, render.TABLE_ROWS)
+    raise typer.Exit(_exit_code(run))
 
 
 def rounds(
@@ -191,6 +213,7 @@ def rounds(
     as_json: AsJson = False,
 ) -> None:
     """List rounds or show one."""
+    check_status("--status", status, RoundStatus, as_json)
     with league_service(
         db, home, as_json, {"the round id": round_id, "--league": league, "--status": status}
     ) as svc:
@@ -255,7 +278,8 @@ def results(
         max_rows = render.TABLE_ROWS
     # League and division standings come straight from the database driver when it can serve them:
     # this is the command users repeat, and loading the service costs more than the query.
-    is_round = target.startswith("round_") or parse_round(target) is not None
+    # By shape, so `ladder.r<huge>` is reported as an unknown round, not an unknown league.
+    is_round = target.startswith("round_") or looks_like_round(target)
     groups = None if is_round else quick_standings(db, home, target, as_json)
     rankings: list[RankingView] = []
     if groups is None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import errno
 from collections.abc import Iterator
+from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
@@ -30,6 +31,14 @@ def reject_empty(as_json: bool, refs: dict[str, str | None]) -> None:
     for what, value in refs.items():
         if value is not None and not value.strip():
             fail_usage(f"{what} must not be empty (an unset shell variable?)", as_json)
+
+
+def check_status(option: str, value: str | None, allowed: type[StrEnum], as_json: bool) -> None:
+    """A status filter must name a status: a misspelt one matches nothing, and an empty table with
+    exit 0 reads as "there are none"."""
+    choices = [str(member) for member in allowed]
+    if value is not None and value.strip() and value not in choices:
+        fail_usage(f"{option}: unknown status {shortened(value)!r} (choose: {' | '.join(choices)})", as_json)
 
 
 @contextlib.contextmanager

@@ -33,6 +33,7 @@ from coworld_pipeline.league.claims import (
 )
 from coworld_pipeline.league.handoff import EpisodeOutcome, EpisodePlayer, PreparedEpisode
 from coworld_pipeline.league.live import record_live_url
+from coworld_pipeline.league.secrets import SecretKeyError
 from coworld_pipeline.league.status import TERMINAL
 from coworld_pipeline.league.unit import Store
 from coworld_pipeline.league.verdicts import record_outcome
@@ -278,6 +279,11 @@ class EpisodeBatch:
     episode's start. A failed episode holds its slot until it is recorded (it may quarantine a policy).
     Episodes given to `extend` start the moment a slot frees, from the thread that freed it, so a
     caller busy with the previous result (a generator suspended in `yield`) never leaves a slot idle.
+
+    A `SecretKeyError` (the operator's secret key is not the one the policies' secrets were stored
+    with) stops the batch: no episode of those policies can be claimed, and every retry would fail
+    the same way at once, so the claim is rolled back (the episode stays pending, nobody is charged),
+    nothing new starts, and `submit`/`wait_any` raise it for the caller to report once.
     """
 
     def __init__(self, store: Store, player: EpisodePlayer, parallelism: int = 1):
@@ -292,6 +298,7 @@ class EpisodeBatch:
         self._slot_freed = False  # since the last wait_any
         self._backlog: deque[str] = deque()
         self._closed = False
+        self._fatal: SecretKeyError | None = None  # stops the batch (see the class docstring)
         self.leases = LeaseKeeper(store)
 
     def __enter__(self) -> EpisodeBatch:
@@ -319,6 +326,8 @@ class EpisodeBatch:
 
     def submit(self, ereq_id: str) -> None:
         with self._cond:
+            if self._fatal is not None:
+                raise self._fatal
             self._start(ereq_id)
 
     def extend(self, ereq_ids: Iterable[str]) -> None:
@@ -333,7 +342,7 @@ class EpisodeBatch:
         self._pool.submit(self._play, ereq_id)
 
     def _fill(self) -> None:  # holds self._cond
-        while self._backlog and self._holding < self.parallelism and not self._closed:
+        while self._backlog and self._holding < self.parallelism and not self._closed and not self._fatal:
             self._start(self._backlog.popleft())
 
     def _play(self, ereq_id: str) -> Played:
@@ -351,6 +360,11 @@ class EpisodeBatch:
 
         try:
             played = execute_episode(self.store, self.player, ereq_id, self.leases, on_played=free_slot)
+        except SecretKeyError as exc:  # set before the slot frees, so that nothing else starts
+            with self._cond:
+                self._fatal = self._fatal or exc
+                self._backlog.clear()
+            played = Played(ereq_id, "error", platform_error=f"{type(exc).__name__}: {exc}")
         except Exception as exc:  # the database failed, not the episode: report it, keep the others going
             played = Played(ereq_id, "error", platform_error=f"{type(exc).__name__}: {exc}")
         finally:
@@ -362,10 +376,12 @@ class EpisodeBatch:
 
     def wait_any(self) -> list[Played]:
         """Block until an episode is done or a slot frees: the results collected since the last call
-        ([] when only a slot freed, or when nothing is in flight)."""
+        ([] when only a slot freed, or when nothing is in flight). Raises the batch's SecretKeyError."""
         with self._cond:
-            while self._submitted and not self._results and not self._slot_freed:
+            while self._submitted and not self._results and not self._slot_freed and not self._fatal:
                 self._cond.wait()
+            if self._fatal is not None:
+                raise self._fatal
             done, self._results, self._slot_freed = self._results, [], False
             for played in done:
                 self._submitted[played.ereq_id] -= 1

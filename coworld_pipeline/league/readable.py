@@ -22,8 +22,26 @@ import re
 from dataclasses import dataclass
 
 _UNSAFE = re.compile(r"[\x00-\x20\x7f]|\.\.\.|^-")
-_EPISODE = re.compile(r"^(?:(?P<league>.+)\.)?r(?P<round>\d+)[.-]?e(?P<episode>\d+)$")
-_ROUND = re.compile(r"^(?:(?P<league>.+)\.)?r(?P<round>\d+)$")
+# ASCII digits only: `\d` also matches other scripts' digits (`r١`), which no key ever contains.
+_EPISODE = re.compile(r"^(?:(?P<league>.+)\.)?r(?P<round>[0-9]+)[.-]?e(?P<episode>[0-9]+)$")
+_ROUND = re.compile(r"^(?:(?P<league>.+)\.)?r(?P<round>[0-9]+)$")
+
+# The largest number a row can hold (SQLite INTEGER, Postgres BIGINT). A bigger one names nothing;
+# binding it would raise OverflowError, and int() of a 5000-digit string raises ValueError.
+MAX_NUMBER = 2**63 - 1
+_MAX_DIGITS = len(str(MAX_NUMBER))
+
+
+def number(digits: str) -> int | None:
+    """`digits` (ASCII 0-9) as a positive row number, or None when it is 0, not digits, or larger
+    than any row can hold. Never converts more than 19 digits, whatever the length of `digits`."""
+    if not digits.isascii() or not digits.isdigit():
+        return None
+    significant = digits.lstrip("0")
+    if not significant or len(significant) > _MAX_DIGITS:
+        return None
+    value = int(significant)
+    return value if value <= MAX_NUMBER else None
 
 
 def league_part(league_name: str, league_public_id: str) -> str:
@@ -51,14 +69,21 @@ class ParsedRef:
 def parse_episode(ref: str) -> ParsedRef | None:
     """`LEAGUE.rN.eM`, `rN.eM`, `rN-eM` (or None: not a readable episode reference)."""
     m = _EPISODE.match(ref.strip())
-    if m is None or int(m["round"]) < 1 or int(m["episode"]) < 1:
+    if m is None or (round_number := number(m["round"])) is None:
         return None
-    return ParsedRef(m["league"], int(m["round"]), int(m["episode"]))
+    episode = number(m["episode"])
+    return None if episode is None else ParsedRef(m["league"], round_number, episode)
+
+
+def looks_like_round(ref: str) -> bool:
+    """Shaped like `LEAGUE.rN` / `rN`, whatever N is: such a reference names a round (perhaps one
+    that does not exist), not a league."""
+    return _ROUND.match(ref.strip()) is not None
 
 
 def parse_round(ref: str) -> ParsedRef | None:
     """`LEAGUE.rN` or `rN` (or None)."""
     m = _ROUND.match(ref.strip())
-    if m is None or int(m["round"]) < 1:
+    if m is None or (round_number := number(m["round"])) is None:
         return None
-    return ParsedRef(m["league"], int(m["round"]))
+    return ParsedRef(m["league"], round_number)

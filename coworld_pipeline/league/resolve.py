@@ -72,9 +72,12 @@ def policy_version(s: Session, ref: str) -> PolicyVersion:
     q = select(PolicyVersion).where(PolicyVersion.policy_id == policy.id)
     if ver:
         digits = ver[1:] if ver.startswith("v") else ver
-        if not digits.isdigit() or int(digits) < 1:
+        if not digits.isascii() or not digits.isdigit() or not digits.strip("0"):
             raise LeagueError(f"bad policy version {ref!r}: use NAME, NAME:vN or NAME:N with N > 0")
-        row = s.execute(q.where(PolicyVersion.version == int(digits))).scalar_one_or_none()
+        # A number larger than any row holds is a version nobody uploaded (readable.number).
+        version = readable.number(digits)
+        if version is not None:
+            row = s.execute(q.where(PolicyVersion.version == version)).scalar_one_or_none()
     else:
         row = s.execute(q.order_by(PolicyVersion.version.desc()).limit(1)).scalar_one_or_none()
     if row is None:

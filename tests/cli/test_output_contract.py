@@ -8,6 +8,8 @@ import json
 import os
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import run_cli
 from tests.league.conftest import orchard_copy
 
@@ -59,3 +61,21 @@ def test_seed_is_bounded_as_in_a_request_file_and_schema_takes_json(tmp_path: Pa
     assert not (tmp_path / "cw" / "results").exists(), "nothing ran"
     schema = run_cli("schema", "manifest", "--json", env=env)
     assert schema.returncode == 0 and "$defs" in json.loads(schema.stdout)
+
+
+def test_json_output_is_strict_json_with_non_finite_numbers_as_null(capsys) -> None:
+    from coworld_cli.output import print_json
+
+    print_json({"mean": float("nan"), "rows": [{"max": float("inf")}, (1.5, float("-inf"))], "n": 2})
+    # json.loads would accept NaN; a strict parser (jq, JavaScript's JSON.parse) refuses the whole text.
+    text = capsys.readouterr().out
+    parsed = json.loads(text, parse_constant=lambda name: pytest.fail(f"{name} in --json output"))
+    assert parsed == {"mean": None, "rows": [{"max": None}, [1.5, None]], "n": 2}
+
+
+def test_upload_policy_refuses_an_image_docker_cannot_parse(tmp_path: Path) -> None:
+    env = {**os.environ, "COWORLD_HOME": str(tmp_path / "home")}
+    proc = run_cli("upload-policy", "Coworld//Orchard", "--name", "p", "--run", "python", env=env)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "$.image: invalid image reference 'Coworld//Orchard'" in " ".join(proc.stderr.split())
+    assert "Traceback" not in proc.stderr

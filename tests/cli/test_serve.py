@@ -143,6 +143,9 @@ def test_failed_episode_answers_404_with_its_reason(league: League, serve: Serve
     assert not serve.replay_servers()
     unknown = serve.get("/replay/ereq_00000000-0000-0000-0000-000000000000")
     assert unknown.status_code == 404 and "unknown episode" in unknown.text.lower(), unknown.text
+    # Numbers no row can hold (int() refuses 5000 digits; SQLite overflows past 2**63) name nothing.
+    for key in (f"served.r{'9' * 30}.e1", f"served.r1.e{'9' * 5000}"):
+        assert serve.get(f"/replay/{key}").status_code == 404, key[:40]
     assert serve.get("/nowhere").status_code == 404
 
 
