@@ -103,6 +103,22 @@ def runtime_or_exit(
         fail_usage(exc.message, as_json)
 
 
+def host_runs_or_exit(rt: Runtime, request: EpisodeRequest, as_json: bool) -> None:
+    """The process runtime runs each runnable's `run` argv on the host; one without it (Docker would
+    use the image's entrypoint) is refused here, before the game starts, naming where it is."""
+    if rt.name != "process":
+        return
+    entries = [("the manifest's $.game.runnable.run", request.manifest.game.runnable.run)]
+    entries += [(f"$.players[{i}].run", p.run) for i, p in enumerate(request.players)]
+    problems = [
+        {"path": path, "message": "empty: the process runtime cannot run an image's own entrypoint"}
+        for path, run in entries
+        if not run
+    ]
+    if problems:
+        fail_usage("the process runtime needs a `run` argv for every runnable", as_json, problems)
+
+
 WORKSPACE = "workspace (--output-dir)"
 
 
@@ -420,6 +436,7 @@ def register(app: typer.Typer) -> None:
             game_cpus, game_memory, player_cpus, player_memory, pids_limit, as_json
         )
         rt = runtime_or_exit(runtime, manifest, as_json, limits)
+        host_runs_or_exit(rt, request, as_json)
         options = EpisodeOptions(
             timeout_seconds=episode_timeout(m, timeout),
             verify_replay=verify_replay,
@@ -456,6 +473,7 @@ def register(app: typer.Typer) -> None:
         m = load_manifest_or_exit(manifest, as_json)
         request = build_request(m, inputs or [], run, variant, seed, as_json)
         rt = runtime_or_exit(runtime, manifest, as_json)
+        host_runs_or_exit(rt, request, as_json)
         workspace = (
             output.output_directory(output_dir, WORKSPACE, as_json)
             if output_dir

@@ -86,9 +86,33 @@ def json_usage_errors(args: list[str]) -> None:
     rich_utils.rich_format_error = as_json  # typer.core looks it up at each error
 
 
+# Options that name where a command writes. Click turns `-o ''` into Path('.'): the current directory,
+# which a command then fills with an episode's files; an empty value is almost always an unset variable.
+OUTPUT_OPTIONS = ("-o", "--output", "--output-dir", "--download-dir", "-d")
+
+
+def empty_output_option(args: list[str]) -> str | None:
+    """The first output option given an empty value (`-o ''`, `--output=`), or None."""
+    for i, arg in enumerate(args):
+        if arg == "--":
+            return None
+        if arg in OUTPUT_OPTIONS and i + 1 < len(args) and args[i + 1] == "":
+            return arg
+        if arg.startswith("--") and arg.endswith("=") and arg[:-1] in OUTPUT_OPTIONS:
+            return arg[:-1]
+    return None
+
+
 def main() -> None:
     signals.install()
     json_usage_errors(sys.argv[1:])
+    if (option := empty_output_option(sys.argv[1:])) is not None:
+        from coworld_cli.output import fail_usage
+
+        try:
+            fail_usage(f"{option} must not be empty (an unset shell variable?)", "--json" in sys.argv[1:])
+        except typer.Exit as exc:
+            exit_now(exc.exit_code)
     command = sys.argv[1] if len(sys.argv) > 1 else None
     if command is None or command.startswith("-") or command in EPISODE_COMMANDS:
         register_episode_commands()

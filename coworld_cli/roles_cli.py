@@ -110,10 +110,13 @@ def _slots_or_exit(slots: list[int], as_json: bool) -> frozenset[int]:
 def _make_bundle(
     episode: Episode, dest: Path, include: Any, slots: frozenset[int], operator: bool, as_json: bool
 ) -> Any:
-    from coworld_pipeline.runtime.bundles import BundleRequest, BundleSource, write_bundle
+    from coworld_pipeline.runtime.bundles import BundleRequest, BundleSource, episode_slot_count, write_bundle
 
     try:
         source = BundleSource.local(episode.directory, episode.episode_id)
+        count = episode_slot_count(source) if slots else None
+        if count is not None and max(slots) >= count:  # it would be left out without a word
+            fail_usage(f"--slot {max(slots)} is out of range: the episode has {count} slots", as_json)
         request = BundleRequest(source, include, owned_slots=slots, operator=operator or episode.local)
         return write_bundle(request, dest)
     except (FileNotFoundError, OSError, ValueError) as exc:
@@ -198,6 +201,9 @@ def run_role_command(
     run_dir = _run_dir(episode, kind, runnable.id, output, as_json)
     if run_dir == episode.directory or episode.directory in run_dir.parents:
         fail_usage(f"-o {run_dir} is inside the episode directory: roles never write there", as_json)
+    if any((run_dir / name).exists() for name in ("results.json", "episode.json", "replay.json")):
+        # A role run replaces its input/, output/ and logs/: never in another episode's workspace.
+        fail_usage(f"-o {run_dir} is an episode directory: roles never write there", as_json)
     with tempfile.TemporaryDirectory(prefix="coworld-bundle-") as tmp:
         slots = frozenset({target_slot}) if target_slot is not None else frozenset()
         bundle = _make_bundle(episode, Path(tmp) / "bundle.zip", None, slots, False, as_json)

@@ -252,6 +252,9 @@ def _check_league_settings(
 def _check_variants(
     manifest: CoworldManifest, chosen: list[str], overrides: dict[str, Any], strategy: str
 ) -> None:
+    twice = sorted({vid for vid in chosen if chosen.count(vid) > 1})
+    if twice:  # each variant is scheduled once per pairing: a repeat would double its episodes
+        raise LeagueError(f"variant {twice[0]!r} is given more than once")
     problems = []
     for vid in chosen:
         try:

@@ -51,7 +51,8 @@ _PLAYER_LOG = re.compile(r"^logs/policy_agent_(\d+)\.log$")
 def parse_include(values: Iterable[str] | None) -> tuple[str, ...] | None:
     """`--include` values (repeatable, comma-separated) as tokens; None means every permitted token.
 
-    Raises ValueError naming the unknown token: a typo must not silently shrink a bundle.
+    Raises ValueError naming the unknown token (a typo must not silently shrink a bundle), and when
+    the values name no token at all.
     """
     if values is None:
         return None
@@ -64,7 +65,9 @@ def parse_include(values: Iterable[str] | None) -> tuple[str, ...] | None:
                 raise ValueError(f"unknown include token {token!r} (known: {', '.join(INCLUDE_TOKENS)})")
             if token not in tokens:
                 tokens.append(token)
-    return tuple(tokens) if tokens else None
+    if not tokens:  # `--include ,` or an unset shell variable: not "everything"
+        raise ValueError(f"--include names no token (choose from: {', '.join(INCLUDE_TOKENS)})")
+    return tuple(tokens)
 
 
 @dataclass(frozen=True)
@@ -275,12 +278,28 @@ def bundle_slot_count(data: bytes) -> int | None:
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
             files = json.loads(archive.read("manifest.json")).get("files", {})
-            for token, key in (("results", "scores"), ("config", "tokens")):
+            present = set(archive.namelist())
+
+            def entry(token: str) -> bytes | None:
                 name = files.get(token)
-                if isinstance(name, str) and name in archive.namelist():
-                    value = json.loads(archive.read(name)).get(key)
-                    if isinstance(value, list):
-                        return len(value)
+                return archive.read(name) if isinstance(name, str) and name in present else None
+
+            return _slot_count(entry("results"), entry("config"))
     except (KeyError, ValueError, AttributeError, zipfile.BadZipFile):
         return None
+
+
+def episode_slot_count(source: BundleSource) -> int | None:
+    """Slots of the episode behind `source`, the same way (None: unknown)."""
+    return _slot_count(source.read("results.json"), source.read("config.json"))
+
+
+def _slot_count(results: bytes | None, config: bytes | None) -> int | None:
+    for data, key in ((results, "scores"), (config, "tokens")):
+        try:
+            value = json.loads(data).get(key) if data is not None else None
+        except (ValueError, AttributeError, RecursionError):  # unreadable: the other file may say
+            continue
+        if isinstance(value, list):
+            return len(value)
     return None

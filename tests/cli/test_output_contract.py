@@ -6,11 +6,12 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import COWORLD, run_cli
 from tests.league.conftest import orchard_copy
 
 NAME = "[bold red]EVIL[/][link=http://x]click[/link]"
@@ -79,3 +80,35 @@ def test_upload_policy_refuses_an_image_docker_cannot_parse(tmp_path: Path) -> N
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "$.image: invalid image reference 'Coworld//Orchard'" in " ".join(proc.stderr.split())
     assert "Traceback" not in proc.stderr
+
+
+def test_an_empty_output_option_is_refused_not_read_as_the_current_directory(tmp_path: Path) -> None:
+    manifest = str(orchard_copy(tmp_path))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    cases = [
+        ("run-episode", manifest, "--runtime", "process", "-o", ""),
+        ("certify", manifest, "--runtime", "process", "--output-dir="),
+        ("bundle", str(tmp_path), "--output", "", "--json"),
+    ]
+    for args in cases:
+        # From the directory a `-o ''` would have filled.
+        proc = subprocess.run([*COWORLD, *args], cwd=tmp_path, capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 2, (args, proc.stdout, proc.stderr)
+        assert "must not be empty (an unset shell variable?)" in proc.stdout + proc.stderr, args
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+def test_process_runtime_refuses_a_player_without_run_before_the_game_starts(tmp_path: Path) -> None:
+    from coworld_pipeline.contract import load_manifest
+    from coworld_pipeline.contract.episode_request import certification_request
+
+    manifest = orchard_copy(tmp_path / "cw")
+    request = certification_request(load_manifest(manifest)).to_json_dict()
+    request["players"][1]["run"] = []  # fine for Docker (the image's entrypoint), not on the host
+    (tmp_path / "request.json").write_text(json.dumps(request))
+    out = tmp_path / "out"
+    args = ("run-episode", str(manifest), str(tmp_path / "request.json"), "--runtime", "process")
+    proc = run_cli(*args, "-o", str(out), "--json")
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert json.loads(proc.stdout)["problems"][0]["path"] == "$.players[1].run"
+    assert not out.exists()  # refused before anything ran

@@ -55,6 +55,10 @@ def test_bundle_command(coworld: Path, tmp_path: Path) -> None:
     proc = run_wide("bundle", str(episode), "-o", str(tmp_path / "x.zip"), "--include", "results,logs")
     assert proc.returncode == 2 and proc.stderr.strip().count("\n") == 0
     assert "unknown include token 'logs'" in proc.stderr and "Traceback" not in proc.stderr
+    # A slot the episode does not have would be left out without a word.
+    proc = run_wide("bundle", str(episode), "-o", str(tmp_path / "s.zip"), "--slot", "1", "--slot", "7")
+    assert proc.returncode == 2 and "--slot 7 is out of range: the episode has 2 slots" in proc.stderr
+    assert not (tmp_path / "s.zip").exists()
     proc = run_cli("bundle", str(episode), "-o", str(tmp_path / "h.zip"))
     assert proc.returncode == 0 and "included: results, replay, config, game_logs, player_logs" in proc.stdout
     # A directory that run-episode did not write is not an episode (here: the game's own source).
@@ -64,6 +68,8 @@ def test_bundle_command(coworld: Path, tmp_path: Path) -> None:
 
 
 def test_bad_episode_references_exit_2(tmp_path: Path, coworld: Path) -> None:
+    other_episode = tmp_path / "other"
+    shutil.copytree(coworld / "results", other_episode)
     for args in (
         ["report", "ereq_00000000000000000000000000000000", "--runtime", "process"],
         ["grade", str(coworld / "results" / "results.json"), "--runtime", "process"],
@@ -71,6 +77,8 @@ def test_bad_episode_references_exit_2(tmp_path: Path, coworld: Path) -> None:
         ["report", str(coworld / "results"), "--reporter", "nope", "--runtime", "process"],
         ["grade", str(coworld / "results"), "--runtime", "kubernetes"],
         ["grade", str(coworld / "results"), "--runtime", "process", "-o", str(coworld / "results" / "g")],
+        # Another episode's workspace (here: a copy of this one).
+        ["grade", str(coworld / "results"), "--runtime", "process", "-o", str(other_episode)],
     ):
         proc = run_wide(*args)
         assert proc.returncode == 2, (args, proc.stdout, proc.stderr)

@@ -47,6 +47,8 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
         svc.create_league("L2", "nowhere")
     with pytest.raises(LeagueError, match="unknown variant 'huge'"):
         svc.create_league("L2", "orchard", variants=["huge"])
+    with pytest.raises(LeagueError, match="variant 'duel' is given more than once"):
+        svc.create_league("L2", "orchard", variants=["duel", "four", "duel"])
     with pytest.raises(LeagueError, match="already exists"):
         svc.create_league("L", "orchard")
     with pytest.raises(LeagueError, match="duplicate policy version: random:v1"):

@@ -82,6 +82,9 @@ def test_include_tokens(episode: Path) -> None:
     assert parse_include(["results,replay", "replay", " config "]) == ("results", "replay", "config")
     with pytest.raises(ValueError, match="unknown include token 'replays'"):
         parse_include(["results,replays"])
+    for nothing in ([","], [""], [" , "]):
+        with pytest.raises(ValueError, match="--include names no token"):
+            parse_include(nothing)
     request = BundleRequest(BundleSource.local(episode), include=("game_logs", "error_info"), operator=True)
     data, manifest, dropped = build_bundle(request)
     assert manifest["include"] == ["game_logs"] and dropped == ("error_info",)
