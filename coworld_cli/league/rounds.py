@@ -240,7 +240,11 @@ def rounds(
     )
     if not round_id:
         shown = len(page.entries)
-        console.print(f"Rows {offset + 1 if shown else 0}-{offset + shown} of {page.total_count}")
+        if shown:
+            console.print(f"Rows {offset + 1}-{offset + shown} of {page.total_count}")
+        else:  # past the end (or none at all): "Rows 0-99999999 of 2" read as if rows were there
+            where = f" at --offset {offset} ({page.total_count} in all)" if page.total_count else ""
+            console.print(f"No rows{where}")
         return
     one = page.entries[0]
     render.rankings_table("results", one.results or (), one.episodes)

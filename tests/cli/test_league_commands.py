@@ -179,13 +179,18 @@ def test_league_tables(cli: LeagueCli) -> None:
 
 
 def test_rounds_and_results_tables(cli: LeagueCli) -> None:
-    listing, divisions, standings, top = (
+    listing, past_the_end, divisions, standings, top = (
         p.stdout
         for p in cli.run_many(
-            ("rounds", "-l", LEAGUE), ("divisions",), ("results", LEAGUE), ("results", LEAGUE, "--limit", "1")
+            ("rounds", "-l", LEAGUE),
+            ("rounds", "-l", LEAGUE, "--offset", "99999999"),
+            ("divisions",),
+            ("results", LEAGUE),
+            ("results", LEAGUE, "--limit", "1"),
         )
     )
     assert "Rows 1-1 of 1" in listing
+    assert "No rows at --offset 99999999 (1 in all)" in past_the_end
     assert all(f"{n}:v1" in standings for n in MARKUP_NAMES)
     assert re.search(r"│ 1 +│ \S+:v1 ", standings)
     assert "2 more (rows 2-3)" in top
