@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import os
 import sys
 import threading
@@ -105,6 +106,9 @@ def empty_output_option(args: list[str]) -> str | None:
 
 def main() -> None:
     signals.install()
+    for name in ("stdout", "stderr"):  # started with the stream closed (`>&-`): output goes nowhere
+        if getattr(sys, name) is None:
+            setattr(sys, name, open(os.devnull, "w"))  # noqa: SIM115 - open for the process's life
     json_usage_errors(sys.argv[1:])
     if (option := empty_output_option(sys.argv[1:])) is not None:
         from coworld_cli.output import fail_usage
@@ -131,10 +135,27 @@ def main() -> None:
         app(prog_name="coworld")
     except SystemExit as exc:
         exit_now(exc.code)
+    except BrokenPipeError:  # `coworld results x | head -1`: the reader has what it wanted
+        _quiet_stdout()
+        exit_now(1)
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EIO, errno.EBADF, errno.EDQUOT):
+            raise
+        # Writing the output failed (`> /dev/full`, a full disk): say so in one line.
+        _quiet_stdout()
+        print(f"coworld: cannot write the output: {exc.strerror or exc}", file=sys.stderr)
+        exit_now(1)
     except (signals.Terminated, KeyboardInterrupt):  # a signal outside a command's own handling
         print("coworld: interrupted", file=sys.stderr)
         exit_now(130)  # as every command that handles it exits (README: CLI interrupted)
     exit_now(0)
+
+
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null: its buffer still holds what could not be written, and flushing it at
+    exit would fail again (Python then prints "Exception ignored ...")."""
+    with contextlib.suppress(OSError):
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def exit_now(code: object) -> NoReturn:

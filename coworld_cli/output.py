@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import stat
 import sys
 import threading
 from collections.abc import Iterable
@@ -27,7 +28,7 @@ if TYPE_CHECKING:
 
 # Piped or redirected output is read by tools and people scrolling a file, not an 80-column terminal:
 # keep table rows whole there (COLUMNS, when set, still wins).
-_WIDTH = None if sys.stdout.isatty() or "COLUMNS" in os.environ else 160
+_WIDTH = None if (sys.stdout is not None and sys.stdout.isatty()) or "COLUMNS" in os.environ else 160
 
 
 _consoles: dict[bool, Console] = {}
@@ -163,6 +164,10 @@ def output_file(value: str | os.PathLike[str], what: str, kind: str, as_json: bo
     path = _writable_place(value, what, as_json)
     if path.is_dir():
         fail_usage(f"{what} {shortened(str(value))} is a directory: give a file name", as_json)
+    if (other := _not_a_regular_file(path)) is not None:
+        # The file is written whole by renaming a new one over the path: that would replace a link
+        # (`/dev/stdout`) or a device (`/dev/null`) with a plain file, not write through it.
+        fail_usage(f"{what} {shortened(str(value))} is {other}: not replaced (give a file's path)", as_json)
     if path.exists() and not _is_kind(path, kind):
         fail_usage(
             f"{what} {shortened(str(value))} exists and is not {_OUTPUT_KINDS[kind]}: not replaced "
@@ -188,6 +193,19 @@ def _writable_place(value: str | os.PathLike[str], what: str, as_json: bool) -> 
                 fail_usage(f"{what} {shortened(str(value))}: {parent} is a file, not a directory", as_json)
             break
     return path
+
+
+def _not_a_regular_file(path: Path) -> str | None:
+    """What `path` is when it exists and is not a regular file (None: absent, or a regular file)."""
+    try:
+        mode = os.lstat(path).st_mode
+    except OSError:
+        return None
+    if stat.S_ISREG(mode):
+        return None
+    if stat.S_ISLNK(mode):
+        return "a symbolic link"
+    return "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
 
 
 def _is_kind(path: Path, kind: str) -> bool:

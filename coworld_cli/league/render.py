@@ -22,8 +22,13 @@ if TYPE_CHECKING:
     from coworld_pipeline.league.views import DivisionStandings, EpisodeView, RankingView
 
 TABLE_ROWS = 50  # a leaderboard's readable length; --limit 0 or --json for the rest
-# Columns users grep for: kept whole (no folding) even on a narrow terminal.
+# Columns users grep for: kept whole (no folding) even on a narrow terminal, up to WHOLE_CHARS (a
+# 200-character policy name kept whole would squeeze every other column to nothing).
 WHOLE_COLUMNS = frozenset({"policy", "type"})
+WHOLE_CHARS = 60
+# Any column whose cells are all this short (ranks, ratings, counts, statuses) is never folded: a
+# number broken over two lines (`25.0` above `0`) reads as another number.
+SHORT_CHARS = 12
 
 __all__ = ["TABLE_ROWS", "escape", "table"]
 
@@ -75,9 +80,9 @@ def table(title: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> 
     cells = [[cell(v) for v in row] for row in rows]
     out = Table(title=Text(title), show_lines=False)
     for i, name in enumerate(columns):
-        if name in WHOLE_COLUMNS:
-            width = max([len(name), *(r[i].cell_len for r in cells)])
-            out.add_column(name, no_wrap=True, min_width=width)
+        width = max([*(r[i].cell_len for r in cells), 0])
+        if width <= SHORT_CHARS or (name in WHOLE_COLUMNS and width <= WHOLE_CHARS):
+            out.add_column(name, no_wrap=True, min_width=max(width, len(name)))
         else:
             out.add_column(name, overflow="fold")
     for row in cells:

@@ -125,6 +125,10 @@ def policy_name_problem(name: str) -> str | None:
         return f"a policy name is at most {MAX_POLICY_NAME_CHARS} characters (got {len(name)})"
     if any(not c.isprintable() for c in name):
         return "a policy name cannot contain NUL, newlines or other control characters"
+    if name != name.strip():  # `greedy ` and `greedy` would be two policies that print alike
+        return "a policy name cannot start or end with whitespace"
+    if "|" in name:  # the seat separator of every table (`planner:v1 | greedy:v1`)
+        return "a policy name cannot contain '|' (it separates the seats in tables)"
     return None
 
 

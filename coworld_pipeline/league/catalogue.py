@@ -140,7 +140,7 @@ def upload_policy(
     run, env, secret_env = list(run or []), dict(env or {}), dict(secret_env or {})
     refused = policy_problems(image, name, run, env, secret_env)  # what execve would refuse later
     if refused:
-        raise LeagueError(f"policy {name[:80]!r} cannot be run as given", [p.as_dict() for p in refused])
+        raise LeagueError(f"policy {name[:80]!r} cannot be uploaded as given", [p.as_dict() for p in refused])
     overlap = set(env) & set(secret_env)
     if overlap:
         raise LeagueError(f"keys given both as env and secret env: {', '.join(sorted(overlap))}")

@@ -13,3 +13,10 @@ class LeagueError(ValueError):
 
 class NotFound(LeagueError):
     pass
+
+
+def quoted(ref: str) -> str:
+    """`ref` quoted for an error message; a 10,000-character argument by its head, tail and length."""
+    if len(ref) <= 120:
+        return repr(ref)
+    return f"{ref[:60]!r}…{ref[-20:]!r} ({len(ref)} characters)"

@@ -14,7 +14,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from coworld_pipeline.league import ids, readable
-from coworld_pipeline.league.errors import LeagueError, NotFound
+from coworld_pipeline.league.errors import LeagueError, NotFound, quoted
 from coworld_pipeline.league.models import (
     CoworldVersion,
     Division,
@@ -37,7 +37,7 @@ def league(s: Session, ref: str) -> League:
     row = _by_id(s, League, "league", ref)
     row = row or s.execute(select(League).where(League.name == ref)).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"unknown league {ref!r}")
+        raise NotFound(f"unknown league {quoted(ref)}")
     return row
 
 
@@ -52,7 +52,7 @@ def coworld(s: Session, ref: str) -> CoworldVersion:
             q = q.where(CoworldVersion.version == version)
         row = s.execute(q.order_by(CoworldVersion.created_at.desc()).limit(1)).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"unknown coworld {ref!r} (upload it with `coworld upload-coworld MANIFEST`)")
+        raise NotFound(f"unknown coworld {quoted(ref)} (upload it with `coworld upload-coworld MANIFEST`)")
     return row
 
 
@@ -67,13 +67,13 @@ def policy_version(s: Session, ref: str) -> PolicyVersion:
     policy = s.execute(select(Policy).where(Policy.name == name)).scalar_one_or_none()
     if policy is None:
         raise NotFound(
-            f"unknown policy {name!r} (upload it with `coworld upload-policy IMAGE --name {name}`)"
+            f"unknown policy {quoted(name)} (upload it with `coworld upload-policy IMAGE --name NAME`)"
         )
     q = select(PolicyVersion).where(PolicyVersion.policy_id == policy.id)
     if ver:
         digits = ver[1:] if ver.startswith("v") else ver
         if not digits.isascii() or not digits.isdigit() or not digits.strip("0"):
-            raise LeagueError(f"bad policy version {ref!r}: use NAME, NAME:vN or NAME:N with N > 0")
+            raise LeagueError(f"bad policy version {quoted(ref)}: use NAME, NAME:vN or NAME:N with N > 0")
         # A number larger than any row holds is a version nobody uploaded (readable.number).
         version = readable.number(digits)
         if version is not None:
@@ -81,7 +81,7 @@ def policy_version(s: Session, ref: str) -> PolicyVersion:
     else:
         row = s.execute(q.order_by(PolicyVersion.version.desc()).limit(1)).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"unknown policy version {ref!r}")
+        raise NotFound(f"unknown policy version {quoted(ref)}")
     return row
 
 
@@ -93,7 +93,7 @@ def division(s: Session, ref: str, in_league: League | None = None) -> Division:
             select(Division).where(Division.league_id == in_league.id, Division.name == ref)
         ).scalar_one_or_none()
     if row is None:
-        raise NotFound(f"unknown division {ref!r}")
+        raise NotFound(f"unknown division {quoted(ref)}")
     return row
 
 
@@ -108,7 +108,7 @@ def _candidate_leagues(s: Session, named: str | None, in_league: str | None) -> 
 
 def _ambiguous(kind: str, ref: str, keys: list[str]) -> LeagueError:
     return LeagueError(
-        f"{kind} {ref!r} is ambiguous: it matches {', '.join(keys)}; "
+        f"{kind} {quoted(ref)} is ambiguous: it matches {', '.join(keys)}; "
         "name the league (LEAGUE.rN…) or pass --league"
     )
 
@@ -127,7 +127,7 @@ def round_(s: Session, ref: str, in_league: str | None = None) -> Round:
             raise _ambiguous("round", ref, [round_key(s, r) for r in found])
         row = found[0] if found else None
     if row is None:
-        raise NotFound(f"unknown round {ref!r} (a round id, LEAGUE.rN, or rN with --league)")
+        raise NotFound(f"unknown round {quoted(ref)} (a round id, LEAGUE.rN, or rN with --league)")
     return row
 
 
@@ -197,7 +197,7 @@ def episode(s: Session, ref: str, in_league: str | None = None) -> EpisodeReques
         row = next(iter(found.values()), None)
     if row is None:
         raise NotFound(
-            f"unknown episode request {ref!r} (an ereq_… id, LEAGUE.rN.eM, or rN.eM with --league)"
+            f"unknown episode request {quoted(ref)} (an ereq_… id, LEAGUE.rN.eM, or rN.eM with --league)"
         )
     return row
 

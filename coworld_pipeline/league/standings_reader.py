@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from coworld_pipeline.league import ids
 from coworld_pipeline.league.confidence import annotate
-from coworld_pipeline.league.errors import NotFound
+from coworld_pipeline.league.errors import NotFound, quoted
 from coworld_pipeline.league.location import HEAD_REVISION, is_sqlite, sqlite_path
 from coworld_pipeline.league.ratings import MU, SIGMA, conservative
 from coworld_pipeline.league.standing_views import DivisionRef, DivisionStandings, Ref, StandingRow
@@ -102,7 +102,7 @@ def _league(query: Any, ref: str) -> tuple[Any, ...]:
         rows = query("SELECT id, name FROM leagues WHERE name = %s", ref)
         league = rows[0] if rows else None
     if league is None:
-        raise NotFound(f"unknown league {ref!r}")
+        raise NotFound(f"unknown league {quoted(ref)}")
     return league
 
 

@@ -168,3 +168,11 @@ def test_a_corrupt_results_json_is_a_usage_error_naming_the_file(env: dict[str, 
         results.write_bytes(kept)
     proc = run_cli("episode-results", "ladder.r1.e2", "--json", env=env)
     assert proc.returncode == 0 and '"scores"' in proc.stdout, proc.stderr
+
+
+def test_a_huge_reference_is_named_by_its_head_and_length(env: dict[str, str]) -> None:
+    ref = "x" * 10_000
+    for out in _all_usage_errors(
+        env, [("results", ref), ("league", "pause", ref), ("submit", ref, "-l", "ladder")]
+    ):
+        assert "(10000 characters)" in out and len(out) < 400, out[:500]

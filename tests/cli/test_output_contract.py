@@ -112,3 +112,36 @@ def test_process_runtime_refuses_a_player_without_run_before_the_game_starts(tmp
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert json.loads(proc.stdout)["problems"][0]["path"] == "$.players[1].run"
     assert not out.exists()  # refused before anything ran
+
+
+def test_outputs_never_replace_a_link_or_a_device(tmp_path: Path) -> None:
+    """Outputs are renamed into place: over `/dev/stdout` (a link) or `/dev/null` (a device), as root,
+    that would have replaced them with plain files."""
+    link, fifo = tmp_path / "stdout-link", tmp_path / "pipe"
+    link.symlink_to("/proc/self/fd/1")
+    os.mkfifo(fifo)
+    manifest = str(orchard_copy(tmp_path / "cw"))
+    for target, kind in ((link, "a symbolic link"), (fifo, "a named pipe")):
+        proc = run_cli("convert", manifest, "--contract", "0.1.11", "-o", str(target))
+        assert proc.returncode == 2, proc.stdout + proc.stderr
+        assert f"is {kind}: not replaced" in " ".join(proc.stderr.split()), proc.stderr
+    assert link.is_symlink() and os.readlink(link) == "/proc/self/fd/1"
+    assert fifo.is_fifo()
+
+
+def test_a_closed_or_full_stdout_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    env = {**os.environ, "COWORLD_HOME": str(tmp_path / "home")}
+    closed = subprocess.run([*COWORLD, "schema", "manifest"], stdout=subprocess.DEVNULL, env=env)
+    assert closed.returncode == 0
+    with open("/dev/full", "w") as full:
+        proc = subprocess.run(
+            [*COWORLD, "schema", "manifest"], stdout=full, stderr=subprocess.PIPE, text=True, env=env
+        )
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip() == "coworld: cannot write the output: No space left on device", proc.stderr
+    # Started with stdout closed (`coworld schema manifest >&-`).
+    shut = subprocess.run(
+        [*COWORLD, "schema", "manifest"], stdin=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+        env=env, preexec_fn=lambda: os.close(1),
+    )  # fmt: skip
+    assert shut.returncode == 0 and "Traceback" not in shut.stderr, shut.stderr

@@ -56,6 +56,10 @@ def test_bad_input_changes_nothing(svc: LeagueService, tmp_path: Path):
     version_id = svc.policies()[0].id  # a name that is an id would be read as that version elsewhere
     with pytest.raises(LeagueError, match="looks like a policy version id"):
         svc.upload_policy("coworld/orchard:0.1.0", version_id, run=["python", "-m", "orchard.players.greedy"])
+    for name, why in (("greedy ", "start or end with whitespace"), ("a | b", "separates the seats")):
+        with pytest.raises(LeagueError) as refused:
+            svc.upload_policy("coworld/orchard:0.1.0", name, run=["python", "-m", "orchard.players.greedy"])
+        assert why in refused.value.problems[0]["message"], refused.value.problems
     with pytest.raises(LeagueError, match="2-slot"):
         svc.create_league("L3", "orchard", variants=["four"], commissioner="swiss")
     bad = json.loads(ORCHARD_MANIFEST.read_text())
