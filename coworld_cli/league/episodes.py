@@ -23,7 +23,7 @@ from coworld_cli.league.options import (
     Runtime,
     limit,
 )
-from coworld_cli.league.session import check_status, league_service
+from coworld_cli.league.session import check_status, league_service, refuse_filters_with_id
 from coworld_cli.output import (
     console,
     err_console,
@@ -66,6 +66,8 @@ def episodes(
     """Episode requests: status, seed, seats, per-seat scores, error, replay."""
     refs = {"the episode id": episode_id, "--league": league, "--round": round_id, "--policy": policy}
     check_status("--status", status, EpisodeStatus, as_json)
+    filters = {"--round": round_id, "--policy": policy, "--status": status, "--with-replay": with_replay}
+    refuse_filters_with_id("an episode id", episode_id, {**filters, "--offset": offset}, as_json)
     with league_service(db, home, as_json, {**refs, "--status": status}) as svc:
         if episode_id is not None:
             rows = [svc.episode(episode_id, league)]

@@ -23,7 +23,13 @@ from coworld_cli.league.options import (
     Runtime,
     limit,
 )
-from coworld_cli.league.session import check_status, league_service, quick_standings, reject_empty
+from coworld_cli.league.session import (
+    check_status,
+    league_service,
+    quick_standings,
+    refuse_filters_with_id,
+    reject_empty,
+)
 from coworld_cli.output import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -214,6 +220,7 @@ def rounds(
 ) -> None:
     """List rounds or show one."""
     check_status("--status", status, RoundStatus, as_json)
+    refuse_filters_with_id("a round id", round_id, {"--status": status, "--offset": offset}, as_json)
     with league_service(
         db, home, as_json, {"the round id": round_id, "--league": league, "--status": status}
     ) as svc:

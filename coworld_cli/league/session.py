@@ -33,6 +33,16 @@ def reject_empty(as_json: bool, refs: dict[str, str | None]) -> None:
             fail_usage(f"{what} must not be empty (an unset shell variable?)", as_json)
 
 
+def refuse_filters_with_id(what: str, given: str | None, filters: dict[str, object], as_json: bool) -> None:
+    """Filters narrow a listing; beside one id they would be ignored, and the row shown whether or
+    not it matches (`episodes X.r1.e1 --status failed` showing a succeeded episode)."""
+    if given is None:
+        return
+    used = [option for option, value in filters.items() if value not in (None, False, 0)]
+    if used:
+        fail_usage(f"{used[0]} filters a listing: it cannot be combined with {what}", as_json)
+
+
 def check_status(option: str, value: str | None, allowed: type[StrEnum], as_json: bool) -> None:
     """A status filter must name a status: a misspelt one matches nothing, and an empty table with
     exit 0 reads as "there are none"."""

@@ -128,7 +128,15 @@ def round_(s: Session, ref: str, in_league: str | None = None) -> Round:
         row = found[0] if found else None
     if row is None:
         raise NotFound(f"unknown round {quoted(ref)} (a round id, LEAGUE.rN, or rN with --league)")
+    _in_league(s, "round", ref, row.league_id, in_league)
     return row
+
+
+def _in_league(s: Session, kind: str, ref: str, league_id: str, in_league: str | None) -> None:
+    """A reference that names its league (an id, `LEAGUE.rN`) and a `--league` that disagrees: an
+    error, not the other league's row (or an empty table) as if the filter held."""
+    if in_league is not None and league(s, in_league).id != league_id:
+        raise LeagueError(f"{kind} {quoted(ref)} is not in league {quoted(in_league)}")
 
 
 def round_key(s: Session, rnd: Round) -> str:
@@ -199,6 +207,7 @@ def episode(s: Session, ref: str, in_league: str | None = None) -> EpisodeReques
         raise NotFound(
             f"unknown episode request {quoted(ref)} (an ereq_… id, LEAGUE.rN.eM, or rN.eM with --league)"
         )
+    _in_league(s, "episode", ref, row.league_id, in_league)
     return row
 
 

@@ -29,6 +29,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
     try:
         orchard_league(svc, "ladder", players=("greedy", "planner"))
         svc.run_round("ladder", episode_runner=scores_by_slot(1, 0))
+        svc.create_league("other", "orchard", variants=["duel"])  # a second league, with no rounds
     finally:
         svc.close()
     return {**os.environ, "COWORLD_HOME": str(home), "COWORLD_DATABASE_URL": db}
@@ -176,3 +177,24 @@ def test_a_huge_reference_is_named_by_its_head_and_length(env: dict[str, str]) -
         env, [("results", ref), ("league", "pause", ref), ("submit", ref, "-l", "ladder")]
     ):
         assert "(10000 characters)" in out and len(out) < 400, out[:500]
+
+
+def test_filters_beside_an_id_and_other_leagues_refs_are_refused(env: dict[str, str]) -> None:
+    with_id, round_with_id, episode_elsewhere, round_elsewhere, events_elsewhere = _all_usage_errors(
+        env,
+        [
+            ("episodes", "ladder.r1.e1", "--status", "failed"),
+            ("rounds", "ladder.r1", "--status", "failed"),
+            ("episodes", "ladder.r1.e1", "--league", "other"),
+            ("episodes", "--league", "other", "--round", "ladder.r1"),
+            ("events", "--round", "ladder.r1", "--league", "other"),
+        ],
+    )
+    assert "--status filters a listing: it cannot be combined with an episode id" in with_id, with_id
+    assert "--status filters a listing: it cannot be combined with a round id" in round_with_id
+    assert "episode 'ladder.r1.e1' is not in league 'other'" in episode_elsewhere, episode_elsewhere
+    assert "round 'ladder.r1' is not in league 'other'" in round_elsewhere, round_elsewhere
+    assert "round 'ladder.r1' is not in league 'other'" in events_elsewhere, events_elsewhere
+    # rN.eM within --league still resolves in that league.
+    proc = run_cli("episodes", "r1.e1", "--league", "ladder", "--json", env=env)
+    assert proc.returncode == 0, proc.stderr
