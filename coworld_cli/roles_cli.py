@@ -406,6 +406,14 @@ def register(app: typer.Typer) -> None:
         as_json: bool = JSON_OPTION,
     ) -> None:
         """The reporter's event log (ts, player, key, value) as a table."""
+        if player is not None and player >= 0:  # checked before the reporter runs for a minute
+            from coworld_pipeline.runtime.bundles import BundleSource, episode_slot_count
+
+            count = episode_slot_count(
+                BundleSource.local(resolve_episode(episode, db, home, as_json).directory)
+            )
+            if count is not None and player >= count:
+                fail_usage(f"--player {player} is out of range: the episode has {count} slots", as_json)
         outcome = run_role_command(
             "reporter", episode, reporter, manifest, runtime, output, timeout, db, home, as_json
         )

@@ -214,6 +214,14 @@ def episode_logs(
     as_json: AsJson = False,
 ) -> None:
     """List, print or download an episode's game and player logs (of its last attempt, or --attempt N)."""
+    modes = {"--game": game, "--agent": agent is not None, "--download-dir": download_dir is not None}
+    picked = [option for option, given in modes.items() if given]
+    if len(picked) > 1 or (list_only and picked[:1] in (["--game"], ["--agent"])):
+        # One of them would be ignored without a word (`-d DIR --game` printed, and copied nothing).
+        second = picked[1] if len(picked) > 1 else "--list"
+        fail_usage(
+            f"{picked[0]} and {second} cannot be combined: print one log, or list or copy them all", as_json
+        )
     out = output_directory(download_dir, "--download-dir", as_json) if download_dir else None
     with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
         episode = svc.episode(episode_id, league)
@@ -247,23 +255,30 @@ def episode_logs(
     logs = [n for n in files.names("logs/") if n.endswith(".log")]
     if not logs and episode.attempts == 0:
         _no_logs(episode, "logs", as_json)
+    copied: list[Path] = []
     if out:
         prefix = files.episode_id + (f"-attempt-{attempt}" if files.under else "")
         for log in logs:
-            write_output(out / f"{prefix}-{Path(log).name}", files.read(log) or b"", "log", as_json)
+            copied.append(out / f"{prefix}-{Path(log).name}")
+            write_output(copied[-1], files.read(log) or b"", "log", as_json)
     shown = attempt if files.under else episode.attempts
     if as_json:
+        listing = {"logs": [files.location(n) for n in logs]}
+        if out:
+            listing["downloaded"] = [str(path) for path in copied]
         print_json(
             {
                 "episode_request_id": files.episode_id,
                 "attempt": shown,
                 "attempts": episode.attempts,
-                "logs": [files.location(n) for n in logs],
+                **listing,
             }
         )
         return
-    for log in logs:
-        render.line("{}", files.location(log))
+    if out:
+        render.line("copied {} log(s) to {}", len(copied), str(out))
+    for log in copied or logs:
+        render.line("{}", str(log) if out else files.location(log))
     if not logs:
         err_console.print(f"no logs stored for {name} (status {episode.status})", markup=False)
     if episode.attempts > 1:

@@ -18,7 +18,7 @@ from coworld_cli.league.options import (
     limit,
 )
 from coworld_cli.league.session import league_service
-from coworld_cli.output import print_json
+from coworld_cli.output import err_console, print_json, shortened
 
 
 def events(
@@ -52,9 +52,17 @@ def events(
             division_ref=division,
             limit=max_rows,
         )
+        # A misspelt type matches nothing: an empty table would read as "there are none".
+        recorded = svc.event_types() if event_type and not rows else None
     if as_json:
         print_json([e.to_json() for e in rows])
         return
+    if recorded is not None and event_type not in recorded:  # a note, not an error: it may come yet
+        err_console.print(
+            f"no event of type {shortened(event_type)!r} was ever recorded "
+            f"(types recorded: {', '.join(recorded) or 'none'})",
+            markup=False,
+        )
     render.table(
         "events",
         ["id", "time", "type", "headline"],

@@ -292,7 +292,7 @@ def divisions(
         return
     render.table(
         "divisions",
-        ["id", "league", "name", "level", "members", "schedule"],
+        ["id", "league", "name", "level", "eligible members", "schedule"],  # not quarantined or retired
         [[d.id, d.league.name, d.name, d.level, d.member_count, d.round_schedule] for d in rows],
     )
 

@@ -56,7 +56,7 @@ def league_service(
     db: str | None, home: str | None, as_json: bool, refs: dict[str, str | None] | None = None
 ) -> Iterator[LeagueService]:
     """The service for one command; `refs` (label -> value) are checked to be non-empty first."""
-    reject_empty(as_json, refs or {})
+    reject_empty(as_json, {**(refs or {}), "--home": home, "--db": db})
     from sqlalchemy.exc import SQLAlchemyError
 
     from coworld_pipeline.contract.commissioner import CommissionerProtocolError

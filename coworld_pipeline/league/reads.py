@@ -445,3 +445,8 @@ def events(
         )
         for ev in reversed(rows)
     ]
+
+
+def event_types(s: Session) -> list[str]:
+    """Every event type recorded so far (sorted): what `--type` can match."""
+    return sorted(s.execute(select(Event.event_type).distinct()).scalars())

@@ -106,10 +106,13 @@ def _candidate_leagues(s: Session, named: str | None, in_league: str | None) -> 
     return list(s.execute(select(League).order_by(League.created_at)).scalars())
 
 
+# Commands that take --league resolve `rN`/`rN.eM` in it; the others need the league in the reference.
+LEAGUE_HINT = "LEAGUE.rN…, or --league where the command takes it"
+
+
 def _ambiguous(kind: str, ref: str, keys: list[str]) -> LeagueError:
     return LeagueError(
-        f"{kind} {quoted(ref)} is ambiguous: it matches {', '.join(keys)}; "
-        "name the league (LEAGUE.rN…) or pass --league"
+        f"{kind} {quoted(ref)} is ambiguous: it matches {', '.join(keys)}; name the league ({LEAGUE_HINT})"
     )
 
 

@@ -113,6 +113,7 @@ class LeagueService:
     memberships = _read(reads.memberships)
     submissions = _read(reads.submissions)
     events = _read(reads.events)
+    event_types = _read(reads.event_types)
     overview = _read(league_overview.league_overview)  # current round, failures, quarantines, next round
     overviews = _read(league_overview.league_overviews)
     standings = _on_store(standing_tables.standings)

@@ -198,3 +198,9 @@ def test_filters_beside_an_id_and_other_leagues_refs_are_refused(env: dict[str, 
     # rN.eM within --league still resolves in that league.
     proc = run_cli("episodes", "r1.e1", "--league", "ladder", "--json", env=env)
     assert proc.returncode == 0, proc.stderr
+
+
+def test_an_empty_home_or_database_is_refused(env: dict[str, str]) -> None:
+    home, db = _all_usage_errors(env, [("leagues", "--home", ""), ("coworlds", "--db", " ")])
+    assert "--home must not be empty (an unset shell variable?)" in home, home
+    assert "--db must not be empty" in db, db

@@ -265,10 +265,16 @@ def test_downloads_never_replace_a_file_of_another_kind(cli: LeagueCli, tmp_path
         proc = cli.run(*args, code=2)
         assert proc.stderr.startswith("error: " + needle.format(args[-1])), proc.stderr
     assert notes.read_text() == "mine\n" and sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
+    # One log printed, or all copied: never both asked with one silently skipped.
+    both = cli.run("episode-logs", good["id"], "-d", str(tmp_path / "x"), "--game", code=2)
+    assert "--game and --download-dir cannot be combined" in both.stderr, both.stderr
     downloads = tmp_path / "downloads"
-    cli.run_many(
+    logs, _ = cli.run_many(
         ("episode-logs", good["id"], "-d", str(downloads)), ("replays", "-l", LEAGUE, "-o", str(downloads))
     )
+    # What was copied, and where to: the destination paths, not the sources.
+    assert re.search(r"copied \d+ log\(s\) to", logs.stdout), logs.stdout
+    assert str(downloads) in logs.stdout and "file://" not in logs.stdout, logs.stdout
     names = sorted(p.name for p in downloads.iterdir())
     assert "index.json" in names and f"{good['id']}.json" in names and not [n for n in names if "tmp" in n]
 
@@ -279,6 +285,11 @@ def test_paging_past_what_a_database_can_count_is_a_usage_error(cli: LeagueCli) 
 
 
 def test_events_table(cli: LeagueCli) -> None:
+    misspelt = cli.run("events", "-l", LEAGUE, "--type", "round_open")  # not an error: it may come yet
+    assert "no event of type 'round_open' was ever recorded (types recorded: " in " ".join(
+        misspelt.stderr.split()
+    ), misspelt.stderr
+    assert "round_opened" in misspelt.stderr
     out = cli.run("events", "-l", LEAGUE, "--limit", "100").stdout
     for kind in ("league_created", "round_opened", "policy_quarantined", "standings_updated"):
         assert kind in out

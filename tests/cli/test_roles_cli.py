@@ -74,6 +74,7 @@ def test_bad_episode_references_exit_2(tmp_path: Path, coworld: Path) -> None:
         ["report", "ereq_00000000000000000000000000000000", "--runtime", "process"],
         ["grade", str(coworld / "results" / "results.json"), "--runtime", "process"],
         ["diagnose", str(coworld / "results"), "--slot", "5", "--runtime", "process"],
+        ["episode-stats", str(coworld / "results"), "--player", "5", "--runtime", "process"],
         ["report", str(coworld / "results"), "--reporter", "nope", "--runtime", "process"],
         ["grade", str(coworld / "results"), "--runtime", "kubernetes"],
         ["grade", str(coworld / "results"), "--runtime", "process", "-o", str(coworld / "results" / "g")],
@@ -86,6 +87,10 @@ def test_bad_episode_references_exit_2(tmp_path: Path, coworld: Path) -> None:
     assert (
         "--slot 5 is out of range: the episode has 2 slots"
         in run_wide("diagnose", str(coworld / "results"), "--slot", "5", "--runtime", "process").stderr
+    )
+    assert (
+        "--player 5 is out of range: the episode has 2 slots"
+        in run_wide("episode-stats", str(coworld / "results"), "--player", "5", "--runtime", "process").stderr
     )
 
 
