@@ -260,8 +260,11 @@ def parse_env_pairs(pairs: list[str], option: str, as_json: bool = False) -> dic
     out: dict[str, str] = {}
     for pair in pairs:
         key, sep, value = pair.partition("=")
-        if not sep or not key or not key.replace("_", "").isalnum() or key[0].isdigit():
-            shown = key if sep else "<no '='>"
-            fail_usage(f"{option} expects KEY=VALUE with an identifier KEY (got key {shown!r})", as_json)
+        if not sep:  # the whole argument may be a secret value given without its key: not echoed
+            fail_usage(f"{option} expects KEY=VALUE: an argument has no '='", as_json)
+        if not key or not key.replace("_", "").isalnum() or key[0].isdigit():
+            fail_usage(
+                f"{option} expects KEY=VALUE with an identifier KEY (got key {shortened(key)!r})", as_json
+            )
         out[key] = value
     return out

@@ -77,14 +77,16 @@ def test_numbers_no_row_can_hold_are_unknown_refs(env: dict[str, str], number: s
 def test_config_values_beyond_the_bounds_name_their_key(env: dict[str, str]) -> None:
     deep = "[" * 30000 + "]" * 30000
     create = ("league", "create", "c", "--coworld", "orchard")
-    seed, trees, nan = _all_usage_errors(
+    seed, trees, nan, no_key = _all_usage_errors(
         env,
         [
             (*create, "--config", f"seed={GIANT}"),
             (*create, "--config", f"trees={deep}"),
             (*create, "--config", "trees=[NaN]"),
+            (*create, "--config", "[/]"),
         ],
     )
+    assert "--config expects KEY=VALUE: an argument has no '='" in no_key, no_key
     assert "--config seed: an integer of 5000 digits; at most 32 digits" in seed, seed
     assert "--config trees: nesting is 30000 levels deep" in trees, trees
     assert "--config trees: NaN is not a JSON number" in nan, nan
