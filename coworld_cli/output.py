@@ -205,7 +205,9 @@ def _not_a_regular_file(path: Path) -> str | None:
         return None
     if stat.S_ISLNK(mode):
         return "a symbolic link"
-    return "a named pipe" if stat.S_ISFIFO(mode) else "a device or socket"
+    from coworld_pipeline.contract.bounded_io import file_kind
+
+    return file_kind(mode)
 
 
 def _is_kind(path: Path, kind: str) -> bool:

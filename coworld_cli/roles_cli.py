@@ -177,6 +177,7 @@ def run_role_command(
         GradeRequest,
         ReportRequest,
         RoleOptions,
+        is_episode_workspace,
         resolve_role,
         run_role,
     )
@@ -201,16 +202,12 @@ def run_role_command(
     run_dir = _run_dir(episode, kind, runnable.id, output, as_json)
     if run_dir == episode.directory or episode.directory in run_dir.parents:
         fail_usage(f"-o {run_dir} is inside the episode directory: roles never write there", as_json)
-    if any((run_dir / name).exists() for name in ("results.json", "episode.json", "replay.json")):
-        # A role run replaces its input/, output/ and logs/: never in another episode's workspace.
+    if is_episode_workspace(run_dir):  # another episode's: run_role would refuse it with a ValueError
         fail_usage(f"-o {run_dir} is an episode directory: roles never write there", as_json)
     with tempfile.TemporaryDirectory(prefix="coworld-bundle-") as tmp:
         slots = frozenset({target_slot}) if target_slot is not None else frozenset()
+        # Refuses a --slot the episode does not have (the same count run_role checks against).
         bundle = _make_bundle(episode, Path(tmp) / "bundle.zip", None, slots, False, as_json)
-        if target_slot is not None and bundle.manifest["status"] == "success":
-            count = _slot_count(bundle.path)
-            if count is not None and target_slot >= count:
-                fail_usage(f"--slot {target_slot} is out of range: the episode has {count} slots", as_json)
         if kind == "reporter":
             request: Any = ReportRequest(bundle.path, runnable)
         elif kind == "grader":
@@ -233,12 +230,6 @@ def run_role_command(
             err_console.print(f"logs kept in: {outcome.logs_dir}", markup=False)
         raise typer.Exit(EXIT_FAILED)
     return outcome
-
-
-def _slot_count(bundle: Path) -> int | None:
-    from coworld_pipeline.runtime.bundles import bundle_slot_count
-
-    return bundle_slot_count(bundle.read_bytes())
 
 
 def _zip_text(path: Path, member: str | None) -> str | None:

@@ -76,8 +76,10 @@ class EpisodeArtifacts:
         """The parsed JSON file `name`, or None when absent; raises ValueError naming the file and
         what is wrong when it does not parse (a truncated results.json is bad data, not a crash)."""
         data = self.read(name)
-        if data is None:
-            return None
+        return None if data is None else self.parse_json(name, data)
+
+    def parse_json(self, name: str, data: bytes) -> Any:
+        """`data`, the bytes of file `name`, parsed; ValueError naming the file when they do not."""
         try:
             return json.loads(data)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError and UnicodeDecodeError included

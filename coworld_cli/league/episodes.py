@@ -121,14 +121,15 @@ def episode_results(
     target = output_file(output, "--output", "json", as_json) if output else None
     with league_service(db, home, as_json, {"the episode id": episode_id, "--league": league}) as svc:
         files = EpisodeArtifacts.of(svc.episode(episode_id, league))
+    data = files.read("results.json")
+    if data is None:
+        fail_usage(f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json)
     try:
-        parsed = files.read_json("results.json")
+        parsed = files.parse_json("results.json", data)
     except ValueError as exc:  # a truncated or corrupt file: bad data, named, not a traceback
         fail_usage(str(exc), as_json)
-    if parsed is None:
-        fail_usage(f"episode {episode_id} has no results.json (see `coworld episodes {episode_id}`)", as_json)
     if target:
-        write_output(target, files.read("results.json") or b"", "--output", as_json)
+        write_output(target, data, "--output", as_json)
         render.line("wrote {}", str(target))
     else:
         print_json(parsed)

@@ -34,7 +34,8 @@ class NotRegularFile(OSError):
     """A path that is not a regular file (a FIFO, a device, a socket, a directory)."""
 
 
-def _kind(mode: int) -> str:
+def file_kind(mode: int) -> str:
+    """What a file that is not a regular one is, for messages (`mode`: its st_mode)."""
     if stat.S_ISDIR(mode):
         return "a directory"
     if stat.S_ISFIFO(mode):
@@ -55,12 +56,12 @@ def read_regular_file(path: str | os.PathLike[str], limit: int) -> bytes:
     """
     mode = os.stat(path).st_mode
     if not stat.S_ISREG(mode):
-        raise NotRegularFile(f"{path} is not a regular file ({_kind(mode)})")
+        raise NotRegularFile(f"{path} is not a regular file ({file_kind(mode)})")
     fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0))
     with os.fdopen(fd, "rb") as handle:
         mode = os.fstat(fd).st_mode
         if not stat.S_ISREG(mode):
-            raise NotRegularFile(f"{path} is not a regular file ({_kind(mode)})")
+            raise NotRegularFile(f"{path} is not a regular file ({file_kind(mode)})")
         return handle.read(limit + 1)
 
 

@@ -234,6 +234,12 @@ def _tree_bytes(root: Path) -> int:
     return total
 
 
+def is_episode_workspace(path: Path) -> bool:
+    """Whether `path` holds an episode's own files. A role run replaces its input/, output/ and
+    logs/: never do that in an episode's workspace."""
+    return any((path / name).exists() for name in ("results.json", "episode.json", "replay.json"))
+
+
 class _RoleRun:
     def __init__(self, request: RoleRequest, run_dir: Path, runtime: Runtime, options: RoleOptions):
         self.request = request
@@ -244,8 +250,7 @@ class _RoleRun:
         self.runtime = runtime
         self.options = options
         self.run_dir = Path(run_dir).resolve()
-        # A run replaces its input/, output/ and logs/: never do that in an episode's own workspace.
-        if any((self.run_dir / name).exists() for name in ("results.json", "episode.json", "replay.json")):
+        if is_episode_workspace(self.run_dir):
             raise ValueError(f"{self.run_dir} is an episode workspace, not a role run directory")
         self.input = self.run_dir / "input"
         self.output = self.run_dir / "output"
