@@ -81,11 +81,12 @@ def resolve_episode(ref: str, db: str | None, home: str | None, as_json: bool) -
     if path.exists():
         fail_usage(f"{ref} is a file, not an episode directory or a league episode id", as_json)
     try:
+        from coworld_cli.league.session import may_create
         from coworld_pipeline.league import reads
         from coworld_pipeline.league.errors import LeagueError
         from coworld_pipeline.league.service import LeagueService
 
-        service = LeagueService(database_url=db, home=Path(home) if home else None)
+        service = LeagueService(database_url=db, home=Path(home) if home else None, create=may_create(db))
         try:
             view = service.episode(ref)
             directory = Path(view.workspace)

@@ -20,7 +20,7 @@ def upload_coworld(
     as_json: AsJson = False,
 ) -> None:
     """Validate and store a Coworld manifest (idempotent per content hash)."""
-    with league_service(db, home, as_json, {"the manifest path": manifest}) as svc:
+    with league_service(db, home, as_json, {"the manifest path": manifest}, creates=True) as svc:
         cw = svc.upload_coworld(manifest)
     if as_json:
         print_json(cw.to_json())
@@ -64,7 +64,7 @@ def upload_policy(
     """Create the next version of a policy (name:vN)."""
     env_map = parse_env_pairs(env or [], "--env", as_json)
     secret_map = resolve_secret_env(secret_env, secret_env_file, as_json)  # stored encrypted
-    with league_service(db, home, as_json, {"the image": image, "--name": name}) as svc:
+    with league_service(db, home, as_json, {"the image": image, "--name": name}, creates=True) as svc:
         pv = svc.upload_policy(image, name, run=run or [], env=env_map, secret_env=secret_map)
     if as_json:
         print_json(pv.to_json())

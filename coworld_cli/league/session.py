@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import os
 from collections.abc import Iterator
 from enum import StrEnum
 from pathlib import Path
@@ -53,9 +54,20 @@ def check_status(option: str, value: str | None, allowed: type[StrEnum], as_json
 
 @contextlib.contextmanager
 def league_service(
-    db: str | None, home: str | None, as_json: bool, refs: dict[str, str | None] | None = None
+    db: str | None,
+    home: str | None,
+    as_json: bool,
+    refs: dict[str, str | None] | None = None,
+    *,
+    creates: bool = False,
 ) -> Iterator[LeagueService]:
-    """The service for one command; `refs` (label -> value) are checked to be non-empty first."""
+    """The service for one command; `refs` (label -> value) are checked to be non-empty first.
+
+    `creates`: the command can start a league database (an upload). Others refuse an SQLite file
+    that does not exist when the database was named (--db, COWORLD_DATABASE_URL): there it is most
+    likely a typo, and an empty listing would say "nothing here". The home's default database is
+    created by any command, as on a new machine.
+    """
     reject_empty(as_json, {**(refs or {}), "--home": home, "--db": db})
     from sqlalchemy.exc import SQLAlchemyError
 
@@ -70,7 +82,7 @@ def league_service(
         # and a bad one is a LeagueError like any other bad input.
         from coworld_pipeline.league.service import LeagueService
 
-        svc = open_service(LeagueService, db, home, as_json)
+        svc = open_service(LeagueService, db, home, as_json, creates)
         yield svc
     except LeagueError as exc:
         fail_usage(str(exc), as_json, exc.problems)
@@ -85,7 +97,15 @@ def league_service(
             svc.close()
 
 
-def open_service(cls: type[LeagueService], db: str | None, home: str | None, as_json: bool) -> LeagueService:
+def may_create(db: str | None, creates: bool = False) -> bool:
+    """Whether opening the league database may create it: always for a command that `creates` one (an
+    upload), else only the home's default database (a named one that is missing is most likely a typo)."""
+    return creates or not (db or os.environ.get("COWORLD_DATABASE_URL"))
+
+
+def open_service(
+    cls: type[LeagueService], db: str | None, home: str | None, as_json: bool, creates: bool = True
+) -> LeagueService:
     """The service on `home` and `db`; a home or database file the system refuses (a file in the way,
     a name too long, no permission to create it) is bad input naming it, not a traceback, and so is
     an in-memory SQLite database (gone when the command exits, with everything it was told)."""
@@ -100,7 +120,7 @@ def open_service(cls: type[LeagueService], db: str | None, home: str | None, as_
             as_json,
         )
     try:
-        return cls(database_url=db, home=Path(home) if home else None)
+        return cls(database_url=db, home=Path(home) if home else None, create=may_create(db, creates))
     except OSError as exc:
         # mkdir(exist_ok=True) on a file says "File exists": the problem is that it is no directory
         reason = "not a directory" if exc.errno == errno.EEXIST else exc.strerror or str(exc)

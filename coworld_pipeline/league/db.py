@@ -64,9 +64,7 @@ def make_engine(url: str) -> Engine:
 
 def _make_engine(url: str) -> Engine:
     if is_sqlite(url):
-        path = sqlite_path(url)
-        if path and path != ":memory:":
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        # location.check_sqlite_file has checked the file and made its directory
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")

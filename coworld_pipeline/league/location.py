@@ -6,6 +6,7 @@ Kept free of SQLAlchemy so that read-only commands can find and check the databa
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 from coworld_pipeline.home import platform_home
@@ -33,3 +34,74 @@ def is_sqlite(url: str) -> bool:
 def sqlite_path(url: str) -> str:
     """The file of an SQLite URL (`sqlite:///rel.db`, `sqlite:////abs.db`); "" or ":memory:" for memory."""
     return url.split("///", 1)[1] if "///" in url else ""
+
+
+# The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html).
+SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_file(url: str, home: Path, *, create: bool = True) -> None:
+    """Refuse, as bad input naming it, an SQLite URL whose file cannot be the league database.
+
+    Checked before SQLAlchemy opens anything, so a wrong `--db` leaves nothing behind (no directories,
+    no empty database, no `.migrate.lock`) and says what is wrong instead of "unable to open database
+    file" or "disk I/O error" (a named pipe). A missing directory is created only inside the platform
+    home (the default database lives there); elsewhere it is most likely a typo. With `create` False
+    (a command that only reads) a missing file is refused too: an empty listing would hide the typo.
+    Postgres and in-memory URLs are not checked here.
+    """
+    from coworld_pipeline.league.errors import LeagueError
+
+    if not is_sqlite(url):
+        return
+    path_text, _, query = sqlite_path(url).partition("?")
+    if query:
+        # pysqlite ignores them (with a warning) unless uri=true, so `?mode=ro` would still write
+        raise LeagueError(
+            f"the league database URL has query arguments ({_short(query)}), which we do "
+            "not pass to SQLite: give sqlite:///PATH"
+        )
+    if not path_text or path_text == ":memory:":
+        return
+    path = Path(path_text)
+    shown = _short(str(path))
+    parent = Path(os.path.abspath(path)).parent
+    if create and (parent == home or home in parent.parents):
+        # The default database lives in the home: make it as on a new machine. An OSError here (a file
+        # in the way, a name too long) is about the home, and the caller reports it as such.
+        parent.mkdir(parents=True, exist_ok=True)
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        if not create:
+            raise LeagueError(
+                f"there is no league database at {shown} (a wrong --db or COWORLD_DATABASE_URL?); "
+                "`coworld upload-coworld` creates one"
+            ) from None
+        if not parent.is_dir():  # outside the home a missing directory is most likely a typo
+            reason = (
+                "not a directory"
+                if parent.exists()
+                else f"the directory {_short(str(parent))} does not exist"
+            )
+            raise LeagueError(f"cannot use the league database file {shown}: {reason}") from None
+        return
+    except NotADirectoryError:
+        raise LeagueError(f"cannot use the league database file {shown}: not a directory") from None
+    except OSError as exc:
+        raise LeagueError(f"cannot use the league database file {shown}: {exc.strerror}") from None
+    if not stat.S_ISREG(mode):
+        from coworld_pipeline.contract.bounded_io import file_kind
+
+        raise LeagueError(f"the league database {shown} is {file_kind(mode)}, not a database file")
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(len(SQLITE_HEADER))
+    except OSError as exc:
+        raise LeagueError(f"cannot read the league database file {shown}: {exc.strerror}") from None
+    if head and head != SQLITE_HEADER[: len(head)]:  # an empty file is a new database
+        raise LeagueError(f"the league database file {shown} is not an SQLite database (a wrong --db?)")
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 200 else f"{text[:120]}…{text[-40:]} ({len(text)} characters)"

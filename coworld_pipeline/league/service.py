@@ -56,8 +56,10 @@ def _read(fn: Callable[..., T]) -> Callable[..., T]:
 
 
 class LeagueService:
-    def __init__(self, database_url: str | None = None, home: Path | str | None = None):
-        self.store = Store(database_url, home)
+    def __init__(
+        self, database_url: str | None = None, home: Path | str | None = None, *, create: bool = True
+    ):
+        self.store = Store(database_url, home, create=create)
 
     @property
     def home(self) -> Path:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from coworld_pipeline.league import ids
 from coworld_pipeline.league.db import make_engine, migrate, run_read, run_write
 from coworld_pipeline.league.errors import NotFound
-from coworld_pipeline.league.location import is_sqlite, league_location, sqlite_path
+from coworld_pipeline.league.location import check_sqlite_file, is_sqlite, league_location, sqlite_path
 from coworld_pipeline.league.models import Event, League
 from coworld_pipeline.league.secrets import SecretBox, load_or_create_key
 
@@ -36,8 +36,12 @@ T = TypeVar("T")
 class Store:
     """The league database (migrated on open), the platform home and the secret box."""
 
-    def __init__(self, database_url: str | None = None, home: Path | str | None = None):
+    def __init__(
+        self, database_url: str | None = None, home: Path | str | None = None, *, create: bool = True
+    ):
+        """`create` False: a missing SQLite file is an error (LeagueError), not a new empty database."""
         self.home, self.database_url = league_location(database_url, Path(home) if home else None)
+        check_sqlite_file(self.database_url, self.home, create=create)
         self.engine = make_engine(self.database_url)
         migrate(self.engine, self.database_url)
         _owner_only(self.database_url)

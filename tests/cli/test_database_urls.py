@@ -67,3 +67,70 @@ def test_bare_postgres_schemes_open_with_our_driver(scheme: str, tmp_path: Path)
     proc = leagues(bare, tmp_path, "--json")
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert isinstance(json.loads(proc.stdout), list)
+
+
+def _leftovers(where: Path) -> list[str]:
+    return sorted(p.name for p in where.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda p: p.mkdir(), "the league database {db} is a directory, not a database file"),
+        (lambda p: os.mkfifo(p), "the league database {db} is a named pipe, not a database file"),
+        (lambda p: p.write_text("hello\n"), "the league database file {db} is not an SQLite database"),
+    ],
+    ids=["directory", "fifo", "not-sqlite"],
+)
+def test_a_path_that_is_no_database_is_named_and_nothing_is_left(make, expected: str, tmp_path: Path) -> None:
+    """It used to be exit 1 "database error: disk I/O error" (a FIFO) or "file is not a database",
+    with a `.migrate.lock` left beside the path."""
+    where = tmp_path / "given"
+    where.mkdir()
+    make(where / "league.db")
+    before = _leftovers(where)
+    proc = leagues(f"sqlite:///{where / 'league.db'}", tmp_path)
+    assert proc.returncode == 2, (proc.returncode, proc.stderr)
+    assert expected.format(db=where / "league.db") in " ".join(proc.stderr.split()), proc.stderr
+    assert _leftovers(where) == before
+
+
+def test_a_named_database_that_does_not_exist_is_not_created_by_a_listing(tmp_path: Path) -> None:
+    """A typo in --db printed an empty table (and created directories and an empty database)."""
+    proc = leagues(f"sqlite:///{tmp_path / 'typo' / 'dir' / 'league.db'}", tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    said = " ".join(proc.stderr.split())
+    assert f"there is no league database at {tmp_path / 'typo' / 'dir' / 'league.db'}" in said, said
+    assert "upload-coworld" in proc.stderr
+    assert _leftovers(tmp_path) == []  # not even the home: nothing was opened
+
+
+def test_an_upload_creates_a_named_database_but_not_its_missing_directory(tmp_path: Path) -> None:
+    env = {**os.environ, "COWORLD_HOME": str(tmp_path / "home")}
+    env.pop("COWORLD_DATABASE_URL", None)
+    upload = ("upload-policy", "coworld/testkit:dev", "--name", "p")
+    proc = run_cli(*upload, "--db", f"sqlite:///{tmp_path / 'typo' / 'league.db'}", env=env, timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert f"the directory {tmp_path / 'typo'} does not exist" in " ".join(proc.stderr.split()), proc.stderr
+    assert not (tmp_path / "typo").exists()
+    proc = run_cli(*upload, "--db", f"sqlite:///{tmp_path / 'league.db'}", env=env, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    listed = leagues(f"sqlite:///{tmp_path / 'league.db'}", tmp_path, "--json")
+    assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
+
+
+def test_the_default_database_is_created_by_any_command(tmp_path: Path) -> None:
+    env = {**os.environ, "COWORLD_HOME": str(tmp_path / "new" / "home")}
+    env.pop("COWORLD_DATABASE_URL", None)
+    proc = run_cli("leagues", "--json", env=env, timeout=60)
+    assert proc.returncode == 0 and json.loads(proc.stdout) == [], proc.stderr
+    assert (tmp_path / "new" / "home" / "coworld.db").is_file()
+
+
+def test_sqlite_query_arguments_are_refused(tmp_path: Path) -> None:
+    """pysqlite ignored `?mode=ro` (with a warning) and wrote anyway, to a file that was not made
+    owner-only because the query was taken for part of its name."""
+    proc = leagues(f"sqlite:///{tmp_path / 'league.db'}?mode=ro", tmp_path)
+    assert proc.returncode == 2 and "query arguments (mode=ro)" in proc.stderr, proc.stderr
+    assert "SAWarning" not in proc.stderr
+    assert _leftovers(tmp_path) == []

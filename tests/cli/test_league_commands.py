@@ -366,8 +366,10 @@ def test_commands_are_functions_callable_without_typer(
     import typer
 
     from coworld_cli.league import leagues, rounds
+    from coworld_pipeline.league.service import LeagueService
 
     db, home = f"sqlite:///{tmp_path / 'league.db'}", str(tmp_path)
+    LeagueService(db, home).close()  # a named database is created by uploads, not by listings
     leagues.leagues(db=db, home=home, as_json=True)
     assert json.loads(capsys.readouterr().out) == []
     with pytest.raises(typer.Exit) as exit_info:
