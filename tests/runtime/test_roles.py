@@ -189,6 +189,50 @@ def test_default_roles_on_a_failed_episode(tmp_path: Path) -> None:
     assert "because of slot 1" in zip_json(other.outputs["diagnosis"], "diagnosis.json")["advice"][0]
 
 
+def test_orchard_roles_on_a_failed_episode(tmp_path: Path) -> None:
+    """Orchard's own roles on a failed episode's bundle (no results, no replay): they crashed on it
+    (role_crashed, a traceback); now each says the episode failed and whose fault it was."""
+    workspace = play_failed(tmp_path)
+    bundle = write_bundle(
+        BundleRequest(BundleSource.local(workspace), operator=True), tmp_path / "ep.zip"
+    ).path
+    manifest = load_manifest(ORCHARD_MANIFEST)
+    runtime = make_runtime("process", base_dir=ORCHARD_DIR)
+    report = run_role(ReportRequest(bundle, resolve_role("reporter", manifest)), tmp_path / "r", runtime)
+    assert report.ok and report.runnable_id == "orchard-reporter", report.error and report.error.to_json()
+    rows = pq.read_table(report.outputs["stats"]).to_pylist()
+    assert (
+        rows[0]["key"] == "episode_failed" and json.loads(rows[0]["value"])["error_type"] == "player_crashed"
+    )
+    with zipfile.ZipFile(report.outputs["report"]) as archive:
+        assert "The episode **failed** (player_crashed)" in archive.read("report.md").decode()
+    grade = run_role(GradeRequest(bundle, resolve_role("grader", manifest)), tmp_path / "g", runtime)
+    assert grade.ok and grade.score == 0 and grade.grade["reason"] == "nothing to grade: player_crashed"
+    request = DiagnoseRequest(bundle, resolve_role("diagnoser", manifest), target_slot=1)
+    diagnosis = zip_json(run_role(request, tmp_path / "d", runtime).outputs["diagnosis"], "diagnosis.json")
+    assert diagnosis["failure"]["verdict"] == "target"
+    assert "player crashing on purpose" in diagnosis["log_tail"]
+
+
+@pytest.mark.parametrize("which", ["builtin", "orchard"])
+def test_a_bundle_that_is_no_zip_is_one_line_and_exit_2(which: str, tmp_path: Path) -> None:
+    """Both kinds of role said so with a traceback (exit 1)."""
+    bundle = tmp_path / "ep.zip"
+    bundle.write_text("not a zip\n")
+    manifest = load_manifest(ORCHARD_MANIFEST)
+    runtime = make_runtime("process", base_dir=ORCHARD_DIR)
+    for kind, request in (
+        ("reporter", ReportRequest),
+        ("grader", GradeRequest),
+        ("diagnoser", lambda b, r: DiagnoseRequest(b, r, target_slot=0)),
+    ):
+        role = builtin_role(kind) if which == "builtin" else resolve_role(kind, manifest)
+        outcome = run_role(request(bundle, role), tmp_path / kind, runtime)
+        assert not outcome.ok and outcome.exit_code == 2, (kind, outcome.error and outcome.error.to_json())
+        stderr = (outcome.logs_dir / "role.stderr.log").read_text()
+        assert "Traceback" not in stderr and len(stderr.strip().splitlines()) == 1, stderr
+
+
 def test_resolving_role_references() -> None:
     orchard = load_manifest(ORCHARD_MANIFEST)
     assert resolve_role("grader", orchard).id == "orchard-drama-grader"

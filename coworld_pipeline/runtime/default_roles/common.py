@@ -223,6 +223,18 @@ def _json_entry(archive: zipfile.ZipFile, name: str | None) -> Any:
         return None
 
 
+def read_episode(uri: str) -> Episode | None:
+    """The episode of the bundle at `uri`; None, after one line on stderr, when it cannot be read (not a
+    zip, truncated, gone): the role then exits 2, as for a missing env var, instead of a traceback."""
+    try:
+        return load_episode(read_bytes(uri))
+    except (OSError, zipfile.BadZipFile) as exc:
+        where = uri.split("?", 1)[0]  # a presigned URL's query is a credential
+        role = os.path.basename(sys.argv[0])
+        print(f"{role}: cannot read the episode bundle {where}: {exc}", file=sys.stderr)
+        return None
+
+
 def load_episode(data: bytes) -> Episode:
     """Read a bundle (CONTRACT §7): paths come from its manifest.json `files`, as the contract says."""
     with zipfile.ZipFile(io.BytesIO(data)) as archive:

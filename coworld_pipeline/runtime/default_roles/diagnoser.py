@@ -15,7 +15,7 @@ import os
 import re
 from typing import Any
 
-from .common import Episode, load_episode, pretty, read_bytes, require_env, standing, write_bytes, zip_bytes
+from .common import Episode, pretty, read_episode, require_env, standing, write_bytes, zip_bytes
 
 DIAGNOSER_ID = "default-diagnoser"
 
@@ -155,7 +155,9 @@ def main() -> int:
     if env is None:
         return 2
     bundle_uri, output_uri = env
-    episode = load_episode(read_bytes(bundle_uri))
+    episode = read_episode(bundle_uri)
+    if episode is None:
+        return 2
     target = os.environ.get("COGAME_TARGET_POLICY_URI")
     slot = resolve_target(episode, os.environ.get("COGAME_TARGET_SLOT"), target)
     diagnosis = diagnose(episode, slot) if episode.scores else diagnose_failure(episode, slot)

@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .common import Episode, load_episode, pretty, read_bytes, require_env, write_bytes
+from .common import Episode, pretty, read_episode, require_env, write_bytes
 
 GRADER_ID = "default-grader"
 
@@ -50,7 +50,10 @@ def main() -> int:
     if env is None:
         return 2
     bundle_uri, grade_uri = env
-    result = grade(load_episode(read_bytes(bundle_uri)), os.environ.get("COGAME_GRADER_ID") or GRADER_ID)
+    episode = read_episode(bundle_uri)
+    if episode is None:
+        return 2
+    result = grade(episode, os.environ.get("COGAME_GRADER_ID") or GRADER_ID)
     write_bytes(grade_uri, pretty(result), "application/json")
     print(f"[default-grader] score={result['score']}", flush=True)
     return 0

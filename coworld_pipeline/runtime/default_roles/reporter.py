@@ -16,7 +16,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from .common import Episode, dumps, load_episode, pretty, read_bytes, require_env, write_bytes, zip_bytes
+from .common import Episode, dumps, pretty, read_episode, require_env, write_bytes, zip_bytes
 
 REPORTER_ID = "default-reporter"
 
@@ -128,7 +128,9 @@ def main() -> int:
     if env is None:
         return 2
     bundle_uri, report_uri = env
-    episode = load_episode(read_bytes(bundle_uri))
+    episode = read_episode(bundle_uri)
+    if episode is None:
+        return 2
     archive, events = build_report(episode, os.environ.get("COGAME_REPORTER_ID") or REPORTER_ID)
     write_bytes(report_uri, archive, "application/zip")
     stats_uri = os.environ.get("COGAME_REPLAY_STATS_PARQUET_URI")

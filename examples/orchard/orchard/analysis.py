@@ -1,6 +1,11 @@
 """Episode-bundle loading and replay analysis shared by the reporter, grader, diagnoser and optimizer.
 
 Stdlib only (the reporter adds pyarrow for the parquet event log).
+
+A bundle of a failed episode usually has no results and no replay, only ``error_info.json``, the config
+and logs: loading it still works (``Bundle.failed``, ``Bundle.error``, ``Bundle.has_replay``), so every role
+can say something about the failure. A bundle that is not a zip, or holds a JSON entry that does not parse,
+raises `BundleError` (one line, naming the entry), which each role's ``main`` turns into exit code 2.
 """
 
 from __future__ import annotations
@@ -8,7 +13,11 @@ from __future__ import annotations
 import io
 import itertools
 import json
+import os
+import re
+import sys
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,15 +25,120 @@ from orchard import uris
 from orchard.engine import MOVES, manhattan
 
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+REPLAY_NAMES = ["replay.json", "replay", "replay.json.z", "replay.json.gz"]
+
+
+class BundleError(ValueError):
+    """An episode bundle that cannot be read at all (not a zip, or a corrupt entry)."""
 
 
 @dataclass
 class Bundle:
-    results: dict[str, Any]
-    replay: dict[str, Any]
+    results: dict[str, Any] = field(default_factory=dict)  # {} when the episode produced none
+    replay: dict[str, Any] | None = None  # None when the bundle has no replay
     config: dict[str, Any] | None = None
     manifest: dict[str, Any] = field(default_factory=dict)
-    logs: dict[str, str] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)  # entry name -> text
+    status: str = "success"
+    error: dict[str, Any] | None = None  # error_info.json of a failed episode
+
+    @property
+    def failed(self) -> bool:
+        return self.status != "success"
+
+    def analyzable_replay(self) -> dict[str, Any] | None:
+        """The replay when `analyze` can read it (it needs players and at least one frame), else None."""
+        replay = self.replay
+        if not isinstance(replay, dict):
+            return None
+        names, frames = replay.get("player_names"), replay.get("frames")
+        if isinstance(names, list) and names and isinstance(frames, list) and frames:
+            return replay
+        return None
+
+    @property
+    def has_replay(self) -> bool:
+        return self.analyzable_replay() is not None
+
+    @property
+    def error_type(self) -> str | None:
+        kind = (self.error or {}).get("error_type")
+        return str(kind) if kind else None
+
+    @property
+    def error_message(self) -> str:
+        message = (self.error or {}).get("message")
+        return str(message) if message else ""
+
+    @property
+    def blamed_slot(self) -> int | None:
+        """The slot error_info blames: producers name it ``failed_policy_index`` or ``slot`` (or neither,
+        or set one to null: then no player was blamed)."""
+        error = self.error or {}
+        for key in ("failed_policy_index", "slot"):
+            value = error.get(key)
+            if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+                return value
+            if isinstance(value, str) and value.isdigit():
+                return int(value)
+        return None
+
+    @property
+    def slot_count(self) -> int:
+        """Slots in the episode, from whatever the bundle has: results, replay, config, player logs."""
+        scores = self.results.get("scores")
+        if isinstance(scores, list) and scores:
+            return len(scores)
+        replay = self.analyzable_replay()
+        if replay is not None:
+            return len(replay["player_names"])
+        config = self.config or {}
+        for key in ("tokens", "players"):
+            if isinstance(config.get(key), list) and config[key]:
+                return len(config[key])
+        return len(self.player_log_names())
+
+    def player_names(self) -> list[str]:
+        """Display names per slot, from the replay or else the config (empty when unknown)."""
+        replay = self.analyzable_replay()
+        if replay is not None:
+            return [str(name) for name in replay["player_names"]]
+        players = (self.config or {}).get("players")
+        if isinstance(players, list) and len(players) == self.slot_count:
+            names = [player.get("name") if isinstance(player, dict) else None for player in players]
+            if all(isinstance(name, str) for name in names):
+                return [str(name) for name in names]
+        return []
+
+    def player_log_names(self) -> dict[int, str]:
+        """Slot -> the bundle entry of that slot's player log, as the manifest lists them."""
+        listed = _files(self.manifest).get("player_logs")
+        found: dict[int, str] = {}
+        if isinstance(listed, dict):
+            for slot, name in listed.items():
+                if str(slot).isdigit() and isinstance(name, str) and name in self.logs:
+                    found[int(slot)] = name
+        return dict(sorted(found.items()))
+
+    def game_log_names(self) -> dict[str, str]:
+        """Stream (``stdout``, ``stderr``) -> the bundle entry of that game log, as the manifest lists it."""
+        listed = _files(self.manifest).get("game_logs")
+        if not isinstance(listed, dict):
+            return {}
+        return {
+            str(stream): name
+            for stream, name in listed.items()
+            if isinstance(name, str) and name in self.logs
+        }
+
+    def player_log(self, slot: int) -> str | None:
+        name = self.player_log_names().get(slot) or f"logs/policy_agent_{slot}.log"
+        return self.logs.get(name)
+
+
+def _files(manifest: dict[str, Any]) -> dict[str, Any]:
+    files = manifest.get("files")
+    return files if isinstance(files, dict) else {}
 
 
 def _entry(files: dict[str, Any], token: str, fallbacks: list[str], names: set[str]) -> str | None:
@@ -37,33 +151,122 @@ def _entry(files: dict[str, Any], token: str, fallbacks: list[str], names: set[s
     return None
 
 
-def load_bundle_bytes(data: bytes) -> Bundle:
+def _listed_logs(files: dict[str, Any]) -> set[str]:
+    """Log entries the manifest names (they need not live under logs/)."""
+    names: set[str] = set()
+    for token in ("game_logs", "player_logs"):
+        listed = files.get(token)
+        if isinstance(listed, dict):
+            names.update(name for name in listed.values() if isinstance(name, str))
+    return names
+
+
+# What reading or decoding a damaged entry raises: bad JSON or UTF-8 (ValueError), a broken .gz/.z payload
+# or a bad CRC (OSError, EOFError, zlib.error, BadZipFile), an encrypted entry or an unsupported compression
+# method (RuntimeError, NotImplementedError).
+_DAMAGED = (ValueError, RecursionError, OSError, EOFError, RuntimeError, zlib.error, zipfile.BadZipFile)
+
+
+def _json(archive: zipfile.ZipFile, name: str | None) -> dict[str, Any] | None:
+    """Entry ``name`` parsed as a JSON object (None when absent); a damaged one is a BundleError naming it."""
+    if name is None:
+        return None
+    try:
+        value = json.loads(uris.decompress(archive.read(name), name))
+    except _DAMAGED as exc:
+        raise BundleError(f"episode bundle entry {name} is unreadable ({exc})") from None
+    if not isinstance(value, dict):
+        raise BundleError(f"episode bundle entry {name} is not a JSON object")
+    return value
+
+
+def _read(data: bytes) -> Bundle:
     with zipfile.ZipFile(io.BytesIO(data)) as archive:
         names = set(archive.namelist())
-        manifest: dict[str, Any] = {}
-        if "manifest.json" in names:
-            manifest = json.loads(archive.read("manifest.json"))
-        files = manifest.get("files", {}) if isinstance(manifest.get("files"), dict) else {}
-        results_name = _entry(files, "results", ["results.json"], names)
-        replay_name = _entry(
-            files, "replay", ["replay.json", "replay", "replay.json.z", "replay.json.gz"], names
-        )
-        if results_name is None or replay_name is None:
-            raise ValueError("episode bundle must contain results.json and replay.json")
-        results = json.loads(archive.read(results_name))
-        replay = json.loads(uris.decompress(archive.read(replay_name), replay_name))
-        config_name = _entry(files, "config", ["config.json"], names)
-        config = json.loads(archive.read(config_name)) if config_name else None
+        manifest = _json(archive, "manifest.json" if "manifest.json" in names else None) or {}
+        files = _files(manifest)
+        results = _json(archive, _entry(files, "results", ["results.json"], names))
+        replay = _json(archive, _entry(files, "replay", REPLAY_NAMES, names))
+        config = _json(archive, _entry(files, "config", ["config.json"], names))
+        error = _json(archive, _entry(files, "error_info", ["error_info.json"], names))
+        log_names = {n for n in names if n.startswith("logs/")} | (_listed_logs(files) & names)
         logs = {
             name: archive.read(name).decode("utf-8", errors="replace")
-            for name in sorted(names)
-            if name.startswith("logs/") and not name.endswith("/")
+            for name in sorted(log_names)
+            if not name.endswith("/")
         }
-    return Bundle(results=results, replay=replay, config=config, manifest=manifest, logs=logs)
+    if results is None and isinstance(replay, dict) and isinstance(replay.get("results"), dict):
+        results = replay["results"]  # a bundle asked for the replay alone: Orchard replays embed results
+    status = manifest.get("status")
+    if status not in ("success", "failed"):
+        # No manifest (or an odd one): an error report or missing results mean the episode failed.
+        status = "failed" if error is not None or results is None else "success"
+    return Bundle(
+        results=results or {},
+        replay=replay,
+        config=config,
+        manifest=manifest,
+        logs=logs,
+        status=status,
+        error=error,
+    )
+
+
+def load_bundle_bytes(data: bytes) -> Bundle:
+    try:
+        return _read(data)
+    except BundleError:
+        raise
+    except _DAMAGED as exc:
+        # The zip itself is damaged (not a zip, truncated, a corrupt log member): say so in one line.
+        raise BundleError(f"episode bundle is not a readable zip file ({exc})") from None
 
 
 def load_bundle(uri: str) -> Bundle:
     return load_bundle_bytes(uris.read_bytes(uri))
+
+
+def bundle_from_env(role: str, output_var: str) -> tuple[Bundle, str] | None:
+    """The bundle at ``COGAME_EPISODE_BUNDLE_URI`` and the output URI in ``output_var``, for a role's
+    ``main``; None, after one line on stderr, when either is unset or the bundle cannot be read (the role
+    then exits 2)."""
+    bundle_uri = os.environ.get("COGAME_EPISODE_BUNDLE_URI")
+    output_uri = os.environ.get(output_var)
+    if not bundle_uri or not output_uri:
+        print(f"orchard.{role} needs COGAME_EPISODE_BUNDLE_URI and {output_var}", file=sys.stderr)
+        return None
+    try:
+        return load_bundle(bundle_uri), output_uri
+    except (BundleError, uris.UriError) as exc:
+        print(f"orchard.{role}: {exc}", file=sys.stderr)
+        return None
+
+
+def shorten(text: str, limit: int = 500) -> str:
+    """``text`` on one line, cut to at most ``limit`` characters (error messages can be whole tracebacks)."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1].rstrip() + "…"
+
+
+def plain(text: str) -> str:
+    """Untrusted text from a bundle (entry names, error types) made safe for a heading or an inline code
+    span: no backticks, markup or line breaks."""
+    return re.sub(r"[^\w./:() -]", "_", text)[:120]
+
+
+def log_tail(text: str, lines: int = 20, width: int = 400) -> str:
+    """The last ``lines`` lines of a log (trailing blank lines dropped), each cut to ``width`` characters so
+    that one runaway line (a base64 blob, a minified traceback) cannot bloat a report."""
+    tail = text.rstrip().splitlines()[-lines:]
+    return "\n".join(line if len(line) <= width else line[: width - 1] + "…" for line in tail)
+
+
+def fenced(text: str) -> list[str]:
+    """Markdown lines showing ``text`` verbatim in a code block. Log text is untrusted: the fence is longer
+    than any backtick run in it, so no line of the text can close the block early."""
+    longest = max((len(run) for run in re.findall(r"`+", text)), default=0)
+    fence = "`" * max(3, longest + 1)
+    return [fence, *text.splitlines(), fence]
 
 
 def deterministic_zip(entries: dict[str, bytes]) -> bytes:

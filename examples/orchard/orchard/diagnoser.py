@@ -10,6 +10,12 @@ slot to diagnose. Accepted forms, tried in order:
 
 Unset or unmatched targets fall back to slot 0 (the manifest records how the target was resolved).
 Output ``COGAME_DIAGNOSIS_URI``: a zip with ``manifest.json``, ``advice.md`` and ``diagnosis.json``.
+
+A failed episode (or a bundle without a replay) has no play to analyse. The diagnosis then says, from
+``error_info.json``, whether the target slot made the episode fail, another slot did (so the episode says
+nothing about the target), or no player was blamed (a game or platform problem: re-run it), and shows the
+end of the target slot's player log when the bundle has it. Without a replay the slot count comes from the
+results, else the config, else the player logs listed in the bundle's manifest.
 """
 
 from __future__ import annotations
@@ -17,18 +23,29 @@ from __future__ import annotations
 import json
 import os
 import re
-import sys
 import urllib.parse
 from typing import Any
 
 from orchard import uris
-from orchard.analysis import Bundle, analyze, deterministic_zip, load_bundle
+from orchard.analysis import (
+    Bundle,
+    analyze,
+    bundle_from_env,
+    deterministic_zip,
+    fenced,
+    log_tail,
+    plain,
+    shorten,
+)
 
 DIAGNOSER_ID = "orchard-diagnoser"
+LOG_TAIL_LINES = 20
 
 
-def resolve_target(target: str | None, replay: dict[str, Any]) -> tuple[int, str]:
-    slots = len(replay["player_names"])
+def resolve_target(
+    target: str | None, slots: int, player_names: list[str], policy_names: list[str] | None = None
+) -> tuple[int, str]:
+    """(slot, how it was resolved) for ``target`` among ``slots`` slots with these names."""
     if not target:
         return 0, "no target given; diagnosing slot 0"
     text = target.strip()
@@ -37,8 +54,9 @@ def resolve_target(target: str | None, replay: dict[str, Any]) -> tuple[int, str
     )
     if match and int(match.group(1)) < slots:
         return int(match.group(1)), f"slot index {match.group(1)}"
-    names = [name.lower() for name in replay["player_names"]]
-    policies = [(name or "").lower() for name in (replay.get("policy_names") or [""] * slots)]
+    # Names may be missing (a failed episode's config need not list players): pad so every slot has one.
+    names = [str(name).lower() for name in player_names] + [""] * slots
+    policies = [(name or "").lower() for name in (policy_names or [])] + [""] * slots
     path_tail = urllib.parse.unquote(urllib.parse.urlsplit(text).path.rstrip("/").rsplit("/", 1)[-1]).lower()
     candidates = [text.lower(), path_tail]
     for candidate in candidates:
@@ -58,7 +76,9 @@ def resolve_target(target: str | None, replay: dict[str, Any]) -> tuple[int, str
 
 def diagnose(bundle: Bundle, target: str | None) -> dict[str, Any]:
     replay = bundle.replay
-    slot, how = resolve_target(target, replay)
+    slot, how = resolve_target(
+        target, len(replay["player_names"]), replay["player_names"], replay.get("policy_names")
+    )
     stats = analyze(replay)
     me = stats["slots"][slot]
     ticks = max(1, stats["ticks"])
@@ -158,13 +178,113 @@ def render_advice(diagnosis: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# --------------------------------------------------------------------------------------------------
+# failed episodes and bundles without a replay: judge from error_info.json, show the player log's end
+# --------------------------------------------------------------------------------------------------
+def diagnose_failure(bundle: Bundle, target: str | None) -> dict[str, Any]:
+    names = bundle.player_names()
+    slot, how = resolve_target(target, bundle.slot_count, names)
+    label = f"P{slot} {names[slot]}" if slot < len(names) else f"P{slot}"
+    kind = plain(bundle.error_type or "unknown error")
+    blamed = bundle.blamed_slot
+    log = bundle.player_log(slot)
+    tail = log_tail(log, LOG_TAIL_LINES) if log else ""
+    if not bundle.failed:
+        verdict = "no_replay"
+        advice = [
+            "The episode finished, but the bundle holds no replay, so there is no play to analyse: ask for "
+            "a bundle that includes the replay."
+        ]
+    elif blamed == slot:
+        verdict = "target"
+        advice = [
+            f"Your player made the episode fail ({kind}): fix this before tuning any strategy, since a "
+            "failed episode scores nothing.",
+            "The end of its log is below."
+            if tail
+            else "Its log is not in the bundle: ask for a bundle with this slot's player log.",
+        ]
+    elif blamed is not None:
+        verdict = "other"
+        advice = [
+            f"Slot {blamed} made the episode fail ({kind}), not this one: this episode says nothing about "
+            "your player. Look at other episodes."
+        ]
+    else:
+        verdict = "none"
+        advice = [
+            f"The episode failed ({kind}) without blaming any player: a problem of the game or the platform, "
+            "not of your player. Re-run the episode."
+        ]
+    return {
+        "diagnoser_id": DIAGNOSER_ID,
+        "target": target,
+        "target_slot": slot,
+        "target_resolution": how,
+        "label": label,
+        "status": bundle.status,
+        "failure": {
+            "error_type": bundle.error_type,
+            "message": shorten(bundle.error_message),
+            "blamed_slot": blamed,
+            "verdict": verdict,  # target | other | none | no_replay
+        },
+        "log_tail": tail,
+        # Kept (empty) so that consumers of succeeded diagnoses, like the optimizer, read this one too.
+        "summary": {},
+        "findings": [],
+        "advice": advice,
+    }
+
+
+def render_failure_advice(diagnosis: dict[str, Any]) -> str:
+    failure = diagnosis["failure"]
+    kind = plain(failure["error_type"] or "unknown error")
+    if failure["verdict"] == "no_replay":
+        headline = "The bundle holds no replay of this episode."
+    elif failure["verdict"] == "target":
+        headline = f"The episode failed ({kind}), and the failure was blamed on this slot."
+    elif failure["verdict"] == "other":
+        headline = f"The episode failed ({kind}), blamed on slot {failure['blamed_slot']}, not this one."
+    else:
+        headline = f"The episode failed ({kind}); no player was blamed."
+    lines = [
+        f"# Orchard diagnosis for {diagnosis['label']}",
+        "",
+        f"Target `{diagnosis['target']}` resolved as: {diagnosis['target_resolution']}.",
+        "",
+        headline,
+        "",
+        "## Advice",
+        "",
+    ]
+    lines += [f"- {item}" for item in diagnosis["advice"]]
+    if failure["message"]:
+        # The message and the log are untrusted text: fenced, so they render as written.
+        lines += ["", "## Error message", "", *fenced(failure["message"])]
+    if diagnosis["log_tail"]:
+        lines += [
+            "",
+            f"## End of the player log (last {LOG_TAIL_LINES} lines)",
+            "",
+            *fenced(diagnosis["log_tail"]),
+        ]
+    lines.append("")
+    return "\n".join(lines)
+
+
 def main() -> int:
-    bundle_uri = os.environ.get("COGAME_EPISODE_BUNDLE_URI")
-    output_uri = os.environ.get("COGAME_DIAGNOSIS_URI")
-    if not bundle_uri or not output_uri:
-        print("orchard.diagnoser needs COGAME_EPISODE_BUNDLE_URI and COGAME_DIAGNOSIS_URI", file=sys.stderr)
+    inputs = bundle_from_env("diagnoser", "COGAME_DIAGNOSIS_URI")
+    if inputs is None:
         return 2
-    diagnosis = diagnose(load_bundle(bundle_uri), os.environ.get("COGAME_TARGET_POLICY_URI"))
+    bundle, output_uri = inputs
+    target = os.environ.get("COGAME_TARGET_POLICY_URI")
+    if bundle.failed or not bundle.has_replay:
+        diagnosis = diagnose_failure(bundle, target)
+        advice_md = render_failure_advice(diagnosis)
+    else:
+        diagnosis = diagnose(bundle, target)
+        advice_md = render_advice(diagnosis)
     manifest = {
         "diagnoser_id": DIAGNOSER_ID,
         "target": diagnosis["target"],
@@ -175,7 +295,7 @@ def main() -> int:
     archive = deterministic_zip(
         {
             "manifest.json": json.dumps(manifest, sort_keys=True, indent=2).encode("utf-8"),
-            "advice.md": render_advice(diagnosis).encode("utf-8"),
+            "advice.md": advice_md.encode("utf-8"),
             "diagnosis.json": json.dumps(diagnosis, sort_keys=True, indent=2).encode("utf-8"),
         }
     )

@@ -6,21 +6,35 @@ Input ``COGAME_EPISODE_BUNDLE_URI``; output ``COGAME_GRADE_URI``: JSON ``{"grade
     score = 0.45 * min(lead_changes, 5) / 5          # the lead kept changing hands
           + 0.40 * (1 - margin / max(top_score, 1))  # the finish was close
           + 0.15 * late_lead_change                  # the lead changed in the last quarter
+
+A failed episode, or a bundle without a replay, has no match to watch: it grades 0.0 with
+``"reason": "nothing to grade: <error type, or 'no replay'>"``.
 """
 
 from __future__ import annotations
 
 import os
-import sys
 from typing import Any
 
 from orchard import uris
-from orchard.analysis import Bundle, analyze, load_bundle
+from orchard.analysis import Bundle, analyze, bundle_from_env
 
 GRADER_ID = "orchard-drama-grader"
 
 
+def nothing_to_grade(bundle: Bundle) -> str | None:
+    """Why this bundle cannot be graded, or None when it can."""
+    if bundle.failed:
+        return bundle.error_type or "episode failed"
+    if not bundle.has_replay:
+        return "no replay"
+    return None
+
+
 def grade(bundle: Bundle, grader_id: str = GRADER_ID) -> dict[str, Any]:
+    reason = nothing_to_grade(bundle)
+    if reason is not None:
+        return {"grader_id": grader_id, "score": 0.0, "reason": f"nothing to grade: {reason}"}
     stats = analyze(bundle.replay)
     scores = stats["scores"]
     top = max(scores) if scores else 0
@@ -43,12 +57,11 @@ def grade(bundle: Bundle, grader_id: str = GRADER_ID) -> dict[str, Any]:
 
 
 def main() -> int:
-    bundle_uri = os.environ.get("COGAME_EPISODE_BUNDLE_URI")
-    grade_uri = os.environ.get("COGAME_GRADE_URI")
-    if not bundle_uri or not grade_uri:
-        print("orchard.grader needs COGAME_EPISODE_BUNDLE_URI and COGAME_GRADE_URI", file=sys.stderr)
+    inputs = bundle_from_env("grader", "COGAME_GRADE_URI")
+    if inputs is None:
         return 2
-    result = grade(load_bundle(bundle_uri), os.environ.get("COGAME_GRADER_ID") or GRADER_ID)
+    bundle, grade_uri = inputs
+    result = grade(bundle, os.environ.get("COGAME_GRADER_ID") or GRADER_ID)
     uris.write_json(grade_uri, result, os.environ.get("COGAME_GRADE_METHOD"))
     print(f"[orchard-grader] score={result['score']}", flush=True)
     return 0
