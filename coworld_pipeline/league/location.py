@@ -36,10 +36,6 @@ def sqlite_path(url: str) -> str:
     return url.split("///", 1)[1] if "///" in url else ""
 
 
-# The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html).
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 def check_sqlite_file(url: str, home: Path, *, create: bool = True) -> None:
     """Refuse, as bad input naming it, an SQLite URL whose file cannot be the league database.
 
@@ -94,13 +90,32 @@ def check_sqlite_file(url: str, home: Path, *, create: bool = True) -> None:
         from coworld_pipeline.contract.bounded_io import file_kind
 
         raise LeagueError(f"the league database {shown} is {file_kind(mode)}, not a database file")
-    try:
-        with open(path, "rb") as handle:
-            head = handle.read(len(SQLITE_HEADER))
-    except OSError as exc:
-        raise LeagueError(f"cannot read the league database file {shown}: {exc.strerror}") from None
-    if head and head != SQLITE_HEADER[: len(head)]:  # an empty file is a new database
+    if _not_a_database(path):
         raise LeagueError(f"the league database file {shown} is not an SQLite database (a wrong --db?)")
+
+
+def _not_a_database(path: Path) -> bool:
+    """True when SQLite says the file is no database (SQLITE_NOTADB); an empty file is a new one.
+
+    Asked through SQLite, not by reading the header ourselves: closing a descriptor of our own on the
+    file would drop the POSIX locks this process's open league connections hold on it (SQLite shares
+    one lock table per file among its own connections, so its connection is safe to close). Any other
+    error (busy, locked, unreadable) is left to the engine, which reports it as it does today.
+    """
+    import sqlite3
+    from urllib.parse import quote
+
+    try:
+        conn = sqlite3.connect(f"file:{quote(str(path.absolute()))}?mode=ro", uri=True, timeout=5)
+    except sqlite3.Error:
+        return False
+    try:
+        conn.execute("PRAGMA schema_version").fetchall()
+    except sqlite3.DatabaseError as exc:
+        return getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_NOTADB or "not a database" in str(exc)
+    finally:
+        conn.close()
+    return False
 
 
 def _short(text: str) -> str:
