@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import typer
 
 from coworld_pipeline.contract.problems import ContractError
+from coworld_pipeline.league.errors import shortened as shortened  # one shortener for both layers
 from coworld_pipeline.runtime.files import write_whole
 
 if TYPE_CHECKING:
@@ -223,12 +224,6 @@ def _is_kind(path: Path, kind: str) -> bool:
         return True
     except (OSError, ValueError):
         return False
-
-
-def shortened(text: str, limit: int = 120) -> str:
-    """`text` whole when short, else its head and tail and its length: an error names a 5000-character
-    argument without burying the message under it."""
-    return text if len(text) <= limit else f"{text[:60]}…{text[-20:]} ({len(text)} characters)"
 
 
 def limits_or_exit(

@@ -104,7 +104,7 @@ def may_create(db: str | None, creates: bool = False) -> bool:
 
 
 def open_service(
-    cls: type[LeagueService], db: str | None, home: str | None, as_json: bool, creates: bool = True
+    cls: type[LeagueService], db: str | None, home: str | None, as_json: bool, creates: bool
 ) -> LeagueService:
     """The service on `home` and `db`; a home or database file the system refuses (a file in the way,
     a name too long, no permission to create it) is bad input naming it, not a traceback, and so is

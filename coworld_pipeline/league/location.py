@@ -10,6 +10,7 @@ import stat
 from pathlib import Path
 
 from coworld_pipeline.home import platform_home
+from coworld_pipeline.league.errors import LeagueError, shortened
 
 # Keep in step with the newest file in migrations/versions (a test checks it): opening an
 # up-to-date database then costs one query instead of loading alembic.
@@ -46,21 +47,19 @@ def check_sqlite_file(url: str, home: Path, *, create: bool = True) -> None:
     (a command that only reads) a missing file is refused too: an empty listing would hide the typo.
     Postgres and in-memory URLs are not checked here.
     """
-    from coworld_pipeline.league.errors import LeagueError
-
     if not is_sqlite(url):
         return
     path_text, _, query = sqlite_path(url).partition("?")
     if query:
         # pysqlite ignores them (with a warning) unless uri=true, so `?mode=ro` would still write
         raise LeagueError(
-            f"the league database URL has query arguments ({_short(query)}), which we do "
+            f"the league database URL has query arguments ({shortened(query, 200)}), which we do "
             "not pass to SQLite: give sqlite:///PATH"
         )
     if not path_text or path_text == ":memory:":
         return
     path = Path(path_text)
-    shown = _short(str(path))
+    shown = shortened(str(path), 200)
     parent = Path(os.path.abspath(path)).parent
     if create and (parent == home or home in parent.parents):
         # The default database lives in the home: make it as on a new machine. An OSError here (a file
@@ -75,12 +74,9 @@ def check_sqlite_file(url: str, home: Path, *, create: bool = True) -> None:
                 "`coworld upload-coworld` creates one"
             ) from None
         if not parent.is_dir():  # outside the home a missing directory is most likely a typo
-            reason = (
-                "not a directory"
-                if parent.exists()
-                else f"the directory {_short(str(parent))} does not exist"
-            )
-            raise LeagueError(f"cannot use the league database file {shown}: {reason}") from None
+            # (a parent that is a file made stat() raise NotADirectoryError, below)
+            missing = f"the directory {shortened(str(parent), 200)} does not exist"
+            raise LeagueError(f"cannot use the league database file {shown}: {missing}") from None
         return
     except NotADirectoryError:
         raise LeagueError(f"cannot use the league database file {shown}: not a directory") from None
@@ -116,7 +112,3 @@ def _not_a_database(path: Path) -> bool:
     finally:
         conn.close()
     return False
-
-
-def _short(text: str) -> str:
-    return text if len(text) <= 200 else f"{text[:120]}…{text[-40:]} ({len(text)} characters)"

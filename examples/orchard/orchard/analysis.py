@@ -61,6 +61,11 @@ class Bundle:
         return self.analyzable_replay() is not None
 
     @property
+    def has_match(self) -> bool:
+        """A succeeded episode with a replay to analyse; else the roles report why there is none."""
+        return not self.failed and self.has_replay
+
+    @property
     def error_type(self) -> str | None:
         kind = (self.error or {}).get("error_type")
         return str(kind) if kind else None

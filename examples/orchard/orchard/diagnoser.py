@@ -279,12 +279,12 @@ def main() -> int:
         return 2
     bundle, output_uri = inputs
     target = os.environ.get("COGAME_TARGET_POLICY_URI")
-    if bundle.failed or not bundle.has_replay:
-        diagnosis = diagnose_failure(bundle, target)
-        advice_md = render_failure_advice(diagnosis)
-    else:
+    if bundle.has_match:
         diagnosis = diagnose(bundle, target)
         advice_md = render_advice(diagnosis)
+    else:
+        diagnosis = diagnose_failure(bundle, target)
+        advice_md = render_failure_advice(diagnosis)
     manifest = {
         "diagnoser_id": DIAGNOSER_ID,
         "target": diagnosis["target"],

@@ -261,12 +261,12 @@ def render_failure(bundle: Bundle, stats: dict[str, Any]) -> str:
 
 
 def build_report(bundle: Bundle, reporter_id: str = REPORTER_ID) -> bytes:
-    if bundle.failed or not bundle.has_replay:
-        stats = failure_stats(bundle)
-        report, rows = render_failure(bundle, stats), failure_rows(bundle)
-    else:
+    if bundle.has_match:
         stats = analyze(bundle.replay)
         report, rows = render_report(bundle, stats), event_rows(bundle)
+    else:
+        stats = failure_stats(bundle)
+        report, rows = render_failure(bundle, stats), failure_rows(bundle)
     entries = {
         "manifest.json": _json(
             {"reporter_id": reporter_id, "render": "report.md", "event_log": "events.parquet"}
